@@ -1,0 +1,1 @@
+"""plantwatch service: MQTT ingest, ring buffers, batched scoring, alerts and metrics."""
