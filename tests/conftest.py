@@ -204,8 +204,7 @@ class MqttRecorder:
             return [
                 m
                 for m in self.messages
-                if (topic is None or mqtt.topic_matches_sub(topic, m.topic))
-                and (predicate is None or predicate(m))
+                if (topic is None or mqtt.topic_matches_sub(topic, m.topic)) and (predicate is None or predicate(m))
             ]
 
     def wait_for(
@@ -222,8 +221,7 @@ class MqttRecorder:
                 found = [
                     m
                     for m in self.messages
-                    if (topic is None or mqtt.topic_matches_sub(topic, m.topic))
-                    and (predicate is None or predicate(m))
+                    if (topic is None or mqtt.topic_matches_sub(topic, m.topic)) and (predicate is None or predicate(m))
                 ]
                 if len(found) >= count:
                     return found
@@ -266,7 +264,9 @@ def fail_on_thread_exception() -> Iterator[None]:
         threading.excepthook = previous
     if errors:
         first = errors[0]
-        pytest.fail(f"thread {first.thread.name if first.thread else '?'} raised {first.exc_type.__name__}: {first.exc_value}")
+        pytest.fail(
+            f"thread {first.thread.name if first.thread else '?'} raised {first.exc_type.__name__}: {first.exc_value}"
+        )
 
 
 @pytest.fixture
