@@ -1,0 +1,104 @@
+"""Frozen records passed between the service's stages (ingest -> buffers -> scheduler -> scoring -> alerts).
+
+Each record is immutable so a stage can hand it to the next thread without a lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+# Why a reading was refused; the label set of plantwatch_readings_rejected_total{reason}.
+RejectReason = Literal[
+    "too_large",  # payload over limits.max_payload_bytes, refused before decoding
+    "malformed",  # not UTF-8, not JSON, wrong shape (array, missing "values"/"value")
+    "schema",  # ts missing its zone, ts not a number or ISO string, empty values
+    "type",  # a value that is not a JSON number (string, bool, null, list, object)
+    "non_finite",  # NaN, Infinity, -Infinity, 1e999
+    "unknown_unit",
+    "unknown_sensor",
+    "late",  # older than the unit's watermark minus its max lateness
+    "future",  # ahead of the receive clock by more than the allowed skew
+    "duplicate",  # same (unit, sensor, ts) seen already (QoS 1 redelivery)
+]
+REJECT_REASONS: tuple[RejectReason, ...] = (
+    "too_large",
+    "malformed",
+    "schema",
+    "type",
+    "non_finite",
+    "unknown_unit",
+    "unknown_sensor",
+    "late",
+    "future",
+    "duplicate",
+)
+
+Detector = Literal["reconstruction", "forecast"]
+AlertState = Literal["firing", "resolved"]
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """Validated readings of one unit at one event time (one or more of its sensors)."""
+
+    unit: str
+    ts: float  # event time, epoch seconds
+    values: Mapping[str, float]  # sensor -> finite value; only configured sensors
+    received_at: float  # wall clock (time.time()) when the message arrived
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A message (or one value of it) that was refused, and why."""
+
+    reason: RejectReason
+    detail: str  # human-readable, for rate-limited logs; never a metric label
+    unit: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WindowJob:
+    """A complete window of one unit, due for scoring."""
+
+    unit: str
+    end_ts: float  # event time of the window's newest row
+    window: npt.NDArray[np.float32]  # [W, S] raw values, rows oldest -> newest, sensors in config order
+    received_at: float  # arrival time of the reading that completed the newest row
+
+
+@dataclass(frozen=True, slots=True)
+class Score:
+    """One scored window of one unit by one detector."""
+
+    unit: str
+    detector: Detector
+    model: str  # model name from the config, a bounded label
+    ts: float  # event time of the scored row
+    score: float
+    threshold: float
+    sensor_errors: Mapping[str, float]  # sensor -> contribution to the score
+    received_at: float
+    attention_steps: tuple[int, ...] = ()  # steps back from ts the model weighed most, if it has attention
+
+
+@dataclass(frozen=True, slots=True)
+class AlertEvent:
+    """A change of one unit's alert state (or a re-notification), as published on MQTT."""
+
+    alert_id: str  # stable for one episode: the same id on firing, re-notify and resolved
+    unit: str
+    state: AlertState
+    detector: Detector
+    ts: float  # event time of this event
+    started_at: float  # event time the episode started
+    score: float
+    threshold: float
+    severity: Literal["warning", "critical"]
+    sensors: tuple[tuple[str, float], ...]  # top contributors and their share of the score, largest first
+    model: str
+    attention_steps: tuple[int, ...] = ()
