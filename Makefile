@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml Makefile
 install: $(STAMP)
 
 lint: install
-	$(BIN)/ruff check monitor models simulators tests benchmarks
+	$(BIN)/ruff check .
 	$(BIN)/mypy monitor simulators models
 
 test: lint
