@@ -1,0 +1,1 @@
+"""One module per `plantwatch` subcommand: each exposes HELP, add_arguments(parser) and main(args) -> int."""

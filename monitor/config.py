@@ -1,0 +1,368 @@
+"""The service's configuration: one pydantic model tree, loaded from YAML, overridden by the environment.
+
+API:
+    load_config(path) -> PlantwatchConfig     # raises ConfigError listing "field.path: message" per error
+    ConfigError(errors: list[str])            # .errors; str() joins them one per line
+    PlantwatchConfig.model_validate(dict)     # programmatic (tests): same validation, environment included
+    mask_secrets(cfg) -> dict                 # JSON-able dump with every secret replaced by "**********"
+
+Precedence rises from YAML to the environment: ``PLANTWATCH__MQTT__HOST=broker`` overrides ``mqtt.host``
+(pydantic-settings, nested delimiter ``__``). Secrets are ``SecretStr``: never logged or printed in clear;
+``mqtt.password`` may come from ``PLANTWATCH__MQTT__PASSWORD`` or from ``mqtt.password_file``.
+Every model rejects unknown keys, so a typo is an error, not an ignored setting. Relative file paths
+(artifacts, TLS files, password file) are resolved against the config file's directory.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal, Self
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+UNIT_NAME_PATTERN = r"^[A-Za-z0-9_-]{1,32}$"
+SENSOR_NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+MASK = "**********"
+
+
+class ConfigError(ValueError):
+    """An invalid configuration: one "field.path: message" line per problem."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("\n".join(errors))
+        self.errors = errors
+
+
+class Strict(BaseModel):
+    """Base of every config section: unknown keys are errors and a loaded config never changes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelRef(Strict):
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="Model name: the `model` metric label and alert field."
+    )
+    artifact: Path = Field(description="Artifact directory (manifest.json + weights.safetensors).")
+
+
+class AlertsConfig(Strict):
+    fire_hits: int = Field(
+        default=3, ge=1, description="Fire when this many of the last `fire_window` windows are over."
+    )
+    fire_window: int = Field(default=5, ge=1, description="Number of recent windows the fire rule looks at.")
+    resolve_hits: int = Field(
+        default=10, ge=1, description="Resolve after this many consecutive windows under the level."
+    )
+    resolve_ratio: float = Field(
+        default=0.8, gt=0, le=1, description="Resolve level as a fraction of the threshold (hysteresis)."
+    )
+    min_duration_s: float = Field(
+        default=30.0, ge=0, description="An episode stays firing at least this long (event time)."
+    )
+    renotify_s: float = Field(default=600.0, gt=0, description="Re-publish a firing alert this often while it lasts.")
+    critical_ratio: float = Field(
+        default=2.0, ge=1, description="Severity `critical` above this multiple of the threshold."
+    )
+
+    @model_validator(mode="after")
+    def _hits_fit_window(self) -> Self:
+        if self.fire_hits > self.fire_window:
+            raise ValueError(f"fire_hits ({self.fire_hits}) must not exceed fire_window ({self.fire_window})")
+        return self
+
+
+class UnitConfig(Strict):
+    name: str = Field(
+        pattern=UNIT_NAME_PATTERN, description="Unit id: topic segment and metric label (letters, digits, _ -)."
+    )
+    sensors: list[str] = Field(min_length=1, description="Sensor names in the order the models expect them.")
+    period_s: float = Field(
+        default=1.0, gt=0, description="Sampling period: readings are aligned to rows of this length."
+    )
+    max_lateness_s: float = Field(
+        default=5.0, ge=0, description="Readings up to this much behind the newest are placed."
+    )
+    max_gap_periods: int = Field(
+        default=3,
+        ge=0,
+        description="A missing sensor is held over for at most this many rows; then the window is skipped.",
+    )
+    detector: ModelRef = Field(description="Reconstruction detector artifact (scores every new row).")
+    forecaster: ModelRef | None = Field(
+        default=None, description="Forecaster artifact (forecasts + residual detector)."
+    )
+    alerts: AlertsConfig = Field(default=AlertsConfig(), description="Alert policy for both detectors.")
+
+    @field_validator("sensors")
+    @classmethod
+    def _sensor_names(cls, sensors: list[str]) -> list[str]:
+        for name in sensors:
+            if not re.match(SENSOR_NAME_PATTERN, name):
+                raise ValueError(f"sensor name {name!r} must match {SENSOR_NAME_PATTERN}")
+        if len(set(sensors)) != len(sensors):
+            raise ValueError("sensor names must be unique")
+        return sensors
+
+
+class TlsConfig(Strict):
+    ca_file: Path | None = Field(
+        default=None, description="CA bundle that signs the broker's certificate (system if unset)."
+    )
+    cert_file: Path | None = Field(default=None, description="Client certificate (mutual TLS).")
+    key_file: Path | None = Field(default=None, description="Client private key (mutual TLS).")
+    insecure: bool = Field(default=False, description="Skip host name verification (logged as a warning; tests only).")
+
+    @model_validator(mode="after")
+    def _cert_and_key_together(self) -> Self:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file must be set together")
+        return self
+
+
+class TopicsConfig(Strict):
+    readings: str = Field(default="plant/{unit}/readings", description="Per-unit readings topic template.")
+    sensor: str | None = Field(
+        default="plant/{unit}/{sensor}", description="Per-sensor topic template; null to not subscribe to it."
+    )
+    prefix: str = Field(default="plantwatch", description="Prefix of every topic the service publishes.")
+
+    @field_validator("readings", "sensor", "prefix")
+    @classmethod
+    def _no_wildcards(cls, value: str | None) -> str | None:
+        if value is not None and ("#" in value or "+" in value or value == ""):
+            raise ValueError("must be a non-empty topic without MQTT wildcards (+, #)")
+        return value
+
+    @model_validator(mode="after")
+    def _placeholders(self) -> Self:
+        if self.readings.count("{unit}") != 1 or "{sensor}" in self.readings:
+            raise ValueError("readings must contain {unit} once and no {sensor}")
+        if self.sensor is not None and (self.sensor.count("{unit}") != 1 or self.sensor.count("{sensor}") != 1):
+            raise ValueError("sensor must contain {unit} and {sensor} once each")
+        return self
+
+
+class MqttConfig(Strict):
+    host: str = Field(default="localhost", min_length=1, description="Broker host name or IP.")
+    port: int = Field(default=1883, ge=1, le=65535, description="Broker port (8883 for TLS by convention).")
+    protocol: Literal["5", "3.1.1"] = Field(default="5", description="MQTT protocol version: 5 or 3.1.1.")
+    client_id: str = Field(
+        default="plantwatch",
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        description="Fixed client id: the broker keeps this session's queue across restarts. Unique per instance.",
+    )
+    username: str | None = Field(default=None, description="User name, if the broker requires one.")
+    password: SecretStr | None = Field(
+        default=None, description="Password (prefer PLANTWATCH__MQTT__PASSWORD or a file)."
+    )
+    password_file: Path | None = Field(default=None, description="File holding the password (first line).")
+    tls: TlsConfig | None = Field(default=None, description="TLS settings; unset means plain TCP.")
+    qos: Literal[0, 1, 2] = Field(default=1, description="QoS of the subscriptions and of published alerts.")
+    keepalive_s: int = Field(default=30, ge=5, le=65535, description="MQTT keepalive interval.")
+    session_expiry_s: int = Field(
+        default=3600, ge=0, description="MQTT 5 session expiry: how long the broker queues readings while we are away."
+    )
+    topics: TopicsConfig = Field(default=TopicsConfig(), description="Input templates and output prefix.")
+    reconnect_min_s: float = Field(default=1.0, gt=0, description="First reconnect delay.")
+    reconnect_max_s: float = Field(default=30.0, gt=0, description="Cap of the doubling reconnect delay.")
+    max_queued_messages: int = Field(
+        default=10000, ge=1, description="Bound of paho's outgoing queue while disconnected (newest dropped, counted)."
+    )
+
+    @field_validator("protocol", mode="before")
+    @classmethod
+    def _protocol_as_text(cls, value: Any) -> Any:
+        # YAML reads `protocol: 5` as an int.
+        return str(value) if isinstance(value, int | float) else value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.password is not None and self.password_file is not None:
+            raise ValueError("set password or password_file, not both")
+        if self.reconnect_min_s > self.reconnect_max_s:
+            raise ValueError("reconnect_min_s must not exceed reconnect_max_s")
+        return self
+
+    def resolved_password(self) -> str | None:
+        """The password in clear, for the MQTT client only (from the value or the file)."""
+        if self.password is not None:
+            return self.password.get_secret_value()
+        if self.password_file is not None:
+            lines = self.password_file.read_text().splitlines()
+            return lines[0] if lines else ""
+        return None
+
+
+class MetricsConfig(Strict):
+    host: str = Field(
+        default="127.0.0.1", description="Bind address of /metrics, /healthz, /readyz (loopback by default)."
+    )
+    port: int = Field(default=9108, ge=0, le=65535, description="Port of the metrics server (0: any free port).")
+
+
+class SchedulerConfig(Strict):
+    device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="auto: CUDA when present, else CPU.")
+    max_batch: int = Field(default=512, ge=1, description="Most windows per model forward.")
+    max_delay_ms: float = Field(default=20.0, ge=0, description="Longest a ready window waits for a fuller batch.")
+    precision: Literal["fp32", "fp16", "bf16"] = Field(default="fp32", description="Inference precision (CUDA only).")
+
+
+class LimitsConfig(Strict):
+    max_payload_bytes: int = Field(default=65536, ge=64, description="Larger payloads are refused before decoding.")
+    ingest_queue: int = Field(
+        default=100000, ge=1, description="Bound of the queue from the MQTT thread to the buffers."
+    )
+    job_queue: int = Field(default=10000, ge=1, description="Bound of the queue of windows waiting for scoring.")
+    max_units: int = Field(default=5000, ge=1, description="Most units one instance accepts.")
+    max_clock_skew_s: float = Field(
+        default=120.0, ge=0, description="Readings further ahead of the clock are `future`."
+    )
+
+
+class OutputsConfig(Strict):
+    publish_scores: bool = Field(default=True, description="Publish every scored window on <prefix>/scores/{unit}.")
+    publish_forecasts: bool = Field(default=True, description="Publish forecasts on <prefix>/forecast/{unit}.")
+
+
+class PlantwatchConfig(BaseSettings):
+    """The whole configuration; environment variables PLANTWATCH__SECTION__FIELD override the YAML."""
+
+    model_config = SettingsConfigDict(
+        extra="forbid",
+        frozen=True,
+        env_prefix="PLANTWATCH__",
+        env_nested_delimiter="__",
+        case_sensitive=False,
+    )
+
+    units: list[UnitConfig] = Field(min_length=1, description="The monitored units.")
+    mqtt: MqttConfig = Field(default=MqttConfig(), description="Broker connection and topics.")
+    metrics: MetricsConfig = Field(default=MetricsConfig(), description="Prometheus and health endpoints.")
+    scheduler: SchedulerConfig = Field(default=SchedulerConfig(), description="Batched inference.")
+    limits: LimitsConfig = Field(default=LimitsConfig(), description="Bounds on input and memory.")
+    outputs: OutputsConfig = Field(default=OutputsConfig(), description="Optional MQTT outputs.")
+    shutdown_timeout_s: float = Field(default=10.0, gt=0, description="Deadline of a clean stop (SIGTERM/SIGINT).")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment wins over the YAML (passed as init kwargs); no .env files, no secrets dir.
+        return (env_settings, init_settings)
+
+    @model_validator(mode="after")
+    def _units_consistent(self) -> Self:
+        names = [u.name for u in self.units]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"unit names must be unique; repeated: {', '.join(duplicates)}")
+        if len(self.units) > self.limits.max_units:
+            raise ValueError(f"{len(self.units)} units configured, limits.max_units is {self.limits.max_units}")
+        return self
+
+    def unit(self, name: str) -> UnitConfig:
+        """The unit called ``name`` (KeyError if none)."""
+        for unit in self.units:
+            if unit.name == name:
+                return unit
+        raise KeyError(name)
+
+
+def _format_errors(exc: ValidationError) -> list[str]:
+    lines = []
+    for err in exc.errors():
+        path = ".".join(str(p) for p in err["loc"]) or "(root)"
+        lines.append(f"{path}: {err['msg']}")
+    return lines
+
+
+def _resolve(path: Path | None, base: Path) -> Path | None:
+    if path is None:
+        return None
+    expanded = path.expanduser()
+    return expanded if expanded.is_absolute() else (base / expanded).resolve()
+
+
+def _resolve_paths(data: dict[str, Any], base: Path) -> None:
+    """Make relative paths in the raw YAML relative to the config file's directory (in place)."""
+
+    def fix(section: Any, key: str) -> None:
+        if isinstance(section, dict) and isinstance(section.get(key), str):
+            resolved = _resolve(Path(section[key]), base)
+            section[key] = str(resolved)
+
+    for unit in data.get("units") or []:
+        if isinstance(unit, dict):
+            fix(unit.get("detector"), "artifact")
+            fix(unit.get("forecaster"), "artifact")
+    mqtt = data.get("mqtt")
+    if isinstance(mqtt, dict):
+        fix(mqtt, "password_file")
+        for key in ("ca_file", "cert_file", "key_file"):
+            fix(mqtt.get("tls"), key)
+
+
+def parse_config(data: dict[str, Any]) -> PlantwatchConfig:
+    """Validate an already-loaded mapping (environment overrides applied); ConfigError on problems."""
+    try:
+        cfg = PlantwatchConfig(**data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc)) from None
+    problems = []
+    if cfg.mqtt.password_file is not None and not cfg.mqtt.password_file.is_file():
+        problems.append(f"mqtt.password_file: no such file: {cfg.mqtt.password_file}")
+    if cfg.mqtt.tls is not None:
+        for key in ("ca_file", "cert_file", "key_file"):
+            path = getattr(cfg.mqtt.tls, key)
+            if path is not None and not Path(path).is_file():
+                problems.append(f"mqtt.tls.{key}: no such file: {path}")
+    if problems:
+        raise ConfigError(problems)
+    return cfg
+
+
+def load_config(path: str | Path) -> PlantwatchConfig:
+    """Read, validate and return the configuration in ``path``; ConfigError lists every problem found."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"(file): cannot read {path}: {exc.strerror}"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"(file): invalid YAML in {path}: {exc}"]) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError([f"(root): expected a mapping at the top of {path}, got {type(data).__name__}"])
+    _resolve_paths(data, path.resolve().parent)
+    return parse_config(data)
+
+
+def check_artifacts(cfg: PlantwatchConfig) -> list[str]:
+    """Paths of configured artifact directories that do not exist, as "field.path: message" lines."""
+    problems = []
+    for i, unit in enumerate(cfg.units):
+        for role in ("detector", "forecaster"):
+            ref: ModelRef | None = getattr(unit, role)
+            if ref is not None and not (ref.artifact / "manifest.json").is_file():
+                problems.append(f"units.{i}.{role}.artifact: no artifact (manifest.json) in {ref.artifact}")
+    return problems
+
+
+def mask_secrets(cfg: PlantwatchConfig) -> dict[str, Any]:
+    """The configuration as plain JSON-able data, with every secret masked."""
+    data: dict[str, Any] = cfg.model_dump(mode="json")
+    if cfg.mqtt.password is not None:
+        data["mqtt"]["password"] = MASK
+    return data

@@ -1,0 +1,165 @@
+"""Configuration: validation with field paths, environment overrides, secrets, the example file and CLI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from monitor.config import ConfigError, load_config, mask_secrets
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "config" / "plantwatch.example.yaml"
+
+MINIMAL = """
+units:
+  - name: R1
+    sensors: [a, b]
+    detector: {name: det, artifact: arts/det}
+mqtt:
+  host: h1
+  protocol: 3.1.1
+"""
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "plantwatch.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_minimal_config_gets_defaults_and_relative_paths(tmp_path: Path) -> None:
+    cfg = load_config(_write(tmp_path, MINIMAL))
+    assert cfg.mqtt.host == "h1"
+    assert cfg.mqtt.protocol == "3.1.1"
+    assert cfg.mqtt.port == 1883
+    assert cfg.metrics.host == "127.0.0.1"
+    assert cfg.units[0].period_s == 1.0
+    assert cfg.units[0].alerts.fire_hits == 3
+    assert cfg.units[0].detector.artifact == (tmp_path / "arts" / "det").resolve()
+    assert cfg.units[0].forecaster is None
+
+
+def test_environment_overrides_yaml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PLANTWATCH__MQTT__HOST", "envhost")
+    monkeypatch.setenv("PLANTWATCH__SCHEDULER__MAX_BATCH", "64")
+    cfg = load_config(_write(tmp_path, MINIMAL))
+    assert cfg.mqtt.host == "envhost"
+    assert cfg.mqtt.protocol == "3.1.1"  # the rest of the section is kept
+    assert cfg.scheduler.max_batch == 64
+
+
+def test_secret_from_env_is_masked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PLANTWATCH__MQTT__PASSWORD", "hunter2-secret")
+    cfg = load_config(_write(tmp_path, MINIMAL))
+    assert cfg.mqtt.resolved_password() == "hunter2-secret"
+    assert "hunter2-secret" not in repr(cfg)
+    assert "hunter2-secret" not in str(mask_secrets(cfg))
+
+
+def test_password_file(tmp_path: Path) -> None:
+    (tmp_path / "pw").write_text("from-file\n")
+    cfg = load_config(_write(tmp_path, MINIMAL + "  password_file: pw\n"))
+    assert cfg.mqtt.resolved_password() == "from-file"
+    with pytest.raises(ConfigError) as info:
+        load_config(_write(tmp_path, MINIMAL + "  password_file: missing\n"))
+    assert info.value.errors[0].startswith("mqtt.password_file: no such file")
+
+
+@pytest.mark.parametrize(
+    ("patch", "expected"),
+    [
+        ("  colour: red\n", "mqtt.colour: Extra inputs are not permitted"),
+        ("  port: 0\n", "mqtt.port: Input should be greater than or equal to 1"),
+        ("  port: abc\n", "mqtt.port: Input should be a valid integer"),
+        ("  protocol: 4\n", "mqtt.protocol: Input should be '5' or '3.1.1'"),
+        ("  topics: {readings: 'plant/#'}\n", "mqtt.topics.readings: Value error, must be a non-empty topic"),
+        ("  reconnect_min_s: 60\n", "mqtt: Value error, reconnect_min_s must not exceed reconnect_max_s"),
+    ],
+)
+def test_invalid_mqtt_field_is_named(tmp_path: Path, patch: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(_write(tmp_path, MINIMAL + patch))
+    assert any(line.startswith(expected) for line in info.value.errors), info.value.errors
+
+
+def test_unit_errors_name_each_path(tmp_path: Path) -> None:
+    text = """
+units:
+  - name: R1
+    sensors: [a, a]
+    detector: {name: det, artifact: x}
+    alerts: {fire_hits: 9}
+  - name: "bad name"
+    sensors: [a]
+    detector: {name: det, artifact: x}
+  - name: R1
+    sensors: [a]
+    detector: {name: det, artifact: x}
+"""
+    with pytest.raises(ConfigError) as info:
+        load_config(_write(tmp_path, text))
+    errors = info.value.errors
+    assert "units.0.sensors: Value error, sensor names must be unique" in errors
+    assert "units.0.alerts: Value error, fire_hits (9) must not exceed fire_window (5)" in errors
+    assert any(e.startswith("units.1.name: String should match pattern") for e in errors)
+
+
+def test_duplicate_units_and_max_units(tmp_path: Path) -> None:
+    unit = "  - {name: R1, sensors: [a], detector: {name: d, artifact: x}}\n"
+    with pytest.raises(ConfigError) as info:
+        load_config(_write(tmp_path, "units:\n" + unit + unit))
+    assert info.value.errors == ["(root): Value error, unit names must be unique; repeated: R1"]
+    unit2 = "  - {name: R2, sensors: [a], detector: {name: d, artifact: x}}\n"
+    with pytest.raises(ConfigError) as info:
+        load_config(_write(tmp_path, "units:\n" + unit + unit2 + "limits: {max_units: 1}\n"))
+    assert "limits.max_units is 1" in info.value.errors[0]
+
+
+def test_yaml_syntax_and_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(_write(tmp_path, "units: [\n"))
+    assert info.value.errors[0].startswith("(file): invalid YAML")
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path / "nope.yaml")
+    assert info.value.errors[0].startswith("(file): cannot read")
+
+
+def test_example_config_is_valid() -> None:
+    cfg = load_config(EXAMPLE)
+    assert cfg.units[0].name == "R-101"
+    assert len(cfg.units[0].sensors) == 8
+    assert cfg.mqtt.protocol == "5"
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "monitor", *args], capture_output=True, text=True, timeout=60)
+
+
+def test_check_config_cli_exit_codes(tmp_path: Path) -> None:
+    bad = _write(tmp_path, MINIMAL + "  port: 70000\n")
+    result = _cli("check-config", str(bad))
+    assert result.returncode == 2
+    assert "mqtt.port: Input should be less than or equal to 65535" in result.stderr
+    ok = _cli("check-config", "--skip-artifacts", str(EXAMPLE))
+    assert ok.returncode == 0, ok.stderr
+    missing = _cli("check-config", str(EXAMPLE))
+    assert missing.returncode == 2
+    assert "units.0.detector.artifact: no artifact" in missing.stderr
+
+
+def test_print_config_masks_password(tmp_path: Path) -> None:
+    path = _write(tmp_path, MINIMAL)
+    result = subprocess.run(
+        [sys.executable, "-m", "monitor", "print-config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PLANTWATCH__MQTT__PASSWORD": "hunter2-secret", "PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "hunter2-secret" not in result.stdout
+    assert "password: '**********'" in result.stdout
+    assert "host: h1" in result.stdout
