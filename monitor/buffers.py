@@ -1,0 +1,352 @@
+"""Per-unit ring buffers and the event-time aligner: readings in, complete windows out.
+
+API (pure, single-threaded; the buffer thread and the backtest own one instance each)::
+
+    buffers = RingBuffers({"R1": UnitSpec(sensors=("a", "b"), period_s=1.0, window_rows=64)})
+    result = buffers.add(reading)      # -> AddResult(rejections, jobs, skipped)
+    result.jobs                        # WindowJobs that became due, oldest first, window [W, S] float32 (a copy)
+    result.rejections                  # Rejected("late" | "duplicate" | "unknown_unit" | ...) per refused value
+    result.skipped                     # {"gap": n}: closed rows whose window held an invalid row, not emitted
+    buffers.flush("R1")                # close every open row (end of a CSV); None: all units
+    buffers.fill("R1")                 # 0..1, share of the ring holding closed rows (a metric)
+
+Alignment. A reading's event time ``ts`` goes to row ``k = floor(ts / period_s + 0.5)`` (row time
+``k * period_s``). A unit's watermark is ``max ts seen - max_lateness_s``; row ``k`` is passed by the watermark
+when ``(k + 0.5) * period_s <= watermark``, so a reading that is at most ``max_lateness_s`` older than the newest
+one never lands in a passed row. Rows close strictly in order: the next row closes when all its sensors are in or
+when the watermark passes it. Waiting for the earlier rows is what makes a stream shuffled within the lateness
+produce exactly the rows of the in-order stream.
+
+A reading for a closed row is refused: ``duplicate`` if that sensor was observed in that row and the row is still in
+the ring (a QoS 1 redelivery), else ``late``. The same sensor twice in an open row is a ``duplicate``; the first
+value wins. A sensor missing from a closing row takes its last observed value for at most ``max_gap_periods`` rows
+in a row; beyond that the row is invalid. Rows that never received anything (a silent period) close as empty rows,
+under the same hold-over rule, once the watermark passes them. A closed row whose last ``window_rows`` rows are all
+valid yields a WindowJob; one whose window holds an invalid row is counted in ``skipped["gap"]`` (scoring
+fabricated data produces false alarms). Warm-up rows (fewer than ``window_rows`` closed so far) are neither.
+
+Memory per unit: the ring ``[capacity_rows, S]`` float32 plus row times and flags, preallocated, plus at most about
+``max_lateness_s / period_s + 2`` open rows; it does not grow with traffic.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from monitor.messages import Reading, Rejected, RejectReason, WindowJob
+
+# Why a due window was not emitted (label set of plantwatch_windows_skipped_total{reason} for this stage).
+SKIP_GAP = "gap"
+
+
+@dataclass(frozen=True, slots=True)
+class UnitSpec:
+    """How one unit's readings are aligned and windowed (converted from the unit's config by the caller).
+
+    window_rows: rows in each WindowJob, the largest window of the unit's models (see scoring.required_window_rows).
+    capacity_rows: ring size; None means ``2 * window_rows``. It bounds how far back a redelivery is recognised as
+    a duplicate rather than late.
+    """
+
+    sensors: tuple[str, ...]
+    period_s: float = 1.0
+    max_lateness_s: float = 5.0
+    max_gap_periods: int = 3
+    window_rows: int = 64
+    capacity_rows: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.sensors:
+            raise ValueError("a unit needs at least one sensor")
+        if len(set(self.sensors)) != len(self.sensors):
+            raise ValueError(f"sensor names must be unique, got {list(self.sensors)}")
+        if not (math.isfinite(self.period_s) and self.period_s > 0):
+            raise ValueError(f"period_s must be a positive number, got {self.period_s}")
+        if not (math.isfinite(self.max_lateness_s) and self.max_lateness_s >= 0):
+            raise ValueError(f"max_lateness_s must be >= 0, got {self.max_lateness_s}")
+        if self.max_gap_periods < 0:
+            raise ValueError(f"max_gap_periods must be >= 0, got {self.max_gap_periods}")
+        if self.window_rows < 1:
+            raise ValueError(f"window_rows must be >= 1, got {self.window_rows}")
+        if self.capacity_rows is not None and self.capacity_rows < self.window_rows:
+            raise ValueError(f"capacity_rows {self.capacity_rows} is smaller than window_rows {self.window_rows}")
+
+    @property
+    def capacity(self) -> int:
+        return self.capacity_rows if self.capacity_rows is not None else 2 * self.window_rows
+
+
+@dataclass(slots=True)
+class AddResult:
+    """What one ``add`` (or ``flush``) produced."""
+
+    rejections: list[Rejected] = field(default_factory=list)
+    jobs: list[WindowJob] = field(default_factory=list)
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    def merge(self, other: AddResult) -> None:
+        self.rejections.extend(other.rejections)
+        self.jobs.extend(other.jobs)
+        for reason, n in other.skipped.items():
+            self.skipped[reason] = self.skipped.get(reason, 0) + n
+
+
+class _OpenRow:
+    """A row still receiving readings."""
+
+    __slots__ = ("count", "observed", "received_at", "values")
+
+    def __init__(self, n_sensors: int) -> None:
+        self.values = [math.nan] * n_sensors
+        self.observed = [False] * n_sensors
+        self.count = 0
+        self.received_at = -math.inf
+
+
+class _Unit:
+    """One unit's aligner and ring. Not thread-safe: owned by one thread."""
+
+    def __init__(self, name: str, spec: UnitSpec) -> None:
+        self.name = name
+        self.spec = spec
+        self.n_sensors = len(spec.sensors)
+        self.index = {s: i for i, s in enumerate(spec.sensors)}
+        cap = spec.capacity
+        self.cap = cap
+        self.values = np.full((cap, self.n_sensors), np.nan, dtype=np.float32)  # [cap, S]
+        self.row_k = np.full(cap, -1, dtype=np.int64)  # row index k of each slot, -1 empty
+        self.valid = np.zeros(cap, dtype=bool)  # [cap]
+        self.observed = np.zeros((cap, self.n_sensors), dtype=bool)  # [cap, S] received (not held over)
+        self.head = 0  # next slot to write
+        self.rows_closed = 0
+        self.closed_upto: int | None = None  # k of the newest closed row
+        self.open: dict[int, _OpenRow] = {}
+        self.max_ts = -math.inf
+        # Per sensor: last observed value and rows since it was observed (huge = never, so no hold-over before the
+        # first value). Python lists: this is touched per row per sensor, where numpy scalars cost more.
+        self.last_values: list[float] = [math.nan] * self.n_sensors
+        self.age: list[int] = [1 << 40] * self.n_sensors
+        self.valid_run = 0  # consecutive valid rows ending at the newest closed row
+        self.last_received_at = -math.inf
+
+    # --- placing ---------------------------------------------------------------------------------------------
+    def row_of(self, ts: float) -> int:
+        return math.floor(ts / self.spec.period_s + 0.5)
+
+    def passed(self, k: int) -> bool:
+        """Whether the watermark has passed row k."""
+        return (k + 0.5) * self.spec.period_s <= self.max_ts - self.spec.max_lateness_s
+
+    def slot_of(self, k: int) -> int | None:
+        """Ring slot holding closed row k, if it is still in the ring."""
+        if self.closed_upto is None or k > self.closed_upto:
+            return None
+        back = self.closed_upto - k
+        if back >= min(self.rows_closed, self.cap):
+            return None
+        slot = (self.head - 1 - back) % self.cap
+        return slot if self.row_k[slot] == k else None
+
+    def add(self, reading: Reading, out: AddResult) -> None:
+        k = self.row_of(reading.ts)
+        closed = (self.closed_upto is not None and k <= self.closed_upto) or self.passed(k)
+        row: _OpenRow | None = None
+        for sensor, value in reading.values.items():
+            i = self.index.get(sensor)
+            if i is None:
+                out.rejections.append(Rejected("unknown_sensor", f"{self.name}: sensor {sensor!r}", self.name))
+                continue
+            if not math.isfinite(value):
+                out.rejections.append(Rejected("non_finite", f"{self.name}.{sensor}: {value!r}", self.name))
+                continue
+            if closed:
+                slot = self.slot_of(k)
+                reason: RejectReason = "duplicate" if slot is not None and self.observed[slot, i] else "late"
+                out.rejections.append(Rejected(reason, f"{self.name}.{sensor} at ts {reading.ts}", self.name))
+                continue
+            if row is None:
+                row = self.open.get(k)
+                if row is None:
+                    row = self.open[k] = _OpenRow(self.n_sensors)
+            if row.observed[i]:
+                out.rejections.append(Rejected("duplicate", f"{self.name}.{sensor} at ts {reading.ts}", self.name))
+                continue
+            row.values[i] = float(value)
+            row.observed[i] = True
+            row.count += 1
+            if reading.received_at > row.received_at:
+                row.received_at = reading.received_at
+        if row is None:
+            return  # nothing placed: neither the watermark nor any row changes
+        if reading.ts > self.max_ts:
+            self.max_ts = reading.ts
+        self.last_received_at = max(self.last_received_at, reading.received_at)
+        self.close_due(out, flush=False)
+
+    # --- closing ---------------------------------------------------------------------------------------------
+    def close_due(self, out: AddResult, flush: bool) -> None:
+        """Close rows in order while the next one is complete or passed (or, on flush, while any is open)."""
+        while True:
+            if self.closed_upto is not None:
+                nxt = self.closed_upto + 1
+            elif self.open:
+                nxt = min(self.open)
+            else:
+                return
+            row = self.open.get(nxt)
+            if row is not None:
+                if row.count == self.n_sensors or flush or self.passed(nxt):
+                    del self.open[nxt]
+                    self.close_row(nxt, row, out)
+                    continue
+                return
+            # Row nxt never received anything: close the silent span the watermark (or the flush) has passed.
+            next_open = min(self.open) if self.open else None
+            if flush:
+                if next_open is None:
+                    return
+                last = next_open - 1
+            else:
+                last = math.floor((self.max_ts - self.spec.max_lateness_s) / self.spec.period_s - 0.5)
+                if next_open is not None:
+                    last = min(last, next_open - 1)
+            if last < nxt:
+                return
+            self.close_empty_span(nxt, last - nxt + 1, out)
+
+    def close_empty_span(self, first_k: int, n_rows: int, out: AddResult) -> None:
+        # Rows one by one while a hold-over may still apply, then the rest in bulk (a long silence must not
+        # cost a loop over every missed period).
+        one_by_one = min(n_rows, self.spec.max_gap_periods + 1)
+        for j in range(one_by_one):
+            self.close_row(first_k + j, None, out)
+        rest = n_rows - one_by_one
+        if rest <= 0:
+            return
+        self.age = [a + rest for a in self.age]
+        self.valid_run = 0
+        write = min(rest, self.cap)
+        last_k = first_k + n_rows - 1
+        for j in range(write):  # at most capacity slots, oldest first
+            k = last_k - write + 1 + j
+            slot = self.head
+            self.values[slot] = np.nan
+            self.observed[slot] = False
+            self.valid[slot] = False
+            self.row_k[slot] = k
+            self.head = (slot + 1) % self.cap
+        before = self.rows_closed
+        self.rows_closed += rest
+        self.closed_upto = last_k
+        # Every one of these rows ends a window holding an invalid row; warm-up rows are not counted.
+        counted = self.rows_closed - max(before, self.spec.window_rows - 1)
+        if counted > 0:
+            out.skipped[SKIP_GAP] = out.skipped.get(SKIP_GAP, 0) + counted
+
+    def close_row(self, k: int, row: _OpenRow | None, out: AddResult) -> None:
+        slot = self.head
+        n = self.n_sensors
+        max_gap = self.spec.max_gap_periods
+        last, age = self.last_values, self.age
+        if row is not None and row.count == n:  # the common case: a complete row
+            vals = row.values
+            obs = row.observed
+            self.last_values = list(vals)
+            self.age = [0] * n
+            valid = True
+        else:
+            vals = [math.nan] * n
+            obs = [False] * n
+            valid = True
+            for i in range(n):
+                if row is not None and row.observed[i]:
+                    vals[i] = last[i] = row.values[i]
+                    obs[i] = True
+                    age[i] = 0
+                else:
+                    age[i] += 1
+                    if age[i] <= max_gap:
+                        vals[i] = last[i]
+                    else:
+                        valid = False
+        self.values[slot] = vals
+        self.observed[slot] = obs
+        self.valid[slot] = valid
+        self.row_k[slot] = k
+        self.head = (slot + 1) % self.cap
+        self.rows_closed += 1
+        self.closed_upto = k
+        self.valid_run = self.valid_run + 1 if valid else 0
+        w = self.spec.window_rows
+        if self.valid_run >= w:
+            received_at = row.received_at if row is not None else self.last_received_at
+            out.jobs.append(WindowJob(self.name, k * self.spec.period_s, self.window(w), received_at))
+        elif self.rows_closed >= w:
+            out.skipped[SKIP_GAP] = out.skipped.get(SKIP_GAP, 0) + 1
+
+    def window(self, w: int) -> npt.NDArray[np.float32]:
+        """A copy of the newest w closed rows, oldest first: [w, S] float32."""
+        start = self.head - w
+        if start >= 0:
+            return self.values[start : self.head].copy()
+        return np.concatenate((self.values[start:], self.values[: self.head]))
+
+    def fill(self) -> float:
+        return min(self.rows_closed, self.cap) / self.cap
+
+
+class RingBuffers:
+    """Every configured unit's aligner and ring buffer (see the module docstring)."""
+
+    def __init__(self, specs: Mapping[str, UnitSpec]) -> None:
+        self._units = {name: _Unit(name, spec) for name, spec in specs.items()}
+
+    @property
+    def units(self) -> tuple[str, ...]:
+        return tuple(self._units)
+
+    def spec(self, unit: str) -> UnitSpec:
+        return self._units[unit].spec
+
+    def add(self, reading: Reading) -> AddResult:
+        """Place one reading; returns the refused values, the windows that became due and the skipped count."""
+        out = AddResult()
+        state = self._units.get(reading.unit)
+        if state is None:
+            out.rejections.append(Rejected("unknown_unit", f"unit {reading.unit!r}", None))
+            return out
+        state.add(reading, out)
+        return out
+
+    def add_many(self, readings: Iterable[Reading]) -> AddResult:
+        """``add`` for each reading, results merged (the backtest's path)."""
+        out = AddResult()
+        for reading in readings:
+            state = self._units.get(reading.unit)
+            if state is None:
+                out.rejections.append(Rejected("unknown_unit", f"unit {reading.unit!r}", None))
+                continue
+            state.add(reading, out)
+        return out
+
+    def flush(self, unit: str | None = None) -> AddResult:
+        """Close every open row of one unit (or of all units): the end of the input."""
+        out = AddResult()
+        names = self._units if unit is None else [unit]
+        for name in names:
+            self._units[name].close_due(out, flush=True)
+        return out
+
+    def fill(self, unit: str) -> float:
+        """Share (0..1) of the unit's ring holding closed rows."""
+        return self._units[unit].fill()
+
+    def watermark(self, unit: str) -> float:
+        """The unit's watermark in event time (-inf before its first reading)."""
+        state = self._units[unit]
+        return state.max_ts - state.spec.max_lateness_s

@@ -1,0 +1,234 @@
+"""RingBuffers: alignment, lateness, duplicates, hold-over of gaps, windows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from monitor.buffers import AddResult, RingBuffers, UnitSpec
+from monitor.messages import Reading, WindowJob
+
+SENSORS = ("a", "b", "c")
+T0 = 1_732_590_000.0
+
+
+def spec(**kw: object) -> UnitSpec:
+    base: dict[str, object] = {
+        "sensors": SENSORS,
+        "period_s": 1.0,
+        "max_lateness_s": 5.0,
+        "max_gap_periods": 2,
+        "window_rows": 4,
+    }
+    base.update(kw)
+    return UnitSpec(**base)  # type: ignore[arg-type]
+
+
+def row_values(k: int) -> dict[str, float]:
+    return {"a": float(k), "b": 100.0 + k, "c": -float(k)}
+
+
+def per_sensor_stream(n_rows: int, rng: np.random.Generator, jitter_s: float = 0.2) -> list[Reading]:
+    """One Reading per sensor per row, event times jittered within the row's bucket, in arrival (= ts) order."""
+    out = []
+    for k in range(n_rows):
+        for s, v in row_values(k).items():
+            ts = T0 + k + float(rng.uniform(-jitter_s, jitter_s))
+            out.append(Reading("U", ts, {s: v}, received_at=ts + 0.01))
+    out.sort(key=lambda r: r.ts)
+    return out
+
+
+def feed(buffers: RingBuffers, readings: list[Reading]) -> AddResult:
+    total = AddResult()
+    for r in readings:
+        total.merge(buffers.add(r))
+    total.merge(buffers.flush())
+    return total
+
+
+def as_rows(jobs: list[WindowJob]) -> list[tuple[float, bytes]]:
+    return [(j.end_ts, j.window.tobytes()) for j in jobs]
+
+
+def test_in_order_complete_rows_yield_windows_once_warm() -> None:
+    buffers = RingBuffers({"U": spec()})
+    jobs: list[WindowJob] = []
+    for k in range(6):
+        res = buffers.add(Reading("U", T0 + k, row_values(k), received_at=T0 + k + 0.5))
+        assert res.rejections == []
+        assert res.skipped == {}
+        jobs += res.jobs
+        # A complete row closes at once: the window is due on the reading that completes it.
+        assert len(res.jobs) == (1 if k >= 3 else 0)
+    assert [j.end_ts for j in jobs] == [T0 + 3, T0 + 4, T0 + 5]
+    last = jobs[-1]
+    assert last.window.shape == (4, 3)
+    assert last.window.dtype == np.float32
+    np.testing.assert_array_equal(last.window[:, 0], [2, 3, 4, 5])
+    np.testing.assert_array_equal(last.window[:, 1], [102, 103, 104, 105])
+    assert last.received_at == T0 + 5.5
+    assert buffers.fill("U") == pytest.approx(6 / 8)
+
+
+def test_window_is_a_copy_across_the_ring_wrap() -> None:
+    buffers = RingBuffers({"U": spec(capacity_rows=5)})
+    jobs: list[WindowJob] = []
+    for k in range(12):
+        jobs += buffers.add(Reading("U", T0 + k, row_values(k), received_at=0.0)).jobs
+    first = jobs[0]
+    np.testing.assert_array_equal(first.window[:, 0], [0, 1, 2, 3])  # later writes did not change it
+    np.testing.assert_array_equal(jobs[-1].window[:, 0], [8, 9, 10, 11])  # rows 10, 11 sit at the ring's start
+    assert buffers.fill("U") == 1.0
+
+
+def test_out_of_order_within_lateness_gives_the_in_order_rows() -> None:
+    rng = np.random.default_rng(0)
+    in_order = per_sensor_stream(60, rng)
+    shuffled = list(in_order)
+    # Shuffle within +-2 s of event time (lateness 5 s): sort by a jittered key.
+    keys = [r.ts + float(rng.uniform(-2.0, 2.0)) for r in shuffled]
+    shuffled = [r for _, r in sorted(zip(keys, shuffled, strict=True), key=lambda p: p[0])]
+    assert shuffled != in_order
+
+    a = feed(RingBuffers({"U": spec()}), in_order)
+    b = feed(RingBuffers({"U": spec()}), shuffled)
+    assert a.rejections == [] and b.rejections == []
+    assert len(a.jobs) == 60 - 3
+    assert as_rows(a.jobs) == as_rows(b.jobs)
+    assert a.skipped == b.skipped == {}
+
+
+def test_late_reading_is_rejected_and_not_merged() -> None:
+    buffers = RingBuffers({"U": spec(max_lateness_s=2.0)})
+    for k in range(10):
+        buffers.add(Reading("U", T0 + k, row_values(k), received_at=0.0))
+    # Row 3 closed long ago and is still in the ring, but sensor "a" was observed there: a redelivery.
+    res = buffers.add(Reading("U", T0 + 3, {"a": 999.0}, received_at=0.0))
+    assert [r.reason for r in res.rejections] == ["duplicate"]
+    # Row -50 was never in the ring: late.
+    res = buffers.add(Reading("U", T0 - 50, {"a": 999.0}, received_at=0.0))
+    assert [r.reason for r in res.rejections] == ["late"]
+    assert res.jobs == []
+    # An incomplete row passed by the watermark is closed; a value for it afterwards is late.
+    buffers.add(Reading("U", T0 + 10, {"a": 1.0, "b": 2.0}, received_at=0.0))  # c missing
+    buffers.add(Reading("U", T0 + 13, row_values(13), received_at=0.0))  # watermark 11: row 10 passed
+    res = buffers.add(Reading("U", T0 + 10, {"c": 3.0}, received_at=0.0))
+    assert [(r.reason, r.unit) for r in res.rejections] == [("late", "U")]
+
+
+def test_duplicate_in_open_row_keeps_first_value() -> None:
+    buffers = RingBuffers({"U": spec(window_rows=1)})
+    assert buffers.add(Reading("U", T0, {"a": 1.0}, received_at=0.0)).rejections == []
+    res = buffers.add(Reading("U", T0 + 0.1, {"a": 2.0, "b": 5.0}, received_at=0.0))  # same row 0
+    assert [r.reason for r in res.rejections] == ["duplicate"]
+    res = buffers.add(Reading("U", T0, {"c": 7.0}, received_at=0.0))
+    assert len(res.jobs) == 1
+    np.testing.assert_array_equal(res.jobs[0].window, [[1.0, 5.0, 7.0]])
+
+
+def test_unknown_unit_sensor_and_non_finite_are_rejected_without_touching_the_buffer() -> None:
+    buffers = RingBuffers({"U": spec(window_rows=1)})
+    assert [r.reason for r in buffers.add(Reading("X", T0, {"a": 1.0}, 0.0)).rejections] == ["unknown_unit"]
+    res = buffers.add(Reading("U", T0, {"zz": 1.0, "a": float("nan")}, 0.0))
+    assert sorted(r.reason for r in res.rejections) == ["non_finite", "unknown_sensor"]
+    assert buffers.watermark("U") == float("-inf")  # nothing placed, nothing moved
+    res = buffers.add(Reading("U", T0, row_values(0), 0.0))
+    assert res.rejections == [] and len(res.jobs) == 1
+
+
+def test_missing_sensor_is_held_over_then_the_window_is_skipped() -> None:
+    buffers = RingBuffers({"U": spec(max_lateness_s=0.0, max_gap_periods=2)})
+    jobs: list[WindowJob] = []
+    skipped = 0
+    for k in range(12):
+        vals = row_values(k)
+        if 4 <= k <= 7:  # sensor c silent for 4 rows: 2 held over, then 2 invalid
+            del vals["c"]
+        res = buffers.add(Reading("U", T0 + k, vals, received_at=0.0))
+        jobs += res.jobs
+        skipped += res.skipped.get("gap", 0)
+    res = buffers.flush("U")
+    jobs += res.jobs
+    skipped += res.skipped.get("gap", 0)
+    ends = [int(j.end_ts - T0) for j in jobs]
+    # Rows 6 and 7 are invalid: the windows ending at 6..10 (window 4) hold one of them and are skipped; the
+    # sensor's return makes rows valid again, and the window ending at 11 (rows 8..11) is scored.
+    assert ends == [3, 4, 5, 11]
+    assert skipped == 5
+    # Rows 4, 5 carried c's last value (row 3 -> -3.0).
+    np.testing.assert_array_equal(jobs[2].window[:, 2], [-2.0, -3.0, -3.0, -3.0])
+    np.testing.assert_array_equal(jobs[3].window[:, 2], [-8.0, -9.0, -10.0, -11.0])
+
+
+def test_silent_period_closes_empty_rows_with_the_same_hold_over_rule() -> None:
+    buffers = RingBuffers({"U": spec(max_lateness_s=1.0, max_gap_periods=2)})
+    for k in range(5):
+        buffers.add(Reading("U", T0 + k, row_values(k), received_at=0.0))
+    # Two silent rows (5, 6): held over, still valid.
+    res = AddResult()
+    for k in range(7, 10):
+        res.merge(buffers.add(Reading("U", T0 + k, row_values(k), received_at=0.0)))
+    res.merge(buffers.flush())
+    assert [int(j.end_ts - T0) for j in res.jobs] == [5, 6, 7, 8, 9]
+    np.testing.assert_array_equal(res.jobs[1].window[:, 0], [3, 4, 4, 4])  # rows 5, 6 = row 4 held over
+    assert res.skipped == {}
+
+
+def test_long_silence_is_counted_in_bulk_and_bounded() -> None:
+    buffers = RingBuffers({"U": spec(max_lateness_s=0.0, max_gap_periods=2, window_rows=4)})
+    for k in range(5):
+        buffers.add(Reading("U", T0 + k, row_values(k), received_at=0.0))
+    # A day of silence: 86,400 rows close without a loop over each, all but two invalid.
+    res = buffers.add(Reading("U", T0 + 86_405, row_values(86_405), received_at=0.0))
+    # Rows 5..86,404 close; windows ending at 5, 6 are valid (held over); the rest hold an invalid row, and
+    # so does the window ending at the new row 86,405.
+    assert [int(j.end_ts - T0) for j in res.jobs] == [5, 6]
+    assert res.skipped == {"gap": 86_405 - 7 + 1}
+    jobs = []
+    for k in range(86_406, 86_409):
+        jobs += buffers.add(Reading("U", T0 + k, row_values(k), received_at=0.0)).jobs
+    assert [int(j.end_ts - T0) for j in jobs] == [86_408]
+    np.testing.assert_array_equal(jobs[0].window[:, 0], [86_405, 86_406, 86_407, 86_408])
+
+
+def test_rows_wait_for_earlier_rows_then_the_watermark_closes_them() -> None:
+    buffers = RingBuffers({"U": spec(max_lateness_s=3.0, window_rows=1)})
+    assert len(buffers.add(Reading("U", T0, row_values(0), 0.0)).jobs) == 1
+    assert buffers.add(Reading("U", T0 + 1, {"a": 1.0}, 0.0)).jobs == []  # row 1 incomplete
+    # Row 2 is complete but waits for row 1, which may still fill within the lateness.
+    assert buffers.add(Reading("U", T0 + 2, row_values(2), 0.0)).jobs == []
+    res = buffers.add(Reading("U", T0 + 1, {"b": 101.0, "c": -1.0}, 0.0))
+    assert [int(j.end_ts - T0) for j in res.jobs] == [1, 2]
+    # Row 3 incomplete; row 5's reading moves the watermark to 2: not yet; row 7 moves it to 4: row 3 (bucket
+    # up to 3.5) closes, the silent row 4 (up to 4.5) not yet.
+    buffers.add(Reading("U", T0 + 3, {"a": 3.0}, 0.0))
+    assert buffers.add(Reading("U", T0 + 5, row_values(5), 0.0)).jobs == []
+    res = buffers.add(Reading("U", T0 + 7, row_values(7), 0.0))
+    assert [int(j.end_ts - T0) for j in res.jobs] == [3]
+    np.testing.assert_array_equal(res.jobs[0].window, [[3.0, 102.0, -2.0]])  # b, c held over from row 2
+    res = buffers.flush()
+    assert [int(j.end_ts - T0) for j in res.jobs] == [4, 5, 6, 7]
+    np.testing.assert_array_equal(res.jobs[0].window, [[3.0, 102.0, -2.0]])  # the silent row 4 held over
+
+
+def test_rows_bucket_by_rounding_event_time() -> None:
+    buffers = RingBuffers({"U": spec(period_s=0.5, window_rows=1)})
+    # 0.74 s -> row 1 (0.5 s); 0.76 s -> row 2 (1.0 s).
+    buffers.add(Reading("U", T0 + 0.74, {"a": 1.0, "b": 1.0}, 0.0))
+    res = buffers.add(Reading("U", T0 + 0.76, {"c": 1.0}, 0.0))
+    assert res.jobs == []
+    res = buffers.flush("U")
+    # Row 1 lacks c with nothing to hold over: invalid. Row 2 holds a, b over from row 1: valid.
+    assert [j.end_ts - T0 for j in res.jobs] == [1.0]
+    np.testing.assert_array_equal(res.jobs[0].window, [[1.0, 1.0, 1.0]])
+    assert res.skipped == {"gap": 1}
+
+
+def test_spec_validation() -> None:
+    with pytest.raises(ValueError, match="capacity_rows 2 is smaller than window_rows 4"):
+        spec(capacity_rows=2)
+    with pytest.raises(ValueError, match="unique"):
+        UnitSpec(sensors=("a", "a"))
+    with pytest.raises(ValueError, match="period_s"):
+        spec(period_s=0.0)
