@@ -1,0 +1,195 @@
+"""Ingest: one MQTT message (topic, payload bytes) -> a validated Reading, or Rejected with a reason.
+
+API:
+    parser = Parser.from_config(cfg)        # or Parser(units={"R1": ("a", "b")}, ...)
+    parser.parse(topic, payload, received_at) -> Reading | Rejected
+
+Pure and O(payload): the paho network thread calls it for every message, so it never raises
+(any unexpected error becomes Rejected("malformed")) and never blocks. Checks, cheapest first:
+size (before decoding), topic (known unit, known sensor), UTF-8, strict JSON (NaN/Infinity/1e999
+-> non_finite; deep nesting -> malformed), shape, value types (bool, string, null, list, object
+-> type), timestamp (epoch seconds or ISO 8601 with a zone; missing -> received_at; too far ahead of
+the receive clock -> future). A message with any bad value is refused whole, so a buffer only ever
+sees complete, finite, known values. Late and duplicate readings are judged by the buffers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from monitor.config import PlantwatchConfig
+from monitor.messages import Reading, Rejected, RejectReason
+
+
+class _Refused(Exception):
+    """Raised inside the JSON decoder hooks to stop decoding early."""
+
+    def __init__(self, reason: RejectReason, detail: str) -> None:
+        super().__init__(detail)
+        self.reason: RejectReason = reason
+        self.detail = detail
+
+
+def _refuse_constant(name: str) -> float:
+    raise _Refused("non_finite", f"non-finite constant {name}")
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999 overflows to inf
+        raise _Refused("non_finite", f"number out of range: {text[:32]}")
+    return value
+
+
+def _parse_int(text: str) -> float:
+    if len(text) > 400:  # beyond any float; int() of a huge literal is also slow
+        raise _Refused("non_finite", "integer out of range")
+    value = float(int(text))
+    if not math.isfinite(value):
+        raise _Refused("non_finite", "integer out of range")
+    return value
+
+
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_parse_float, parse_int=_parse_int)
+
+
+def _topic_regex(template: str) -> re.Pattern[str]:
+    pattern = re.escape(template)
+    pattern = pattern.replace(re.escape("{unit}"), r"(?P<unit>[^/]+)")
+    pattern = pattern.replace(re.escape("{sensor}"), r"(?P<sensor>[^/]+)")
+    return re.compile(f"^{pattern}$")
+
+
+def topic_filter(template: str) -> str:
+    """The MQTT subscription filter of a topic template: each placeholder becomes ``+``."""
+    return template.replace("{unit}", "+").replace("{sensor}", "+")
+
+
+def _value(sensor: str, raw: Any) -> float:
+    # bool is an int subclass in Python and parse_int does not see true/false: check it first.
+    if isinstance(raw, bool) or not isinstance(raw, float):
+        raise _Refused("type", f"{sensor}: value is {type(raw).__name__}, not a number")
+    return raw
+
+
+class Parser:
+    """Validates messages against the configured units, sensors and topic templates."""
+
+    def __init__(
+        self,
+        units: Mapping[str, Sequence[str]],
+        readings_template: str = "plant/{unit}/readings",
+        sensor_template: str | None = "plant/{unit}/{sensor}",
+        max_payload_bytes: int = 65536,
+        max_clock_skew_s: float = 120.0,
+    ) -> None:
+        self._sensors: dict[str, frozenset[str]] = {unit: frozenset(s) for unit, s in units.items()}
+        self._readings = _topic_regex(readings_template)
+        self._sensor = _topic_regex(sensor_template) if sensor_template is not None else None
+        self._max_payload_bytes = max_payload_bytes
+        self._max_clock_skew_s = max_clock_skew_s
+
+    @classmethod
+    def from_config(cls, cfg: PlantwatchConfig) -> Parser:
+        return cls(
+            units={u.name: tuple(u.sensors) for u in cfg.units},
+            readings_template=cfg.mqtt.topics.readings,
+            sensor_template=cfg.mqtt.topics.sensor,
+            max_payload_bytes=cfg.limits.max_payload_bytes,
+            max_clock_skew_s=cfg.limits.max_clock_skew_s,
+        )
+
+    def parse(self, topic: str, payload: bytes, received_at: float) -> Reading | Rejected:
+        """Validate one message; never raises."""
+        try:
+            return self._parse(topic, payload, received_at)
+        except _Refused as exc:
+            return Rejected(exc.reason, exc.detail, self._unit_of(topic))
+        except Exception as exc:  # a bug must not kill the paho thread; the reading is refused and counted
+            return Rejected("malformed", f"unexpected {type(exc).__name__}: {exc}", self._unit_of(topic))
+
+    def _unit_of(self, topic: str) -> str | None:
+        match = self._readings.match(topic) or (self._sensor.match(topic) if self._sensor else None)
+        unit = match.group("unit") if match else None
+        return unit if unit in self._sensors else None  # only configured ids ever reach a label or a log
+
+    def _parse(self, topic: str, payload: bytes, received_at: float) -> Reading | Rejected:
+        if len(payload) > self._max_payload_bytes:
+            return Rejected("too_large", f"{len(payload)} bytes > {self._max_payload_bytes}")
+        sensor: str | None = None
+        match = self._readings.match(topic)
+        if match is None and self._sensor is not None:
+            match = self._sensor.match(topic)
+            if match is not None:
+                sensor = match.group("sensor")
+        if match is None:
+            return Rejected("malformed", "topic matches no input template")
+        unit = match.group("unit")
+        known = self._sensors.get(unit)
+        if known is None:
+            return Rejected("unknown_unit", "unit not configured")
+        if sensor is not None and sensor not in known:
+            return Rejected("unknown_sensor", f"sensor {sensor[:64]!r} not configured", unit)
+        try:
+            text = payload.decode("utf-8")
+        except UnicodeDecodeError:
+            return Rejected("malformed", "payload is not UTF-8", unit)
+        try:
+            doc = _DECODER.decode(text)
+        except (ValueError, RecursionError) as exc:
+            return Rejected("malformed", f"invalid JSON: {str(exc)[:80]}", unit)
+
+        if sensor is None:
+            if not isinstance(doc, dict) or "values" not in doc:
+                return Rejected("malformed", "readings payload must be an object with 'values'", unit)
+            raw_values = doc["values"]
+            if not isinstance(raw_values, dict):
+                return Rejected("malformed", "'values' must be an object", unit)
+            if not raw_values:
+                return Rejected("schema", "'values' is empty", unit)
+            values: dict[str, float] = {}
+            for name, raw in raw_values.items():
+                if name not in known:
+                    return Rejected("unknown_sensor", f"sensor {str(name)[:64]!r} not configured", unit)
+                values[name] = _value(name, raw)
+        elif isinstance(doc, dict):
+            if "value" not in doc:
+                return Rejected("malformed", "sensor payload must be a number or an object with 'value'", unit)
+            values = {sensor: _value(sensor, doc["value"])}
+        elif isinstance(doc, float) and not isinstance(doc, bool):
+            values = {sensor: doc}
+            doc = {}
+        elif isinstance(doc, list):
+            return Rejected("malformed", "sensor payload must be a number or an object", unit)
+        else:
+            values = {sensor: _value(sensor, doc)}  # raises "type" for strings, bools and nulls
+
+        ts = self._timestamp(doc.get("ts"), received_at)
+        if ts > received_at + self._max_clock_skew_s:
+            return Rejected("future", f"ts {ts:.3f} is {ts - received_at:.1f} s ahead of the clock", unit)
+        return Reading(unit=unit, ts=ts, values=values, received_at=received_at)
+
+    @staticmethod
+    def _timestamp(raw: Any, received_at: float) -> float:
+        if raw is None:
+            return received_at
+        if isinstance(raw, bool):
+            raise _Refused("schema", "ts is a boolean")
+        if isinstance(raw, float):
+            if raw <= 0:
+                raise _Refused("schema", "ts must be positive epoch seconds")
+            return raw
+        if isinstance(raw, str):
+            try:
+                parsed = datetime.fromisoformat(raw)
+            except ValueError:
+                raise _Refused("schema", f"ts {raw[:40]!r} is not ISO 8601") from None
+            if parsed.tzinfo is None:
+                raise _Refused("schema", "ISO ts needs a zone (Z or +hh:mm)")
+            return parsed.timestamp()
+        raise _Refused("schema", f"ts is {type(raw).__name__}")

@@ -1,0 +1,108 @@
+"""Ingest: every bad input is refused under its reason; good inputs become Readings (RELIABILITY B1-B4, B6, B9, B11)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from monitor.ingest import Parser, topic_filter
+from monitor.messages import Reading, Rejected
+
+NOW = 1_732_590_000.0
+
+
+@pytest.fixture
+def parser() -> Parser:
+    return Parser(units={"R1": ("temp", "pressure")}, max_payload_bytes=256, max_clock_skew_s=120.0)
+
+
+def _reading(parser: Parser, topic: str, payload: bytes | str) -> Reading:
+    raw = payload.encode() if isinstance(payload, str) else payload
+    result = parser.parse(topic, raw, NOW)
+    assert isinstance(result, Reading), result
+    return result
+
+
+def test_readings_payload(parser: Parser) -> None:
+    r = _reading(parser, "plant/R1/readings", json.dumps({"ts": NOW - 1.5, "values": {"temp": 351.2, "pressure": 5}}))
+    assert r.unit == "R1"
+    assert r.ts == NOW - 1.5
+    assert r.values == {"temp": 351.2, "pressure": 5.0}
+    assert r.received_at == NOW
+
+
+def test_sensor_payloads(parser: Parser) -> None:
+    assert _reading(parser, "plant/R1/temp", '{"ts": 1732589999.5, "value": 350}').values == {"temp": 350.0}
+    bare = _reading(parser, "plant/R1/pressure", "5.25")
+    assert bare.values == {"pressure": 5.25}
+    assert bare.ts == NOW  # no ts: the receive time
+
+
+def test_iso_timestamp_with_zone(parser: Parser) -> None:
+    r = _reading(parser, "plant/R1/temp", '{"ts": "2024-11-26T03:00:00Z", "value": 1}')
+    assert r.ts == 1732590000.0
+    r2 = _reading(parser, "plant/R1/temp", '{"ts": "2024-11-26T04:00:00+01:00", "value": 1}')
+    assert r2.ts == 1732590000.0
+
+
+@pytest.mark.parametrize(
+    ("topic", "payload", "reason"),
+    [
+        ("plant/R1/readings", b"x" * 257, "too_large"),
+        ("plant/R1/readings", b"{not json", "malformed"),
+        ("plant/R1/readings", b"\xff\xfe\x00", "malformed"),
+        ("plant/R1/readings", b"", "malformed"),
+        ("plant/R1/readings", b"[" * 200, "malformed"),
+        ("plant/R1/readings", b"[1, 2]", "malformed"),
+        ("plant/R1/readings", b'{"ts": 1}', "malformed"),
+        ("plant/R1/readings", b'{"values": {}}', "schema"),
+        ("plant/R1/readings", b'{"values": {"temp": NaN}}', "non_finite"),
+        ("plant/R1/readings", b'{"values": {"temp": Infinity}}', "non_finite"),
+        ("plant/R1/readings", b'{"values": {"temp": -Infinity}}', "non_finite"),
+        ("plant/R1/readings", b'{"values": {"temp": 1e999}}', "non_finite"),
+        ("plant/R1/readings", b'{"values": {"temp": "12.3"}}', "type"),
+        ("plant/R1/readings", b'{"values": {"temp": true}}', "type"),
+        ("plant/R1/readings", b'{"values": {"temp": null}}', "type"),
+        ("plant/R1/readings", b'{"values": {"temp": [1]}}', "type"),
+        ("plant/R1/readings", b'{"values": {"temp": {"v": 1}}}', "type"),
+        ("plant/R1/readings", b'{"values": {"colour": 1}}', "unknown_sensor"),
+        ("plant/R1/readings", b'{"ts": "2024-11-26T03:00:00", "values": {"temp": 1}}', "schema"),
+        ("plant/R1/readings", b'{"ts": "yesterday", "values": {"temp": 1}}', "schema"),
+        ("plant/R1/readings", b'{"ts": true, "values": {"temp": 1}}', "schema"),
+        ("plant/R1/readings", b'{"ts": 1732590300.0, "values": {"temp": 1}}', "future"),
+        ("plant/R9/readings", b'{"values": {"temp": 1}}', "unknown_unit"),
+        ("plant/R1/colour", b"1", "unknown_sensor"),
+        ("plant/R1/temp", b"true", "type"),
+        ("plant/R1/temp", b'"1"', "type"),
+        ("plant/R1/temp", b"null", "type"),
+        ("plant/R1/temp", b"NaN", "non_finite"),
+        ("plant/R1/temp", b"[1]", "malformed"),
+        ("other/R1/x/y", b"1", "malformed"),
+    ],
+)
+def test_bad_input_is_refused_with_reason(parser: Parser, topic: str, payload: bytes, reason: str) -> None:
+    result = parser.parse(topic, payload, NOW)
+    assert isinstance(result, Rejected), result
+    assert result.reason == reason, result.detail
+
+
+def test_unknown_unit_ids_never_echoed(parser: Parser) -> None:
+    result = parser.parse("plant/../../etc/readings", b'{"values": {"temp": 1}}', NOW)
+    assert isinstance(result, Rejected) and result.unit is None
+    result = parser.parse("plant/R1/readings", b'{"values": {"temp": NaN}}', NOW)
+    assert isinstance(result, Rejected) and result.unit == "R1"
+
+
+def test_huge_integer_is_refused(parser: Parser) -> None:
+    big = Parser(units={"R1": ("temp",)}, max_payload_bytes=65536)
+    result = big.parse("plant/R1/temp", ("9" * 5000).encode(), NOW)
+    assert isinstance(result, Rejected) and result.reason == "non_finite"
+
+
+def test_custom_templates_and_filters() -> None:
+    parser = Parser(units={"U": ("s",)}, readings_template="site/a/{unit}/all", sensor_template=None)
+    assert isinstance(parser.parse("site/a/U/all", b'{"values": {"s": 1}}', NOW), Reading)
+    rejected = parser.parse("plant/U/s", b"1", NOW)
+    assert isinstance(rejected, Rejected) and rejected.reason == "malformed"
+    assert topic_filter("plant/{unit}/{sensor}") == "plant/+/+"
