@@ -1,0 +1,385 @@
+"""The per-(unit, detector) alert state machine, its retained state, and the alert event wire format.
+
+API (pure, single-threaded; the alert stage and the backtest own the trackers)::
+
+    policy = AlertPolicy(fire_hits=3, fire_window=5, resolve_hits=10, resolve_ratio=0.8,
+                         min_duration_s=30, renotify_s=600, critical_ratio=2.0)
+    tracker = AlertTracker("R1", "reconstruction", policy)
+    event = tracker.update(score)          # -> AlertEvent | None (firing, re-notify, escalation, resolved)
+    state = tracker.snapshot()             # JSON-able dict; publish it retained
+    tracker.restore(state)                 # at start: an episode already firing is not fired again
+
+    board = AlertBoard({"R1": policy})     # every tracker of every unit, routed by (score.unit, score.detector)
+    board.update(score) -> AlertEvent | None
+    board.state_payload("R1") -> bytes     # the retained plantwatch/alerts/{unit}/state payload
+    board.restore_payload("R1", payload)   # read back at start (ValueError if it is not ours)
+    event_to_json(event) -> bytes, event_from_json(bytes) -> AlertEvent   # the plantwatch/alerts/{unit} payload
+
+States. ``idle``: each score is a hit when ``score > threshold``; the alert fires when at least ``fire_hits`` of
+the last ``fire_window`` scores are hits. The episode starts at the first hit of those (``started_at``) and its
+``alert_id`` is ``"{unit}:{detector}:{started_at in ms}"``: stable through the episode and the same after a
+restart. ``firing``: it resolves after ``resolve_hits`` consecutive scores under ``resolve_ratio * threshold``
+(hysteresis: a score between the two levels neither resolves nor counts as quiet) and only once the episode is
+``min_duration_s`` old. While firing, a ``firing`` event is repeated every ``renotify_s`` of event time, and once
+when the severity rises from warning to critical (``score > critical_ratio * threshold``). All times are event
+times, so a backtest gives the same events as the live service.
+
+Scores that are not finite, or whose threshold is not a positive finite number, are ignored (never an alert with
+a NaN score); so are scores not newer than the last one seen (a replay after a restart).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, cast
+
+from monitor.messages import AlertEvent, Detector, Score
+
+SCHEMA = 1
+DETECTORS: tuple[Detector, ...] = ("reconstruction", "forecast")
+Severity = Literal["warning", "critical"]
+
+
+@dataclass(frozen=True, slots=True)
+class AlertPolicy:
+    """When an alert fires, resolves and repeats (converted from a unit's ``alerts`` config by the caller)."""
+
+    fire_hits: int = 3  # k: hits needed ...
+    fire_window: int = 5  # n: ... among the last n scores
+    resolve_hits: int = 10  # m consecutive scores under resolve_ratio * threshold resolve it
+    resolve_ratio: float = 0.8
+    min_duration_s: float = 30.0  # an episode lasts at least this long (event time)
+    renotify_s: float = 600.0  # repeat a firing event this often while it lasts; 0 = never
+    critical_ratio: float = 2.0  # severity critical above critical_ratio * threshold
+    top_sensors: int = 3  # contributors listed in an event
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.fire_hits <= self.fire_window:
+            raise ValueError(f"need 1 <= fire_hits <= fire_window, got {self.fire_hits} of {self.fire_window}")
+        if self.resolve_hits < 1:
+            raise ValueError(f"resolve_hits must be >= 1, got {self.resolve_hits}")
+        if not 0 < self.resolve_ratio <= 1:
+            raise ValueError(f"resolve_ratio must be in (0, 1], got {self.resolve_ratio}")
+        if self.min_duration_s < 0 or self.renotify_s < 0:
+            raise ValueError("min_duration_s and renotify_s must be >= 0")
+        if self.critical_ratio < 1:
+            raise ValueError(f"critical_ratio must be >= 1, got {self.critical_ratio}")
+        if self.top_sensors < 1:
+            raise ValueError(f"top_sensors must be >= 1, got {self.top_sensors}")
+
+
+def make_alert_id(unit: str, detector: str, started_at: float) -> str:
+    """Deterministic episode id: the same unit, detector and start give the same id (after a restart too)."""
+    return f"{unit}:{detector}:{round(started_at * 1000)}"
+
+
+def top_contributors(sensor_errors: Mapping[str, float], n: int) -> tuple[tuple[str, float], ...]:
+    """The n largest contributors and their share of the total, largest first (shares of the finite, >= 0 ones)."""
+    items = [(s, float(e)) for s, e in sensor_errors.items() if math.isfinite(e) and e >= 0]
+    total = sum(e for _, e in items)
+    if total <= 0:
+        return ()
+    items.sort(key=lambda p: (-p[1], p[0]))
+    return tuple((s, round(e / total, 4)) for s, e in items[:n])
+
+
+class AlertTracker:
+    """The alert state of one (unit, detector); see the module docstring."""
+
+    def __init__(self, unit: str, detector: Detector, policy: AlertPolicy) -> None:
+        self.unit = unit
+        self.detector = detector
+        self.policy = policy
+        self._hits: deque[tuple[bool, float]] = deque(maxlen=policy.fire_window)  # (over threshold, ts)
+        self._firing: AlertEvent | None = None  # the episode's latest firing event
+        self._quiet_run = 0  # consecutive scores under the resolve level while firing
+        self._last_notified_ts = -math.inf
+        self._last_ts = -math.inf
+
+    @property
+    def firing(self) -> AlertEvent | None:
+        """The active episode's latest firing event, or None when idle."""
+        return self._firing
+
+    def update(self, score: Score) -> AlertEvent | None:
+        """Feed one score (in event-time order); returns the event to publish, if any."""
+        if score.unit != self.unit or score.detector != self.detector:
+            raise ValueError(
+                f"score for ({score.unit}, {score.detector}) fed to the tracker of ({self.unit}, {self.detector})"
+            )
+        if not (math.isfinite(score.score) and math.isfinite(score.threshold) and score.threshold > 0):
+            return None
+        if score.ts <= self._last_ts:
+            return None
+        self._last_ts = score.ts
+        if self._firing is None:
+            return self._update_idle(score)
+        return self._update_firing(score, self._firing)
+
+    def _severity(self, score: Score) -> Severity:
+        return "critical" if score.score > self.policy.critical_ratio * score.threshold else "warning"
+
+    def _event(
+        self,
+        score: Score,
+        state: Literal["firing", "resolved"],
+        alert_id: str,
+        started_at: float,
+        severity: Severity,
+        sensors: tuple[tuple[str, float], ...],
+    ) -> AlertEvent:
+        return AlertEvent(
+            alert_id=alert_id,
+            unit=self.unit,
+            state=state,
+            detector=self.detector,
+            ts=score.ts,
+            started_at=started_at,
+            score=float(score.score),
+            threshold=float(score.threshold),
+            severity=severity,
+            sensors=sensors,
+            model=score.model,
+            attention_steps=tuple(score.attention_steps),
+        )
+
+    def _update_idle(self, score: Score) -> AlertEvent | None:
+        self._hits.append((score.score > score.threshold, score.ts))
+        if sum(1 for over, _ in self._hits if over) < self.policy.fire_hits:
+            return None
+        started_at = next(ts for over, ts in self._hits if over)
+        event = self._event(
+            score,
+            "firing",
+            make_alert_id(self.unit, self.detector, started_at),
+            started_at,
+            self._severity(score),
+            top_contributors(score.sensor_errors, self.policy.top_sensors),
+        )
+        self._firing = event
+        self._quiet_run = 0
+        self._last_notified_ts = score.ts
+        self._hits.clear()
+        return event
+
+    def _update_firing(self, score: Score, firing: AlertEvent) -> AlertEvent | None:
+        p = self.policy
+        if score.score < p.resolve_ratio * score.threshold:
+            self._quiet_run += 1
+        else:
+            self._quiet_run = 0
+        if self._quiet_run >= p.resolve_hits and score.ts - firing.started_at >= p.min_duration_s:
+            self._firing = None
+            self._quiet_run = 0
+            # The resolved event names the sensors of the episode, not of the quiet score that ended it.
+            return self._event(score, "resolved", firing.alert_id, firing.started_at, firing.severity, firing.sensors)
+        escalated = firing.severity == "warning" and self._severity(score) == "critical"
+        renotify = p.renotify_s > 0 and score.ts - self._last_notified_ts >= p.renotify_s
+        if not (escalated or renotify):
+            return None
+        sensors = top_contributors(score.sensor_errors, p.top_sensors) or firing.sensors
+        severity: Severity = "critical" if escalated else firing.severity
+        event = self._event(score, "firing", firing.alert_id, firing.started_at, severity, sensors)
+        self._firing = event
+        self._last_notified_ts = score.ts
+        return event
+
+    # --- retained state ----------------------------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        """JSON-able state; ``restore`` of it continues the same episode without firing it again."""
+        return {
+            "schema": SCHEMA,
+            "unit": self.unit,
+            "detector": self.detector,
+            "state": "firing" if self._firing is not None else "idle",
+            "alert": event_to_dict(self._firing) if self._firing is not None else None,
+            "hits": [[over, ts] for over, ts in self._hits],
+            "quiet_run": self._quiet_run,
+            "last_notified_ts": _finite_or_none(self._last_notified_ts),
+            "last_ts": _finite_or_none(self._last_ts),
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Load a ``snapshot``; raises ValueError (state unchanged) if it is malformed or another tracker's."""
+        try:
+            if state.get("schema") != SCHEMA:
+                raise ValueError(f"schema {state.get('schema')!r}, expected {SCHEMA}")
+            if state["unit"] != self.unit or state["detector"] != self.detector:
+                raise ValueError(
+                    f"state of ({state['unit']}, {state['detector']}), not of ({self.unit}, {self.detector})"
+                )
+            alert = state["alert"]
+            firing = event_from_dict(alert) if alert is not None else None
+            if (state["state"] == "firing") != (firing is not None):
+                raise ValueError(f"state {state['state']!r} does not match the alert {alert!r}")
+            if firing is not None and firing.state != "firing":
+                raise ValueError("the active alert of a firing state must be a firing event")
+            hits = [(bool(_strict_bool(o)), _num(ts)) for o, ts in state["hits"]]
+            quiet_run = int(state["quiet_run"])
+            last_notified = _num_or(state["last_notified_ts"], -math.inf)
+            last_ts = _num_or(state["last_ts"], -math.inf)
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"malformed alert state: {exc!r}") from exc
+        self._firing = firing
+        self._hits = deque(hits[-self.policy.fire_window :], maxlen=self.policy.fire_window)
+        self._quiet_run = max(0, quiet_run)
+        self._last_notified_ts = last_notified
+        self._last_ts = last_ts
+
+
+class AlertBoard:
+    """One AlertTracker per (unit, detector) of the configured units, created on first use."""
+
+    def __init__(self, policies: Mapping[str, AlertPolicy]) -> None:
+        self._policies = dict(policies)
+        self._trackers: dict[tuple[str, Detector], AlertTracker] = {}
+
+    def tracker(self, unit: str, detector: Detector) -> AlertTracker:
+        key = (unit, detector)
+        tracker = self._trackers.get(key)
+        if tracker is None:
+            policy = self._policies.get(unit)
+            if policy is None:
+                raise ValueError(f"unknown unit {unit!r}")
+            tracker = self._trackers[key] = AlertTracker(unit, detector, policy)
+        return tracker
+
+    def update(self, score: Score) -> AlertEvent | None:
+        return self.tracker(score.unit, score.detector).update(score)
+
+    def active(self, unit: str) -> list[AlertEvent]:
+        """The unit's episodes now firing, one per detector at most."""
+        out = []
+        for detector in DETECTORS:
+            tracker = self._trackers.get((unit, detector))
+            if tracker is not None and tracker.firing is not None:
+                out.append(tracker.firing)
+        return out
+
+    def state_payload(self, unit: str) -> bytes:
+        """The retained ``plantwatch/alerts/{unit}/state`` payload: the unit's active alerts and tracker states."""
+        trackers = {d: self.tracker(unit, d).snapshot() for d in DETECTORS}
+        body = {
+            "schema": SCHEMA,
+            "unit": unit,
+            "state": "firing" if self.active(unit) else "ok",
+            "active": [event_to_dict(e) for e in self.active(unit)],
+            "trackers": trackers,
+        }
+        return json.dumps(body, allow_nan=False, separators=(",", ":")).encode()
+
+    def restore_payload(self, unit: str, payload: bytes) -> None:
+        """Restore the unit's trackers from its retained state; ValueError if the payload is not a valid state."""
+        try:
+            body = json.loads(payload)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise ValueError(f"alert state of {unit} is not JSON: {exc}") from exc
+        if not isinstance(body, dict) or body.get("schema") != SCHEMA or body.get("unit") != unit:
+            raise ValueError(f"not an alert state of unit {unit}")
+        trackers = body.get("trackers")
+        if not isinstance(trackers, dict):
+            raise ValueError(f"alert state of {unit} has no trackers")
+        for detector in DETECTORS:
+            state = trackers.get(detector)
+            if state is not None:
+                if not isinstance(state, dict):
+                    raise ValueError(f"alert state of {unit}.{detector} is not an object")
+                self.tracker(unit, detector).restore(state)
+
+
+# --- wire format -----------------------------------------------------------------------------------------------
+def event_to_dict(event: AlertEvent) -> dict[str, Any]:
+    """The DESIGN.md alert payload as a dict (``"schema": 1``)."""
+    return {
+        "schema": SCHEMA,
+        "alert_id": event.alert_id,
+        "unit": event.unit,
+        "state": event.state,
+        "detector": event.detector,
+        "ts": event.ts,
+        "started_at": event.started_at,
+        "score": event.score,
+        "threshold": event.threshold,
+        "severity": event.severity,
+        "sensors": [{"sensor": s, "share": share} for s, share in event.sensors],
+        "model": event.model,
+        "attention_steps": list(event.attention_steps),
+    }
+
+
+def event_to_json(event: AlertEvent) -> bytes:
+    """The ``plantwatch/alerts/{unit}`` payload (UTF-8 JSON; ValueError on a non-finite number)."""
+    return json.dumps(event_to_dict(event), allow_nan=False, separators=(",", ":")).encode()
+
+
+def event_from_dict(body: Any) -> AlertEvent:
+    """Parse an alert payload dict; ValueError names what is wrong."""
+    if not isinstance(body, dict):
+        raise ValueError("an alert event must be a JSON object")
+    if body.get("schema") != SCHEMA:
+        raise ValueError(f"alert schema {body.get('schema')!r}, expected {SCHEMA}")
+    try:
+        state = body["state"]
+        detector = body["detector"]
+        severity = body["severity"]
+        if state not in ("firing", "resolved"):
+            raise ValueError(f"state {state!r}")
+        if detector not in DETECTORS:
+            raise ValueError(f"detector {detector!r}")
+        if severity not in ("warning", "critical"):
+            raise ValueError(f"severity {severity!r}")
+        sensors = tuple((_str(s["sensor"]), _num(s["share"])) for s in body["sensors"])
+        return AlertEvent(
+            alert_id=_str(body["alert_id"]),
+            unit=_str(body["unit"]),
+            state=cast(Literal["firing", "resolved"], state),
+            detector=cast(Detector, detector),
+            ts=_num(body["ts"]),
+            started_at=_num(body["started_at"]),
+            score=_num(body["score"]),
+            threshold=_num(body["threshold"]),
+            severity=cast(Severity, severity),
+            sensors=sensors,
+            model=_str(body["model"]),
+            attention_steps=tuple(int(_num(x)) for x in body.get("attention_steps", ())),
+        )
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"malformed alert event: missing or wrong {exc}") from exc
+
+
+def event_from_json(payload: bytes) -> AlertEvent:
+    try:
+        body = json.loads(payload)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ValueError(f"alert event is not JSON: {exc}") from exc
+    return event_from_dict(body)
+
+
+def _num(x: Any) -> float:
+    if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x):
+        raise ValueError(f"expected a finite number, got {x!r}")
+    return float(x)
+
+
+def _num_or(x: Any, default: float) -> float:
+    return default if x is None else _num(x)
+
+
+def _str(x: Any) -> str:
+    if not isinstance(x, str):
+        raise ValueError(f"expected a string, got {x!r}")
+    return x
+
+
+def _strict_bool(x: Any) -> bool:
+    if not isinstance(x, bool):
+        raise ValueError(f"expected a boolean, got {x!r}")
+    return x
+
+
+def _finite_or_none(x: float) -> float | None:
+    return x if math.isfinite(x) else None
