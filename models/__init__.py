@@ -1,0 +1,27 @@
+"""plantwatch models: the seed's recurrent forecasters and detectors, training, calibration, safe artifacts.
+
+Usage::
+
+    from models.train import train_model, TrainConfig
+    from models.artifacts import load_artifact, ArtifactError
+
+    # normal data [T, S] in raw units (NaN = missing), columns in sensor order, sampled every period_s
+    path = train_model(data, sensors, "artifacts/r101", TrainConfig(kind="lstm_ae", window=50), period_s=1.0)
+
+    m = load_artifact(path, device="cpu", expected_sensors=sensors)   # ArtifactError (a ValueError) if refused
+    r = m.infer(windows)            # windows [B, W, S] float32 raw units, rows oldest -> newest
+    alarms = r.scores > m.threshold # detectors ("lstm_ae", "bilstm"): r.scores [B], r.sensor_errors [B, S]
+
+    f = load_artifact("artifacts/r101-lstm")   # forecasters ("rnn", "lstm", "gru", "seq2seq", "attention_lstm")
+    r = f.infer(windows)            # r.forecasts [B, H, S] raw units, steps 1..H after each window
+    score, per_sensor = f.residual_score(forecast_made_last_step, actual_row)   # [B, S] each -> [B], [B, S]
+    alarms = score > f.threshold    # r.attention [B, W] for "attention_lstm"
+
+    m_gpu = m.to("cuda")            # models.device.resolve_device: "auto" | "cpu" | "cuda"
+
+Command line: ``plantwatch train --data FILE.csv --model KIND --out DIR`` (models/train_cli.py).
+
+Modules: networks (nn.Modules and the kind registry), preprocessing (scalers, missing values,
+splits, windows), train, calibration (quantile and peaks-over-threshold), inference
+(LoadedModel), artifacts (manifest.json + weights.safetensors), device.
+"""

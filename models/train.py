@@ -1,0 +1,380 @@
+"""Programmatic training: normal data [T, S] in, one calibrated artifact directory out.
+
+Steps (``train_model``):
+
+1. Missing values: gaps of up to ``max_gap`` rows are forward-filled, rows that stay missing are
+   unusable and no window contains one (models/preprocessing.py states the policy).
+2. Chronological split: oldest rows train, then validation, the newest rows calibrate.
+3. Scaler (standard or min-max) fitted on the training rows only.
+4. Vectorized windows per split (no window spans two parts).
+5. Minibatch Adam on MSE in scaled units, gradient-norm clipping, early stopping on the
+   validation loss (the best epoch's weights are kept), seeded torch / numpy / ``random``,
+   a tqdm bar with the losses (``progress=False`` turns it off), device "auto" -> CUDA if present.
+6. Calibration on the calibration part through ``LoadedModel`` (the code that will apply the
+   threshold): detector scores, or forecasters' one-step residual scores; quantile or POT.
+7. ``save_artifact``: manifest.json + weights.safetensors.
+
+Detector score choice: the per-sensor error averages the whole window (``score_steps = window``)
+by default. Averaging only the newest rows reacts sooner to a fault's onset but is noisier;
+``score_steps`` sets it per model and is recorded in the manifest.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import math
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from models.artifacts import save_artifact
+from models.calibration import CALIBRATION_METHODS, calibrate
+from models.device import resolve_device
+from models.inference import LoadedModel
+from models.networks import KINDS, build_model
+from models.preprocessing import (
+    Scaler,
+    Split,
+    chronological_split,
+    forecast_pairs,
+    forward_fill,
+    reconstruction_windows,
+    sliding_windows,
+    valid_window_mask,
+)
+
+MISSING_VALUE_POLICY = (
+    "forward-fill gaps of at most max_gap rows per sensor; rows still missing are unusable and "
+    "no window contains one; at inference a window is filled inside itself and a sensor with no "
+    "value in the window scores NaN"
+)
+
+
+@dataclass
+class TrainConfig:
+    """Everything that shapes a training run; stored in the manifest under ``training.config``.
+
+    ``None`` sizes take the seed's values for the kind (models.networks.KINDS).
+    """
+
+    kind: str = "lstm_ae"
+    name: str | None = None  # model name (metric label); default: the kind
+    window: int = 50  # W rows in
+    horizon: int | None = None  # H steps out: forecasters only (seq2seq default 10, others 1)
+    hidden_size: int | None = None
+    num_layers: int | None = None
+    dropout: float | None = None
+    latent_size: int | None = None  # lstm_ae only
+    score_steps: int | None = None  # detectors: newest rows the score averages (default: all W)
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 1e-3
+    patience: int = 5  # epochs without validation improvement before stopping
+    grad_clip: float = 1.0  # max gradient norm
+    teacher_forcing: float = 0.5  # seq2seq: probability of feeding the true previous row while training
+    seed: int = 0
+    device: str = "auto"
+    scaler: str = "standard"
+    max_gap: int = 5  # rows; see the missing-value policy
+    val_fraction: float = 0.2
+    calib_fraction: float = 0.2
+    train_step: int = 1  # stride between training windows
+    calibration: str = "quantile"  # or "pot"
+    target_far: float = 0.01  # target false-alarm rate per scored window / row
+    progress: bool = True
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """Constructor arguments of the model (seed sizes where not given)."""
+        params = dict(KINDS[self.kind].seed_hyperparameters)
+        for key in ("hidden_size", "num_layers", "dropout", "latent_size"):
+            value = getattr(self, key)
+            if value is not None:
+                if key not in params:
+                    raise ValueError(f"{key} does not apply to model kind {self.kind!r}")
+                params[key] = value
+        return params
+
+    def resolved_horizon(self) -> int:
+        spec = KINDS[self.kind]
+        if spec.role == "detector":
+            if self.horizon not in (None, 0):
+                raise ValueError(f"{self.kind} is a detector: it has no forecast horizon")
+            return 0
+        horizon = spec.default_horizon if self.horizon is None else self.horizon
+        if horizon < 1:
+            raise ValueError("a forecaster's horizon must be >= 1")
+        if self.kind == "attention_lstm" and horizon != 1:
+            raise ValueError("attention_lstm forecasts one step (horizon 1)")
+        return horizon
+
+    def validate(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown model kind {self.kind!r}: expected one of {', '.join(KINDS)}")
+        if self.calibration not in CALIBRATION_METHODS:
+            raise ValueError(
+                f"unknown calibration {self.calibration!r}: expected one of {', '.join(CALIBRATION_METHODS)}"
+            )
+        if self.window < 2:
+            raise ValueError("window must be >= 2")
+        if self.epochs < 1 or self.batch_size < 1 or self.patience < 1 or self.train_step < 1:
+            raise ValueError("epochs, batch_size, patience and train_step must be >= 1")
+        if not 0.0 < self.target_far < 1.0:
+            raise ValueError("target_far must be in (0, 1)")
+        if self.score_steps is not None and not 1 <= self.score_steps <= self.window:
+            raise ValueError("score_steps must be in [1, window]")
+        self.resolved_horizon()
+        self.hyperparameters()
+
+
+def min_rows(config: TrainConfig) -> int:
+    """Fewest rows of (complete) data that leave every split at least one window."""
+    span = config.window + max(config.resolved_horizon(), 1)  # calibration needs one row after the window
+    smallest = min(config.val_fraction, config.calib_fraction, 1.0 - config.val_fraction - config.calib_fraction)
+    return math.ceil(span / smallest) + 2
+
+
+def seed_everything(seed: int) -> None:
+    """Seed ``random``, numpy and torch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def fingerprint(data: npt.NDArray[Any], sensors: Sequence[str], timestamps: npt.ArrayLike | None) -> dict[str, Any]:
+    """Identify the training data: sha256 of the values (float64, NaN kept) and sensor names."""
+    digest = hashlib.sha256()
+    digest.update("\x1f".join(sensors).encode("utf-8"))
+    digest.update(np.ascontiguousarray(data, dtype=np.float64).tobytes())
+    result: dict[str, Any] = {
+        "sha256": digest.hexdigest(),
+        "rows": int(data.shape[0]),
+        "missing_values": int(np.count_nonzero(~np.isfinite(data))),
+    }
+    if timestamps is not None:
+        ts = np.asarray(timestamps, dtype=np.float64)
+        if ts.size:
+            result["first_ts"] = float(ts[0])
+            result["last_ts"] = float(ts[-1])
+    return result
+
+
+def _batches(n: int, batch_size: int, generator: torch.Generator | None) -> list[torch.Tensor]:
+    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+    return list(torch.split(order, batch_size))
+
+
+def _loss(
+    module: nn.Module, kind: str, x: torch.Tensor, y: torch.Tensor | None, teacher_forcing: float
+) -> torch.Tensor:
+    """MSE in scaled units: forecast vs next rows, or reconstruction vs input."""
+    if KINDS[kind].role == "detector":
+        return nn.functional.mse_loss(module(x), x)
+    assert y is not None
+    pred = module(x, y, teacher_forcing) if kind == "seq2seq" else module(x)
+    return nn.functional.mse_loss(pred, y)
+
+
+def _evaluate(module: nn.Module, kind: str, x: torch.Tensor, y: torch.Tensor | None, batch_size: int) -> float:
+    module.eval()
+    total, count = 0.0, 0
+    with torch.inference_mode():
+        for idx in _batches(x.shape[0], max(batch_size, 256), None):
+            loss = _loss(module, kind, x[idx], None if y is None else y[idx], 0.0)
+            total += float(loss) * len(idx)
+            count += len(idx)
+    return total / max(count, 1)
+
+
+def fit_module(
+    module: nn.Module,
+    kind: str,
+    train: tuple[torch.Tensor, torch.Tensor | None],
+    validation: tuple[torch.Tensor, torch.Tensor | None],
+    config: TrainConfig,
+) -> dict[str, Any]:
+    """Minibatch Adam with clipping and early stopping; leaves the best epoch's weights in ``module``.
+
+    ``train`` and ``validation``: (X [N, W, S], Y [N, H, S] or None for detectors), scaled, on the
+    module's device. Returns the training figures for the manifest.
+    """
+    optimizer = torch.optim.Adam(module.parameters(), lr=config.lr)
+    generator = torch.Generator().manual_seed(config.seed)
+    x_train, y_train = train
+    x_val, y_val = validation
+    best_val, best_epoch, best_state = math.inf, 0, copy.deepcopy(module.state_dict())
+    history: list[list[float]] = []
+    started = time.perf_counter()
+    bar = tqdm(range(1, config.epochs + 1), desc=f"train {kind}", unit="epoch", disable=not config.progress)
+    for epoch in bar:
+        module.train()
+        total = 0.0
+        for idx in _batches(x_train.shape[0], config.batch_size, generator):
+            idx_dev = idx.to(x_train.device)
+            optimizer.zero_grad(set_to_none=True)
+            loss = _loss(
+                module, kind, x_train[idx_dev], None if y_train is None else y_train[idx_dev], config.teacher_forcing
+            )
+            loss.backward()  # type: ignore[no-untyped-call]
+            nn.utils.clip_grad_norm_(module.parameters(), config.grad_clip)
+            optimizer.step()
+            total += float(loss.detach()) * len(idx)
+        train_loss = total / x_train.shape[0]
+        val_loss = _evaluate(module, kind, x_val, y_val, config.batch_size)
+        history.append([round(train_loss, 6), round(val_loss, 6)])
+        bar.set_postfix(loss=f"{train_loss:.4f}", val=f"{val_loss:.4f}")
+        if val_loss < best_val:
+            best_val, best_epoch = val_loss, epoch
+            best_state = copy.deepcopy(module.state_dict())
+        elif epoch - best_epoch >= config.patience:
+            break
+    bar.close()
+    module.load_state_dict(best_state)
+    module.eval()
+    return {
+        "epochs_run": len(history),
+        "best_epoch": best_epoch,
+        "train_loss": history[best_epoch - 1][0] if history else math.nan,
+        "val_loss": best_val,
+        "history": history,
+        "seconds": round(time.perf_counter() - started, 3),
+        "early_stopped": len(history) < config.epochs,
+    }
+
+
+def _raw_pairs(
+    filled: npt.NDArray[np.float64], usable: npt.NDArray[np.bool_], part: slice, length: int
+) -> npt.NDArray[Any]:
+    """Raw windows of ``length`` usable rows inside one split part: [N, length, S]."""
+    windows = sliding_windows(filled[part], length)
+    return np.asarray(windows[valid_window_mask(usable[part], length)], dtype=np.float32)
+
+
+def train_model(
+    data: npt.ArrayLike,
+    sensors: Sequence[str],
+    out_dir: str | Path,
+    config: TrainConfig | None = None,
+    *,
+    period_s: float = 1.0,
+    timestamps: npt.ArrayLike | None = None,
+) -> Path:
+    """Train one model on normal data and write its calibrated artifact to ``out_dir``; returns the directory.
+
+    ``data``: [T, S] raw values in time order (NaN = missing), columns in ``sensors`` order,
+    sampled every ``period_s`` seconds. Raises ValueError for unusable input (too few rows, ...).
+    """
+    config = config or TrainConfig()
+    config.validate()
+    sensors = tuple(sensors)
+    raw = np.asarray(data, dtype=np.float64)
+    if raw.ndim != 2 or raw.shape[1] != len(sensors):
+        raise ValueError(f"data must be [T, {len(sensors)}] for sensors {list(sensors)}, got shape {list(raw.shape)}")
+    if len(set(sensors)) != len(sensors):
+        raise ValueError("sensor names must be distinct")
+    if np.isinf(raw).any():
+        raise ValueError("data holds infinite values")
+    needed = min_rows(config)
+    if raw.shape[0] < needed:
+        raise ValueError(
+            f"too few rows: {raw.shape[0]} rows, window {config.window} needs at least {needed} "
+            f"(train / validation / calibration parts of {config.val_fraction}/{config.calib_fraction})"
+        )
+    seed_everything(config.seed)
+    device = resolve_device(config.device)
+    kind = config.kind
+    horizon = config.resolved_horizon()
+    role = KINDS[kind].role
+
+    filled = forward_fill(raw, config.max_gap)
+    usable = np.asarray(np.isfinite(filled).all(axis=1), dtype=bool)
+    split: Split = chronological_split(raw.shape[0], config.val_fraction, config.calib_fraction)
+    scaler = Scaler.fit(filled[split.train][usable[split.train]], sensors, config.scaler)
+    scaled = scaler.transform(np.nan_to_num(filled, nan=0.0))
+
+    def tensors(part: slice, step: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if role == "detector":
+            x = reconstruction_windows(scaled[part], usable[part], config.window, step)
+            if x.shape[0] == 0:
+                raise ValueError(f"too few usable rows in a split part for window {config.window}")
+            return torch.from_numpy(x).to(device), None
+        x, y = forecast_pairs(scaled[part], usable[part], config.window, horizon)
+        if x.shape[0] == 0:
+            raise ValueError(f"too few usable rows in a split part for window {config.window} + horizon {horizon}")
+        return torch.from_numpy(x[::step]).to(device), torch.from_numpy(np.ascontiguousarray(y[::step])).to(device)
+
+    train_xy = tensors(split.train, config.train_step)
+    val_xy = tensors(split.validation, 1)
+
+    hyper = config.hyperparameters()
+    module = build_model(kind, len(sensors), config.window, horizon, **hyper).to(device)
+    figures = fit_module(module, kind, train_xy, val_xy, config)
+    figures["windows"] = {"train": int(train_xy[0].shape[0]), "validation": int(val_xy[0].shape[0])}
+    if role == "forecaster":
+        # Persistence (repeat the last row) on the same validation windows: the bar a forecaster must beat.
+        x_val, y_val = val_xy
+        assert y_val is not None
+        figures["persistence_val_loss"] = float(nn.functional.mse_loss(x_val[:, -1:, :].expand_as(y_val), y_val))
+
+    manifest: dict[str, Any] = {
+        "name": config.name or kind,
+        "kind": kind,
+        "role": role,
+        "hyperparameters": hyper,
+        "sensors": list(sensors),
+        "period_s": float(period_s),
+        "window": config.window,
+        "horizon": horizon,
+        "scaler": scaler.to_dict(),
+        "score": {
+            "kind": "reconstruction" if role == "detector" else "forecast_residual",
+            "reduction": "mean over sensors of the mean squared scaled error"
+            + (" over the newest steps rows" if role == "detector" else " of the one-step-ahead forecast"),
+            "steps": (config.score_steps or config.window) if role == "detector" else config.window,
+        },
+        "missing_values": {"policy": MISSING_VALUE_POLICY, "max_gap": config.max_gap},
+        "threshold": {"method": "none", "value": math.nan},
+    }
+    loaded = LoadedModel(module, manifest, scaler, device)
+    calib_scores = calibration_scores(loaded, filled, usable, split.calibration)
+    threshold = calibrate(calib_scores, config.calibration, config.target_far)
+    threshold["calibration_rows"] = [int(split.calibration.start), int(split.calibration.stop)]
+    manifest["threshold"] = threshold
+    manifest["training"] = {
+        "config": dataclasses.asdict(config),
+        "data": fingerprint(raw, sensors, timestamps),
+        "split": split.as_dict(),
+        "figures": figures,
+        "device": str(device),
+    }
+    return save_artifact(out_dir, module, manifest)
+
+
+def calibration_scores(
+    model: LoadedModel, filled: npt.NDArray[np.float64], usable: npt.NDArray[np.bool_], part: slice
+) -> npt.NDArray[np.float32]:
+    """Scores of a model on one part of (filled) raw data, as the service computes them.
+
+    Detectors: ``infer(window).scores`` for every window. Forecasters: ``residual_score`` of the
+    one-step-ahead forecast of every row that has a full window before it.
+    """
+    if model.role == "detector":
+        windows = _raw_pairs(filled, usable, part, model.window)
+        scores = model.infer(windows).scores
+        assert scores is not None
+        return scores
+    spans = _raw_pairs(filled, usable, part, model.window + 1)
+    result = model.infer(spans[:, : model.window])
+    assert result.forecasts is not None
+    score, _ = model.residual_score(result.forecasts[:, 0], spans[:, model.window])
+    return score
