@@ -102,3 +102,15 @@ class AlertEvent:
     sensors: tuple[tuple[str, float], ...]  # top contributors and their share of the score, largest first
     model: str
     attention_steps: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Forecast:
+    """A forecaster's output for one unit, made at the window ending at ``ts`` (published, and kept by scoring)."""
+
+    unit: str
+    model: str  # forecaster name from the config
+    ts: float  # event time of the window's newest row; step h targets ts + h * period_s
+    period_s: float
+    values: npt.NDArray[np.float32]  # [H, S] raw units, sensors in config order
+    received_at: float

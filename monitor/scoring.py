@@ -1,0 +1,277 @@
+"""Scoring: due windows -> reconstruction and forecast-residual Scores, batched per model.
+
+API (single-threaded: the scheduler thread owns one engine; the backtest calls it synchronously)::
+
+    engine = ScoringEngine(
+        units={"R1": UnitModels(sensors=("a", "b"), period_s=1.0, detector="lstm_ae", forecaster="lstm")},
+        models={"lstm_ae": loaded_detector, "lstm": loaded_forecaster},   # models.artifacts.load_artifact(...)
+    )
+    required_window_rows(units["R1"], models)  # rows a WindowJob must carry (UnitSpec.window_rows)
+    out = engine.run(jobs)        # -> ScoringOutput(scores, forecasts, non_finite)
+    engine.score(jobs)            # -> list[Score]: run(jobs).scores
+    engine.to("cuda")             # move every model (OOM fallback: engine.to("cpu")); returns self
+    engine.replace_models(models) # SIGHUP reload: validate, swap, keep the forecast state of unchanged forecasters
+
+One ``infer`` per model per call: the jobs of all units that share a model are stacked into one batch
+``[B, model.window, S]`` (each job's newest ``model.window`` rows, columns permuted to the model's sensor order).
+
+Reconstruction (detector "reconstruction"): score and per-sensor errors straight from the detector.
+
+Forecast residual (detector "forecast"): the forecaster's one-step-ahead forecast made at the window ending at
+row t-1 is kept per unit and compared, with ``model.residual_score``, against row t's actual values when row t's
+job arrives (a forecast made before the actual was known). Each job also yields a new Forecast ``[H, S]``
+(``monitor.messages.Forecast``) for publishing. The first job of a unit, and a job whose previous row was not
+scored (a gap, or windows the scheduler skipped), gives no forecast Score: there is no forecast for that row.
+Forecast Scores carry ``attention_steps`` when the forecaster has attention: the rows it weighed most, as steps
+back from the scored row (1 = the row before it).
+
+Scores come back in job order (reconstruction before forecast for the same job), so each (unit, detector) stream
+is in event-time order for the AlertTracker. A non-finite score (a model output gone bad) is dropped and counted
+in ``ScoringOutput.non_finite``: never a NaN into the alert stage.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from monitor.messages import Forecast, Score, WindowJob
+
+if TYPE_CHECKING:  # models imports torch; the import is for annotations only
+    from models.inference import LoadedModel
+
+ATTENTION_TOP_STEPS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class UnitModels:
+    """Which models score one unit (keys into the engine's ``models``; converted from the unit's config)."""
+
+    sensors: tuple[str, ...]  # the unit's sensors, in WindowJob column order
+    period_s: float = 1.0
+    detector: str | None = None
+    forecaster: str | None = None
+
+
+@dataclass(slots=True)
+class ScoringOutput:
+    scores: list[Score] = field(default_factory=list)
+    forecasts: list[Forecast] = field(default_factory=list)
+    non_finite: int = 0  # scores dropped because the model produced NaN / inf
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """A unit's one-step forecast for its next row."""
+
+    made_at: float  # end_ts of the window it was made from
+    values: npt.NDArray[np.float32]  # [S] in model sensor order
+    attention_steps: tuple[int, ...]
+
+
+def required_window_rows(unit: UnitModels, models: Mapping[str, LoadedModel]) -> int:
+    """Rows each WindowJob of this unit must carry: the largest window among its models."""
+    rows = [models[name].window for name in (unit.detector, unit.forecaster) if name is not None]
+    if not rows:
+        raise ValueError("a unit needs a detector or a forecaster")
+    return max(rows)
+
+
+def _permutation(unit_sensors: Sequence[str], model: LoadedModel, model_name: str) -> npt.NDArray[np.intp] | None:
+    """Columns of the unit's window in the model's sensor order; None when the orders already agree."""
+    if tuple(model.sensors) == tuple(unit_sensors):
+        return None
+    if sorted(model.sensors) != sorted(unit_sensors):
+        raise ValueError(
+            f"model {model_name!r} expects sensors {list(model.sensors)}, the unit has {list(unit_sensors)}"
+        )
+    index = {s: i for i, s in enumerate(unit_sensors)}
+    return np.array([index[s] for s in model.sensors], dtype=np.intp)
+
+
+class ScoringEngine:
+    """Batched scoring of WindowJobs for every configured unit; see the module docstring."""
+
+    def __init__(self, units: Mapping[str, UnitModels], models: Mapping[str, LoadedModel]) -> None:
+        self._units = dict(units)
+        self._models: dict[str, LoadedModel] = {}
+        self._perm: dict[tuple[str, str], npt.NDArray[np.intp] | None] = {}
+        self._pending: dict[str, _Pending] = {}
+        self.replace_models(models)
+
+    @property
+    def models(self) -> Mapping[str, LoadedModel]:
+        return self._models
+
+    def replace_models(self, models: Mapping[str, LoadedModel]) -> None:
+        """Validate and swap in a new model set (all or nothing; ValueError names the problem)."""
+        perm: dict[tuple[str, str], npt.NDArray[np.intp] | None] = {}
+        for unit, spec in self._units.items():
+            for role, name in (("detector", spec.detector), ("forecaster", spec.forecaster)):
+                if name is None:
+                    continue
+                model = models.get(name)
+                if model is None:
+                    raise ValueError(f"unit {unit!r}: {role} {name!r} is not among the loaded models")
+                if model.role != role:
+                    raise ValueError(f"unit {unit!r}: model {name!r} is a {model.role}, configured as the {role}")
+                perm[(unit, name)] = _permutation(spec.sensors, model, name)
+        old = self._models
+        self._models = dict(models)
+        self._perm = perm
+        # A forecast made by a model that has been replaced is not compared with the new model's threshold.
+        for unit in list(self._pending):
+            name = self._units[unit].forecaster
+            if name is None or old.get(name) is not models.get(name):
+                del self._pending[unit]
+
+    def to(self, device: Any) -> ScoringEngine:
+        """Move every model to ``device`` ("auto" | "cpu" | "cuda" | torch.device); returns self."""
+        self._models = {name: model.to(device) for name, model in self._models.items()}
+        return self
+
+    def score(self, jobs: Sequence[WindowJob]) -> list[Score]:
+        return self.run(jobs).scores
+
+    def run(self, jobs: Sequence[WindowJob]) -> ScoringOutput:
+        """Score a batch of jobs (any units, in arrival order); one ``infer`` per model."""
+        out = ScoringOutput()
+        # (job index, 0 reconstruction | 1 forecast, Score): sorted at the end into job order.
+        keyed: list[tuple[int, int, Score]] = []
+        by_model: dict[str, list[int]] = {}
+        for i, job in enumerate(jobs):
+            spec = self._units.get(job.unit)
+            if spec is None:
+                raise ValueError(f"job for unknown unit {job.unit!r}")
+            for name in (spec.detector, spec.forecaster):
+                if name is not None:
+                    by_model.setdefault(name, []).append(i)
+        for name, indices in by_model.items():
+            model = self._models[name]
+            windows = self._stack(jobs, indices, name, model)
+            result = model.infer(windows)
+            if model.role == "detector":
+                out.non_finite += self._reconstruction(jobs, indices, name, model, result, keyed)
+            else:
+                out.non_finite += self._forecast(jobs, indices, name, model, result, keyed, out.forecasts)
+        keyed.sort(key=lambda k: (k[0], k[1]))
+        out.scores = [s for _, _, s in keyed]
+        return out
+
+    def _stack(
+        self, jobs: Sequence[WindowJob], indices: list[int], name: str, model: LoadedModel
+    ) -> npt.NDArray[np.float32]:
+        """[B, model.window, S] in the model's sensor order."""
+        w = model.window
+        windows = np.empty((len(indices), w, len(model.sensors)), dtype=np.float32)
+        for b, i in enumerate(indices):
+            job = jobs[i]
+            if job.window.shape[0] < w:
+                raise ValueError(
+                    f"window of unit {job.unit!r} has {job.window.shape[0]} rows, model {name!r} needs {w}"
+                )
+            perm = self._perm[(job.unit, name)]
+            tail = job.window[-w:]
+            windows[b] = tail if perm is None else tail[:, perm]
+        return windows
+
+    def _reconstruction(
+        self,
+        jobs: Sequence[WindowJob],
+        indices: list[int],
+        name: str,
+        model: LoadedModel,
+        result: Any,
+        keyed: list[tuple[int, int, Score]],
+    ) -> int:
+        scores = np.asarray(result.scores, dtype=np.float64)  # [B]
+        errors = np.asarray(result.sensor_errors, dtype=np.float64)  # [B, S]
+        sensors = model.sensors
+        threshold = float(model.threshold)
+        dropped = 0
+        for b, i in enumerate(indices):
+            value = float(scores[b])
+            if not math.isfinite(value):
+                dropped += 1
+                continue
+            job = jobs[i]
+            per_sensor = dict(zip(sensors, errors[b].tolist(), strict=True))
+            keyed.append(
+                (
+                    i,
+                    0,
+                    Score(job.unit, "reconstruction", name, job.end_ts, value, threshold, per_sensor, job.received_at),
+                )
+            )
+        return dropped
+
+    def _forecast(
+        self,
+        jobs: Sequence[WindowJob],
+        indices: list[int],
+        name: str,
+        model: LoadedModel,
+        result: Any,
+        keyed: list[tuple[int, int, Score]],
+        forecasts_out: list[Forecast],
+    ) -> int:
+        forecasts = np.asarray(result.forecasts, dtype=np.float32)  # [B, H, S] model order
+        attention = None if result.attention is None else np.asarray(result.attention)  # [B, W]
+        pairs_forecast: list[npt.NDArray[np.float32]] = []
+        pairs_actual: list[npt.NDArray[np.float32]] = []
+        pairs_meta: list[tuple[int, _Pending]] = []
+        for b, i in enumerate(indices):
+            job = jobs[i]
+            spec = self._units[job.unit]
+            perm = self._perm[(job.unit, name)]
+            actual = job.window[-1] if perm is None else job.window[-1, perm]  # [S] model order
+            pending = self._pending.get(job.unit)
+            if pending is not None and abs(job.end_ts - pending.made_at - spec.period_s) < 0.5 * spec.period_s:
+                pairs_forecast.append(pending.values)
+                pairs_actual.append(actual)
+                pairs_meta.append((i, pending))
+            steps: tuple[int, ...] = ()
+            if attention is not None:
+                w = attention.shape[1]
+                top = np.argsort(-attention[b], kind="stable")[:ATTENTION_TOP_STEPS]
+                # Index j of the window ending at row t-1 is (w - j) rows before row t, the row scored next.
+                steps = tuple(int(w - j) for j in top)
+            self._pending[job.unit] = _Pending(job.end_ts, forecasts[b, 0].copy(), steps)
+            values = forecasts[b] if perm is None else forecasts[b][:, np.argsort(perm)]
+            forecasts_out.append(Forecast(job.unit, name, job.end_ts, spec.period_s, values.copy(), job.received_at))
+        if not pairs_meta:
+            return 0
+        score, per_sensor = model.residual_score(np.stack(pairs_forecast), np.stack(pairs_actual))
+        threshold = float(model.threshold)
+        sensors = model.sensors
+        dropped = 0
+        for p, (i, pending) in enumerate(pairs_meta):
+            value = float(score[p])
+            if not math.isfinite(value):
+                dropped += 1
+                continue
+            job = jobs[i]
+            errors = dict(zip(sensors, per_sensor[p].astype(np.float64).tolist(), strict=True))
+            keyed.append(
+                (
+                    i,
+                    1,
+                    Score(
+                        job.unit,
+                        "forecast",
+                        name,
+                        job.end_ts,
+                        value,
+                        threshold,
+                        errors,
+                        job.received_at,
+                        pending.attention_steps,
+                    ),
+                )
+            )
+        return dropped

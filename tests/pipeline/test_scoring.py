@@ -1,0 +1,172 @@
+"""ScoringEngine with tiny trained models: batching, reconstruction scores, the forecast residual detector."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from models.artifacts import load_artifact
+from models.inference import LoadedModel
+from monitor.messages import WindowJob
+from monitor.scoring import ScoringEngine, UnitModels, required_window_rows
+from tests.pipeline.conftest import SENSORS, Artifacts, normal_data
+
+T0 = 1_732_590_000.0
+
+
+def load(artifacts: Artifacts) -> dict[str, LoadedModel]:
+    return {
+        "det": load_artifact(artifacts.detector, device="cpu"),
+        "fc": load_artifact(artifacts.forecaster, device="cpu"),
+        "att": load_artifact(artifacts.attention, device="cpu"),
+    }
+
+
+def jobs_for(
+    unit: str, data: np.ndarray, first_row: int, n_jobs: int, w: int, order: tuple[str, ...] = SENSORS
+) -> list[WindowJob]:
+    """Consecutive windows ending at rows first_row .. first_row + n_jobs - 1 of data (columns in ``order``)."""
+    cols = [SENSORS.index(s) for s in order]
+    return [
+        WindowJob(unit, T0 + k, data[k - w + 1 : k + 1][:, cols].astype(np.float32), received_at=T0 + k + 0.01)
+        for k in range(first_row, first_row + n_jobs)
+    ]
+
+
+def counting(model: LoadedModel, calls: list[int]) -> LoadedModel:
+    original = model.infer
+
+    def infer(windows: Any) -> Any:
+        calls.append(len(windows))
+        return original(windows)
+
+    model.infer = infer  # type: ignore[method-assign]
+    return model
+
+
+def test_one_infer_per_model_and_scores_equal_direct_inference(artifacts: Artifacts) -> None:
+    models = load(artifacts)
+    direct = load(artifacts)
+    units = {u: UnitModels(SENSORS, 1.0, detector="det", forecaster="fc") for u in ("A", "B")}
+    assert required_window_rows(units["A"], models) == 16
+    det_calls: list[int] = []
+    fc_calls: list[int] = []
+    counting(models["det"], det_calls)
+    counting(models["fc"], fc_calls)
+    engine = ScoringEngine(units, models)
+    rng = np.random.default_rng(1)
+    data_a, data_b = normal_data(200, rng), normal_data(200, rng)
+    pairs = zip(jobs_for("A", data_a, 50, 5, 16), jobs_for("B", data_b, 80, 5, 16), strict=True)
+    jobs = [j for pair in pairs for j in pair]
+    out = engine.run(jobs)
+    assert det_calls == [10] and fc_calls == [10]
+    assert out.non_finite == 0
+
+    recon = [s for s in out.scores if s.detector == "reconstruction"]
+    assert [(s.unit, s.ts) for s in recon] == [(j.unit, j.end_ts) for j in jobs]
+    expected = direct["det"].infer(np.stack([j.window for j in jobs]))
+    assert expected.scores is not None
+    np.testing.assert_allclose([s.score for s in recon], expected.scores, rtol=1e-6)
+    assert recon[0].threshold == pytest.approx(direct["det"].threshold) and recon[0].model == "det"
+    assert set(recon[0].sensor_errors) == set(SENSORS)
+    assert sum(recon[0].sensor_errors.values()) / 3 == pytest.approx(recon[0].score, rel=1e-5)
+
+    # The first job of each unit has no earlier forecast; the other 4 are scored against the previous row's.
+    fc = [s for s in out.scores if s.detector == "forecast"]
+    assert [s.ts - T0 for s in fc if s.unit == "A"] == [51, 52, 53, 54]
+    assert [s.ts - T0 for s in fc if s.unit == "B"] == [81, 82, 83, 84]
+    assert len(out.forecasts) == 10
+    assert out.forecasts[0].values.shape == (1, 3) and out.forecasts[0].model == "fc"
+    # The residual of row 51 is the forecast made from the window ending at row 50 against row 51's values.
+    f50 = direct["fc"].infer(jobs[0].window[None, -12:]).forecasts
+    assert f50 is not None
+    score, per_sensor = direct["fc"].residual_score(f50[:, 0], jobs[2].window[None, -1])
+    assert fc[0].score == pytest.approx(float(score[0]), rel=1e-5)
+    assert fc[0].sensor_errors["temp"] == pytest.approx(float(per_sensor[0, 0]), rel=1e-5)
+    # Per job: reconstruction then forecast, so each (unit, detector) stream is in time order.
+    assert [(s.unit, s.detector) for s in out.scores][:4] == [
+        ("A", "reconstruction"),
+        ("B", "reconstruction"),
+        ("A", "reconstruction"),
+        ("A", "forecast"),
+    ]
+
+
+def test_batched_and_one_by_one_give_the_same_scores(artifacts: Artifacts) -> None:
+    units = {"A": UnitModels(SENSORS, 1.0, detector="det", forecaster="att")}
+    data = normal_data(100, np.random.default_rng(2))
+    jobs = jobs_for("A", data, 30, 8, 16)
+    batched = ScoringEngine(units, load(artifacts)).score(jobs)
+    single_engine = ScoringEngine(units, load(artifacts))
+    single = [s for j in jobs for s in single_engine.score([j])]
+    assert [(s.detector, s.ts) for s in batched] == [(s.detector, s.ts) for s in single]
+    np.testing.assert_allclose([s.score for s in batched], [s.score for s in single], rtol=1e-5)
+    fc = [s for s in batched if s.detector == "forecast"]
+    assert len(fc) == 7
+    # Attention: the rows weighed most, as steps back from the scored row (window 10 -> steps 1..10).
+    assert all(len(s.attention_steps) == 3 and all(1 <= k <= 10 for k in s.attention_steps) for s in fc)
+
+
+def test_gap_in_rows_gives_no_forecast_score(artifacts: Artifacts) -> None:
+    engine = ScoringEngine({"A": UnitModels(SENSORS, 1.0, forecaster="fc")}, load(artifacts))
+    data = normal_data(100, np.random.default_rng(3))
+    jobs = jobs_for("A", data, 30, 6, 12)
+    assert engine.score(jobs[:2])[0].ts == T0 + 31
+    # Row 33 follows row 31: the forecast made at 31 was for 32, so 33 is not scored; 34 is.
+    out = engine.run([jobs[3], jobs[4]])
+    assert [s.ts - T0 for s in out.scores] == [34]
+    assert len(out.forecasts) == 2
+
+
+def test_sensor_order_is_mapped_by_name(artifacts: Artifacts) -> None:
+    data = normal_data(100, np.random.default_rng(4))
+    order = ("level", "temp", "flow")
+    same = ScoringEngine({"A": UnitModels(SENSORS, 1.0, detector="det", forecaster="fc")}, load(artifacts))
+    permuted = ScoringEngine({"A": UnitModels(order, 1.0, detector="det", forecaster="fc")}, load(artifacts))
+    a = same.run(jobs_for("A", data, 40, 2, 16))
+    b = permuted.run(jobs_for("A", data, 40, 2, 16, order))
+    for x, y in zip(a.scores, b.scores, strict=True):
+        assert x.score == pytest.approx(y.score, rel=1e-5)
+        assert x.sensor_errors["level"] == pytest.approx(y.sensor_errors["level"], rel=1e-5)
+    # Forecast values come back in the unit's column order.
+    np.testing.assert_allclose(b.forecasts[0].values[0], a.forecasts[0].values[0][[2, 0, 1]], rtol=1e-5)
+
+
+def test_window_without_a_sensor_is_dropped_and_counted(artifacts: Artifacts) -> None:
+    engine = ScoringEngine({"A": UnitModels(SENSORS, 1.0, detector="det")}, load(artifacts))
+    job = jobs_for("A", normal_data(50, np.random.default_rng(5)), 20, 1, 16)[0]
+    window = job.window.copy()
+    window[:, 1] = np.nan
+    out = engine.run([WindowJob("A", job.end_ts, window, job.received_at)])
+    assert out.scores == [] and out.non_finite == 1
+
+
+def test_misconfiguration_is_refused(artifacts: Artifacts) -> None:
+    models = load(artifacts)
+    with pytest.raises(ValueError, match="'fc' is a forecaster, configured as the detector"):
+        ScoringEngine({"A": UnitModels(SENSORS, detector="fc")}, models)
+    with pytest.raises(ValueError, match="'nope' is not among the loaded models"):
+        ScoringEngine({"A": UnitModels(SENSORS, detector="nope")}, models)
+    with pytest.raises(ValueError, match="expects sensors"):
+        ScoringEngine({"A": UnitModels(("temp", "flow", "x"), detector="det")}, models)
+    engine = ScoringEngine({"A": UnitModels(SENSORS, detector="det")}, models)
+    short = WindowJob("A", T0, np.zeros((8, 3), np.float32), T0)
+    with pytest.raises(ValueError, match="has 8 rows, model 'det' needs 16"):
+        engine.score([short])
+    with pytest.raises(ValueError, match="unknown unit"):
+        engine.score([WindowJob("Z", T0, np.zeros((16, 3), np.float32), T0)])
+
+
+def test_replace_models_keeps_state_of_unchanged_forecasters_and_to_cpu(artifacts: Artifacts) -> None:
+    models = load(artifacts)
+    engine = ScoringEngine({"A": UnitModels(SENSORS, 1.0, detector="det", forecaster="fc")}, models)
+    jobs = jobs_for("A", normal_data(100, np.random.default_rng(6)), 30, 3, 16)
+    engine.score(jobs[:1])
+    engine.replace_models({**models, "det": load(artifacts)["det"]})  # detector swapped, forecaster kept
+    assert [s.detector for s in engine.score(jobs[1:2])] == ["reconstruction", "forecast"]
+    engine.replace_models(load(artifacts))  # a new forecaster: its predecessor's forecast is not used
+    assert [s.detector for s in engine.score(jobs[2:3])] == ["reconstruction"]
+    assert engine.to("cpu") is engine
+    assert all(str(m.device) == "cpu" for m in engine.models.values())
