@@ -1,0 +1,158 @@
+"""The output stage: scored windows -> metrics, alert state machines, MQTT alerts, retained state, scores, forecasts.
+
+API:
+    outputs = OutputStage(board, publish, metrics, prefix="plantwatch", publish_scores=True, publish_forecasts=True)
+    outputs.handle(scoring_output)       # on the scheduler thread, after each batch
+    outputs.restore(retained)            # at start: {"<prefix>/alerts/R1/state": payload} read back from the broker
+
+Topics (DESIGN.md wire contract), ``publish(topic, payload, qos, retain) -> bool``:
+    <prefix>/alerts/{unit}         QoS 1, an AlertEvent (monitor.alerts.event_to_json, "schema": 1)
+    <prefix>/alerts/{unit}/state   QoS 1, retained: the unit's tracker snapshot and what is firing
+    <prefix>/scores/{unit}         QoS 0, per scored row: {"schema", "unit", "ts", "scores": {detector: {...}}}
+    <prefix>/forecast/{unit}       QoS 0, per forecast: {"schema", "unit", "model", "ts", "period_s",
+                                   "sensors", "values" [H][S]}
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from monitor.alerts import AlertBoard, event_to_json
+from monitor.messages import Forecast, Score
+from monitor.metrics import Metrics
+from monitor.scoring import ScoringOutput
+
+log = logging.getLogger(__name__)
+
+Publish = Callable[[str, bytes, int, bool], bool]
+SCHEMA = 1
+
+
+class OutputStage:
+    """Turns each batch's Scores and Forecasts into metrics, alert events and MQTT messages."""
+
+    def __init__(
+        self,
+        board: AlertBoard,
+        publish: Publish,
+        metrics: Metrics,
+        prefix: str = "plantwatch",
+        publish_scores: bool = True,
+        publish_forecasts: bool = True,
+        sensors: Mapping[str, tuple[str, ...]] | None = None,
+    ) -> None:
+        self._board = board
+        self._publish = publish
+        self._metrics = metrics
+        self._prefix = prefix
+        self._publish_scores = publish_scores
+        self._publish_forecasts = publish_forecasts
+        self._sensors = dict(sensors or {})
+        self._fired = {state: metrics.alerts_published.labels(state) for state in ("firing", "resolved")}
+        self._exported_steps = sorted({int(k[1]) for u in metrics.units for k in metrics.unit(u).forecast})
+
+    def restore(self, retained: Mapping[str, bytes]) -> int:
+        """Restore the trackers from retained state payloads; returns how many units were restored."""
+        restored = 0
+        for topic, payload in retained.items():
+            parts = topic.split("/")
+            unit = parts[-2] if len(parts) >= 3 else ""
+            if unit not in self._metrics.units or not payload:
+                continue
+            try:
+                self._board.restore_payload(unit, payload)
+            except (ValueError, KeyError) as exc:
+                log.warning("ignoring retained alert state of unit %s: %s", unit, exc)
+                continue
+            restored += 1
+            for event in self._board.active(unit):
+                self._metrics.unit(unit).alerts_active[event.detector].set(1)
+        return restored
+
+    def handle(self, out: ScoringOutput) -> None:
+        now = time.time()
+        rows: dict[tuple[str, float], dict[str, Any]] = {}
+        for score in out.scores:
+            self._score_metrics(score, now)
+            self._alert(score)
+            if self._publish_scores:
+                rows.setdefault((score.unit, score.ts), {})[score.detector] = {
+                    "score": score.score,
+                    "threshold": score.threshold,
+                    "model": score.model,
+                    "sensors": dict(score.sensor_errors),
+                }
+        if out.non_finite:
+            self._metrics.stage_errors.labels("scheduler").inc(out.non_finite)
+        for (unit, ts), scores in rows.items():
+            body = {"schema": SCHEMA, "unit": unit, "ts": ts, "scores": scores}
+            self._publish(f"{self._prefix}/scores/{unit}", json.dumps(body).encode(), 0, False)
+        for forecast in out.forecasts:
+            self._forecast(forecast)
+
+    def _score_metrics(self, score: Score, now: float) -> None:
+        unit = self._metrics.unit(score.unit)
+        unit.score[score.detector].set(score.score)
+        unit.threshold[score.detector].set(score.threshold)
+        for sensor, error in score.sensor_errors.items():
+            child = unit.sensor_error.get((score.detector, sensor))
+            if child is not None:
+                child.set(error)
+        self._metrics.windows_scored.labels(score.detector).inc()
+        if score.detector == "reconstruction":  # one latency sample per scored row
+            self._metrics.publish_to_score.observe(max(0.0, now - score.ts))
+            self._metrics.receive_to_score.observe(max(0.0, now - score.received_at))
+
+    def _alert(self, score: Score) -> None:
+        was_firing = self._board.tracker(score.unit, score.detector).firing is not None
+        event = self._board.update(score)
+        if event is None:
+            return
+        unit = self._metrics.unit(score.unit)
+        if event.state == "firing":
+            unit.alerts_active[event.detector].set(1)
+            if not was_firing:
+                unit.alerts_fired[event.detector].inc()
+                log.warning(
+                    "alert %s firing: unit %s, %s score %.4g > %.4g (%s)",
+                    event.alert_id,
+                    event.unit,
+                    event.detector,
+                    event.score,
+                    event.threshold,
+                    ", ".join(s for s, _ in event.sensors),
+                )
+        else:
+            unit.alerts_active[event.detector].set(0)
+            log.info("alert %s resolved: unit %s", event.alert_id, event.unit)
+        self._publish(f"{self._prefix}/alerts/{event.unit}", event_to_json(event), 1, False)
+        self._fired[event.state].inc()
+        self._publish(f"{self._prefix}/alerts/{event.unit}/state", self._board.state_payload(event.unit), 1, True)
+
+    def _forecast(self, forecast: Forecast) -> None:
+        sensors = self._sensors.get(forecast.unit)
+        if sensors is None:
+            return
+        unit = self._metrics.unit(forecast.unit)
+        values = forecast.values  # [H, S]
+        for step in self._exported_steps:
+            if step <= values.shape[0]:
+                for j, sensor in enumerate(sensors):
+                    child = unit.forecast.get((sensor, step))
+                    if child is not None:
+                        child.set(float(values[step - 1, j]))
+        if self._publish_forecasts:
+            body = {
+                "schema": SCHEMA,
+                "unit": forecast.unit,
+                "model": forecast.model,
+                "ts": forecast.ts,
+                "period_s": forecast.period_s,
+                "sensors": list(sensors),
+                "values": values.tolist(),
+            }
+            self._publish(f"{self._prefix}/forecast/{forecast.unit}", json.dumps(body).encode(), 0, False)

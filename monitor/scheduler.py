@@ -1,0 +1,232 @@
+"""The scheduler: one thread batches the due windows of all units and scores them, one forward per model.
+
+API:
+    jobs = JobQueue(maxsize=10000, metrics=metrics)        # buffer thread: jobs.put(job)
+    scheduler = Scheduler(engine, jobs, sink, metrics, max_batch=512, max_delay_s=0.02)
+    threading.Thread(target=scheduler.run, args=(stop,), name="scheduler").start()   # after stop: drains the queue
+    scheduler.process(list_of_jobs)                        # one step, synchronously (tests)
+    scheduler.replace_models(models, timeout_s) -> None    # SIGHUP: swapped between batches; ValueError if refused
+
+Batching: after the first job arrives the scheduler waits at most ``max_delay_s`` for a fuller batch
+(``max_batch``), then takes everything queued. When it has fallen behind (more queued than one batch),
+it keeps each unit's newest window and counts the others in
+``plantwatch_windows_skipped_total{reason="backlog"}``: freshness beats completeness.
+The ScoringEngine (monitor.scoring) groups a batch by model: one ``infer`` per model per call.
+
+CUDA out-of-memory halves the batch and retries; a single window that still does not fit moves the
+engine to the CPU for good (``plantwatch_gpu_oom_total``, ``plantwatch_cpu_fallback_total``).
+Pinned host memory and non-blocking copies are the models' business (LoadedModel.infer moves the batch).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from monitor.messages import WindowJob
+from monitor.metrics import Metrics
+from monitor.scoring import ScoringEngine, ScoringOutput
+
+if TYPE_CHECKING:
+    from models.inference import InferenceResult, LoadedModel
+
+log = logging.getLogger(__name__)
+
+Sink = Callable[[ScoringOutput], None]
+
+
+class JobQueue:
+    """Bounded FIFO of WindowJobs from the buffer thread to the scheduler; when full, the oldest is dropped."""
+
+    def __init__(self, maxsize: int, metrics: Metrics | None = None) -> None:
+        self._items: deque[WindowJob] = deque()
+        self._maxsize = maxsize
+        self._cond = threading.Condition()
+        self._metrics = metrics
+
+    def put(self, job: WindowJob) -> None:
+        with self._cond:
+            if len(self._items) >= self._maxsize:
+                self._items.popleft()  # the oldest is the least useful (freshness beats completeness)
+                if self._metrics is not None:
+                    self._metrics.windows_skipped.labels("queue_full").inc()
+                    self._metrics.queue_dropped.labels("jobs").inc()
+            self._items.append(job)
+            self._cond.notify()
+
+    def take(self, max_items: int, max_delay_s: float, timeout_s: float) -> list[WindowJob]:
+        """Wait up to ``timeout_s`` for a first job, then up to ``max_delay_s`` for ``max_items``; take all queued."""
+        with self._cond:
+            if not self._items and not self._cond.wait_for(lambda: bool(self._items), timeout_s):
+                return []
+            if len(self._items) < max_items and max_delay_s > 0:
+                self._cond.wait_for(lambda: len(self._items) >= max_items, max_delay_s)
+            taken = list(self._items)
+            self._items.clear()
+            return taken
+
+    def __len__(self) -> int:
+        with self._cond:
+            return len(self._items)
+
+
+def newest_per_unit(jobs: Sequence[WindowJob]) -> tuple[list[WindowJob], int]:
+    """Each unit's newest job (in the order of those jobs) and how many older ones were dropped."""
+    newest: dict[str, int] = {}
+    for i, job in enumerate(jobs):
+        newest[job.unit] = i
+    keep = sorted(newest.values())
+    return [jobs[i] for i in keep], len(jobs) - len(keep)
+
+
+class TimedModel:
+    """A LoadedModel whose ``infer`` feeds the inference-time and batch-size histograms."""
+
+    def __init__(self, model: LoadedModel, metrics: Metrics | None) -> None:
+        self._model = model
+        self._metrics = metrics
+        self._seconds = metrics.inference_seconds.labels(model.name) if metrics is not None else None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+    @property
+    def wrapped(self) -> LoadedModel:
+        return self._model
+
+    def infer(self, windows: npt.NDArray[np.float32]) -> InferenceResult:
+        start = time.perf_counter()
+        result = self._model.infer(windows)
+        if self._seconds is not None and self._metrics is not None:
+            self._seconds.observe(time.perf_counter() - start)
+            self._metrics.batch_size.observe(len(windows))
+        return result
+
+    def to(self, device: Any) -> TimedModel:
+        return TimedModel(self._model.to(device), self._metrics)
+
+
+def timed(models: Mapping[str, LoadedModel], metrics: Metrics | None) -> dict[str, LoadedModel]:
+    """Wrap every model for timing (typed as LoadedModel: the wrapper has its interface)."""
+    wrapped: dict[str, Any] = {name: TimedModel(model, metrics) for name, model in models.items()}
+    return wrapped
+
+
+def _is_cuda_oom(exc: BaseException) -> bool:
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a dependency
+        return False
+    return isinstance(exc, torch.cuda.OutOfMemoryError)
+
+
+class Scheduler:
+    """Owns the ScoringEngine (and so the models and the device); runs on one thread."""
+
+    def __init__(
+        self,
+        engine: ScoringEngine,
+        jobs: JobQueue,
+        sink: Sink,
+        metrics: Metrics | None = None,
+        max_batch: int = 512,
+        max_delay_s: float = 0.02,
+    ) -> None:
+        self._engine = engine
+        self._jobs = jobs
+        self._sink = sink
+        self._metrics = metrics
+        self._max_batch = max_batch
+        self._max_delay_s = max_delay_s
+        self._swap: tuple[Mapping[str, LoadedModel], Future[None]] | None = None
+        self._swap_lock = threading.Lock()
+        self._idle = threading.Event()
+        self.on_cpu_fallback = False
+
+    @property
+    def engine(self) -> ScoringEngine:
+        return self._engine
+
+    def run(self, stop: threading.Event) -> None:
+        """Thread body: take, score, hand to the sink, until ``stop``; then score what is still queued."""
+        while True:
+            self._apply_swap()
+            stopping = stop.is_set()
+            jobs = self._jobs.take(self._max_batch, 0.0 if stopping else self._max_delay_s, 0.05 if stopping else 0.5)
+            if not jobs:
+                if stopping:
+                    self._idle.set()
+                    return
+                continue
+            try:
+                self.process(jobs)
+            except Exception:
+                log.exception("scoring a batch of %d windows failed", len(jobs))
+                if self._metrics is not None:
+                    self._metrics.stage_errors.labels("scheduler").inc()
+
+    def process(self, jobs: Sequence[WindowJob]) -> None:
+        """Score ``jobs`` (newest per unit when behind) in batches of at most ``max_batch``."""
+        if len(jobs) > self._max_batch:
+            jobs, skipped = newest_per_unit(jobs)
+            if skipped and self._metrics is not None:
+                self._metrics.windows_skipped.labels("backlog").inc(skipped)
+        for start in range(0, len(jobs), self._max_batch):
+            out = self._run(jobs[start : start + self._max_batch])
+            self._sink(out)
+
+    def _run(self, jobs: Sequence[WindowJob]) -> ScoringOutput:
+        try:
+            return self._engine.run(jobs)
+        except Exception as exc:
+            if not _is_cuda_oom(exc):
+                raise
+        if self._metrics is not None:
+            self._metrics.gpu_oom.inc()
+        import torch
+
+        torch.cuda.empty_cache()
+        if len(jobs) > 1:
+            half = len(jobs) // 2
+            log.warning("CUDA out of memory on %d windows; retrying in halves", len(jobs))
+            first, second = self._run(jobs[:half]), self._run(jobs[half:])
+            first.scores.extend(second.scores)
+            first.forecasts.extend(second.forecasts)
+            first.non_finite += second.non_finite
+            return first
+        log.error("CUDA out of memory on a single window; scoring on the CPU from now on")
+        self._engine.to("cpu")
+        self.on_cpu_fallback = True
+        if self._metrics is not None:
+            self._metrics.cpu_fallback.inc()
+        return self._engine.run(jobs)
+
+    # reload
+
+    def replace_models(self, models: Mapping[str, LoadedModel], timeout_s: float = 10.0) -> None:
+        """Swap the engine's models between two batches (on the scheduler thread); ValueError if refused."""
+        future: Future[None] = Future()
+        with self._swap_lock:
+            self._swap = (models, future)
+        future.result(timeout=timeout_s)  # re-raises the engine's ValueError
+
+    def _apply_swap(self) -> None:
+        with self._swap_lock:
+            swap, self._swap = self._swap, None
+        if swap is None:
+            return
+        models, future = swap
+        try:
+            self._engine.replace_models(models)
+        except Exception as exc:
+            future.set_exception(exc)
+        else:
+            future.set_result(None)

@@ -1,0 +1,132 @@
+"""The two stages before scoring: ingest (on paho's network thread) and buffers (their own thread).
+
+API:
+    ingest = IngestStage(parser, readings_queue, metrics)
+    ingest.handle(topic, payload, received_at) -> bool     # the MqttLink handler: parse, count, put_nowait
+    buffers = BufferStage(ring_buffers, readings_queue, job_queue, metrics)
+    buffers.handle(reading)                                 # one reading: align, count rejections, queue jobs
+    threading.Thread(target=buffers.run, args=(stop,), name="buffers")   # until stop, then drains the queue
+
+Only the buffer thread touches the RingBuffers, so they need no lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+
+from monitor.buffers import RingBuffers
+from monitor.ingest import Parser
+from monitor.messages import REJECT_REASONS, Reading, Rejected, RejectReason
+from monitor.metrics import Metrics
+from monitor.scheduler import JobQueue
+
+log = logging.getLogger(__name__)
+
+LOG_EVERY_S = 10.0  # at most one log line per reject reason in this interval
+GAUGE_EVERY_S = 1.0
+
+
+class RateLimitedLog:
+    """One WARNING per key per interval, with the number suppressed since the last one."""
+
+    def __init__(self, interval_s: float = LOG_EVERY_S) -> None:
+        self._interval_s = interval_s
+        self._next: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+
+    def warning(self, key: str, msg: str, *args: object) -> None:
+        now = time.monotonic()
+        if now < self._next.get(key, 0.0):
+            self._suppressed[key] = self._suppressed.get(key, 0) + 1
+            return
+        suppressed = self._suppressed.pop(key, 0)
+        self._next[key] = now + self._interval_s
+        if suppressed:
+            log.warning(msg + " (and %d more since the last report)", *args, suppressed)
+        else:
+            log.warning(msg, *args)
+
+
+class IngestStage:
+    """The MQTT message handler: never raises, never blocks."""
+
+    def __init__(self, parser: Parser, readings: queue.Queue[Reading], metrics: Metrics) -> None:
+        self._parser = parser
+        self._readings = readings
+        self._metrics = metrics
+        self._rejected = {r: metrics.readings_rejected.labels(r) for r in REJECT_REASONS}
+        self._received = {u: metrics.unit(u).received for u in metrics.units}
+        self._dropped = metrics.queue_dropped.labels("ingest")
+        self._log = RateLimitedLog()
+
+    def handle(self, topic: str, payload: bytes, received_at: float) -> bool:
+        """Returns True: the message is taken (queued, or refused and counted) and may be acknowledged."""
+        result = self._parser.parse(topic, payload, received_at)
+        if isinstance(result, Rejected):
+            self._rejected[result.reason].inc()
+            self._log.warning(
+                result.reason, "refused a message on %r: %s: %s", topic[:128], result.reason, result.detail
+            )
+            return True
+        try:
+            self._readings.put_nowait(result)
+        except queue.Full:
+            self._dropped.inc()
+            self._log.warning("queue_full", "ingest queue full: dropped a reading of unit %s", result.unit)
+            return True
+        self._received[result.unit].inc()
+        return True
+
+
+class BufferStage:
+    """Feeds readings into the ring buffers and queues the windows that became due."""
+
+    def __init__(self, buffers: RingBuffers, readings: queue.Queue[Reading], jobs: JobQueue, metrics: Metrics) -> None:
+        self._buffers = buffers
+        self._readings = readings
+        self._jobs = jobs
+        self._metrics = metrics
+        self._rejected = {r: metrics.readings_rejected.labels(r) for r in REJECT_REASONS}
+        self._log = RateLimitedLog()
+        self._next_gauges = 0.0
+
+    def handle(self, reading: Reading) -> None:
+        result = self._buffers.add(reading)
+        for rejection in result.rejections:
+            reason: RejectReason = rejection.reason
+            self._rejected[reason].inc()
+            self._log.warning(reason, "refused a reading of unit %s: %s: %s", reading.unit, reason, rejection.detail)
+        for reason_name, count in result.skipped.items():
+            self._metrics.windows_skipped.labels(reason_name).inc(count)
+        for job in result.jobs:
+            self._jobs.put(job)
+
+    def update_gauges(self) -> None:
+        for unit in self._buffers.units:
+            self._metrics.unit(unit).fill.set(self._buffers.fill(unit))
+        self._metrics.queue_depth.labels("ingest").set(self._readings.qsize())
+        self._metrics.queue_depth.labels("jobs").set(len(self._jobs))
+
+    def run(self, stop: threading.Event) -> None:
+        """Thread body: until ``stop``, then what is still queued (the intake is closed by then)."""
+        while True:
+            stopping = stop.is_set()
+            try:
+                reading = self._readings.get(timeout=0.05 if stopping else 0.5)
+            except queue.Empty:
+                if stopping:
+                    return
+                reading = None
+            if reading is not None:
+                try:
+                    self.handle(reading)
+                except Exception:
+                    log.exception("buffering a reading of unit %s failed", reading.unit)
+                    self._metrics.stage_errors.labels("buffers").inc()
+            now = time.monotonic()
+            if now >= self._next_gauges:
+                self._next_gauges = now + GAUGE_EVERY_S
+                self.update_gauges()

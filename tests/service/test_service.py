@@ -1,0 +1,291 @@
+"""End to end, in process: publisher -> real mosquitto -> App -> alerts, scores, metrics an independent client sees."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from monitor.app import App
+from monitor.config import PlantwatchConfig
+from tests.conftest import Broker, wait_until
+from tests.service.conftest import (
+    FAULT_SENSOR,
+    SENSORS,
+    WINDOW,
+    Publisher,
+    epoch_base,
+    normal_rows,
+    with_fault,
+)
+
+
+@pytest.fixture
+def run_app() -> Iterator[Callable[[PlantwatchConfig], App]]:
+    apps: list[App] = []
+
+    def start(cfg: PlantwatchConfig) -> App:
+        app = App(cfg)
+        app.start()
+        apps.append(app)
+        assert wait_until(lambda: app.ready()[0], timeout_s=15), app.ready()
+        return app
+
+    try:
+        yield start
+    finally:
+        for app in apps:
+            if not getattr(app, "_stopped", False):
+                app.stop(5)
+
+
+def stop(app: App) -> int:
+    app._stopped = True  # type: ignore[attr-defined]
+    return app.stop(10)
+
+
+def sample(app: App, name: str, **labels: str) -> float:
+    value = app.registry.get_sample_value(name, labels)
+    return 0.0 if value is None else value
+
+
+def scored(app: App) -> float:
+    return sample(app, "plantwatch_windows_scored_total", detector="reconstruction")
+
+
+def test_fault_fires_then_resolves_and_normal_unit_stays_quiet(
+    service_config: Callable[..., PlantwatchConfig],
+    run_app: Callable[[PlantwatchConfig], App],
+    publisher: Callable[..., Publisher],
+    mqtt_recorder: Callable[..., object],
+    unique_prefix: str,
+) -> None:
+    recorder = mqtt_recorder(f"{unique_prefix}/pw/#")
+    app = run_app(service_config())
+    pub = publisher()
+    t0 = epoch_base()
+    normal = normal_rows(400, seed=1)
+    faulty = np.concatenate([normal[:200], with_fault(normal[200:260]), normal[260:]])
+    pub.rows("R1", faulty, t0)
+    pub.rows("R2", normal, t0)
+    n_rows = 2 * (400 - WINDOW + 1)
+    assert wait_until(lambda: scored(app) == n_rows, timeout_s=60), scored(app)
+
+    alerts = [m.json() for m in recorder.wait_for(f"{unique_prefix}/pw/alerts/R1", count=2, timeout_s=10)]
+    recon = [a for a in alerts if a["detector"] == "reconstruction"]
+    firing = [a for a in recon if a["state"] == "firing"]
+    resolved = [a for a in recon if a["state"] == "resolved"]
+    assert len(firing) == 1 and len(resolved) == 1, recon
+    assert firing[0]["unit"] == "R1"
+    assert firing[0]["sensors"][0]["sensor"] == FAULT_SENSOR  # the top contributor
+    assert t0 + 200 <= firing[0]["ts"] <= t0 + 210  # within a few rows of the onset
+    assert resolved[0]["alert_id"] == firing[0]["alert_id"]
+    assert resolved[0]["ts"] >= t0 + 260
+    assert firing[0]["score"] > firing[0]["threshold"]
+    assert firing[0]["model"] == "det" and firing[0]["schema"] == 1
+    assert recorder.matching(f"{unique_prefix}/pw/alerts/R2") == []
+    state = recorder.wait_for(f"{unique_prefix}/pw/alerts/R1/state", count=2)[-1].json()
+    assert state["unit"] == "R1" and state["state"] in ("ok", "firing")
+
+    scores = [m.json() for m in recorder.wait_for(f"{unique_prefix}/pw/scores/R2", count=400 - WINDOW + 1)]
+    assert set(scores[-1]["scores"]) == {"reconstruction", "forecast"}
+    forecasts = recorder.wait_for(f"{unique_prefix}/pw/forecast/R2", count=400 - WINDOW + 1)
+    assert forecasts[-1].json()["sensors"] == list(SENSORS)
+    assert sample(app, "plantwatch_alerts_fired_total", unit="R1", detector="reconstruction") == 1
+    assert sample(app, "plantwatch_alerts_active", unit="R1", detector="reconstruction") == 0
+
+
+def test_metrics_over_http_show_what_was_published(
+    service_config: Callable[..., PlantwatchConfig],
+    run_app: Callable[[PlantwatchConfig], App],
+    publisher: Callable[..., Publisher],
+    artifacts: dict[str, Path],
+) -> None:
+    from models.artifacts import load_artifact
+
+    app = run_app(service_config())
+    rows = normal_rows(60, seed=2)
+    pub = publisher()
+    pub.rows("R1", rows, epoch_base())
+    assert wait_until(lambda: scored(app) == 60 - WINDOW + 1, timeout_s=30)
+    with urllib.request.urlopen(f"http://127.0.0.1:{app.metrics_port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            samples[key] = float(value)
+    assert samples['plantwatch_readings_received_total{unit="R1"}'] == 60
+    assert samples['plantwatch_readings_received_total{unit="R2"}'] == 0
+    threshold = load_artifact(artifacts["det"]).threshold
+    assert samples['plantwatch_anomaly_threshold{detector="reconstruction",unit="R1"}'] == pytest.approx(threshold)
+    assert samples['plantwatch_anomaly_score{detector="reconstruction",unit="R1"}'] > 0
+    assert samples['plantwatch_windows_scored_total{detector="forecast"}'] == 60 - WINDOW
+    assert samples["plantwatch_mqtt_connected"] == 1
+    assert samples['plantwatch_model_info{device="cpu",kind="lstm_ae",model="det",role="detector"}'] == 1
+    assert samples['plantwatch_inference_seconds_count{model="det"}'] >= 1
+    with urllib.request.urlopen(f"http://127.0.0.1:{app.metrics_port}/readyz", timeout=5) as response:
+        assert response.status == 200
+
+
+def test_bad_inputs_are_counted_and_do_not_change_the_scores(
+    service_config: Callable[..., PlantwatchConfig],
+    run_app: Callable[[PlantwatchConfig], App],
+    publisher: Callable[..., Publisher],
+    mqtt_recorder: Callable[..., object],
+    unique_prefix: str,
+) -> None:
+    recorder = mqtt_recorder(f"{unique_prefix}/pw/scores/#")
+    app = run_app(service_config())
+    pub = publisher()
+    t0 = epoch_base()
+    rows = normal_rows(80, seed=3)
+    pub.rows("R1", rows[:40], t0)
+    pub.rows("R2", rows[:40], t0)
+    assert wait_until(lambda: scored(app) == 2 * (40 - WINDOW + 1), timeout_s=30)
+    good = json.dumps({"ts": t0 + 40, "values": {"s0": 1.0}})
+    bad: dict[str, list[tuple[str, bytes]]] = {
+        "malformed": [
+            ("plant/R1/readings", b"{oops"),
+            ("plant/R1/readings", b"\xff\xfe"),
+            ("plant/R1/readings", b"[1]"),
+        ],
+        "non_finite": [
+            ("plant/R1/readings", good.replace("1.0", "NaN").encode()),
+            ("plant/R1/readings", good.replace("1.0", "Infinity").encode()),
+            ("plant/R1/s0", b"-Infinity"),
+        ],
+        "type": [
+            ("plant/R1/readings", good.replace("1.0", '"1.0"').encode()),
+            ("plant/R1/readings", good.replace("1.0", "true").encode()),
+            ("plant/R1/readings", good.replace("1.0", "null").encode()),
+        ],
+        "too_large": [("plant/R1/readings", b" " * 4096)],
+        "unknown_unit": [("plant/R9/readings", good.encode())],
+        "unknown_sensor": [("plant/R1/readings", good.replace("s0", "s99").encode()), ("plant/R1/s99", b"1")],
+        "future": [("plant/R1/readings", good.replace(str(t0 + 40), str(t0 + 10**7)).encode())],
+        "late": [("plant/R1/readings", good.replace(str(t0 + 40), str(t0 + 5)).encode())],
+        # row 30 of R1 again (first value wins; a QoS 1 redelivery looks like this)
+        "duplicate": [
+            (
+                "plant/R1/readings",
+                json.dumps({"ts": t0 + 30, "values": {s: 0.0 for s in SENSORS}}).encode(),
+            )
+        ],
+    }
+    for messages in bad.values():
+        for topic, payload in messages:
+            pub.raw(topic, payload)
+    # The buffers judge late and duplicate per value: the duplicate row counts once per sensor.
+    expected = {reason: len(messages) for reason, messages in bad.items()} | {"duplicate": len(SENSORS)}
+    for reason in bad:
+        assert wait_until(
+            lambda r=reason, n=expected[reason]: sample(app, "plantwatch_readings_rejected_total", reason=r) == n,
+            timeout_s=10,
+        ), (reason, sample(app, "plantwatch_readings_rejected_total", reason=reason))
+    pub.rows("R1", rows[40:], t0, first_index=40)
+    pub.rows("R2", rows[40:], t0, first_index=40)
+    assert wait_until(lambda: scored(app) == 2 * (80 - WINDOW + 1), timeout_s=30), scored(app)
+    by_unit: dict[str, dict[float, dict[str, float]]] = {"R1": {}, "R2": {}}
+    for message in recorder.wait_for(f"{unique_prefix}/pw/scores/+", count=2 * (80 - WINDOW + 1)):
+        body = message.json()
+        by_unit[body["unit"]][body["ts"]] = {d: v["score"] for d, v in body["scores"].items()}
+    assert len(by_unit["R1"]) == 80 - WINDOW + 1
+    assert by_unit["R1"] == by_unit["R2"]  # identical streams, bad input or not
+    assert app.link.connected.is_set() and not app.failed.is_set()
+
+
+def test_broker_restart_mid_stream_loses_nothing(
+    broker_factory: Callable[..., Broker],
+    service_config: Callable[..., PlantwatchConfig],
+    run_app: Callable[[PlantwatchConfig], App],
+    publisher: Callable[..., Publisher],
+) -> None:
+    broker = broker_factory(persistence=True)
+    app = run_app(service_config(broker=broker))
+    rows = normal_rows(300, seed=4)
+    t0 = epoch_base()
+    pub = publisher(broker)
+    pub.rows("R1", rows[:150], t0)
+    pub.close()
+    broker.stop()  # SIGTERM: mosquitto saves its queues
+    assert wait_until(lambda: sample(app, "plantwatch_mqtt_connected") == 0, timeout_s=10)
+    broker.start()
+    assert wait_until(lambda: app.ready()[0], timeout_s=20)
+    pub = publisher(broker)
+    pub.rows("R1", rows[150:], t0, first_index=150)
+    assert wait_until(lambda: scored(app) == 300 - WINDOW + 1, timeout_s=30), scored(app)
+    assert sample(app, "plantwatch_readings_rejected_total", reason="late") == 0
+    assert sample(app, "plantwatch_windows_skipped_total", reason="gap") == 0
+    assert sample(app, "plantwatch_mqtt_disconnects_total") == 1
+
+
+def test_clean_restart_scores_readings_published_meanwhile(
+    service_config: Callable[..., PlantwatchConfig],
+    run_app: Callable[[PlantwatchConfig], App],
+    publisher: Callable[..., Publisher],
+    mqtt_recorder: Callable[..., object],
+    unique_prefix: str,
+) -> None:
+    recorder = mqtt_recorder(f"{unique_prefix}/pw/status")
+    cfg = service_config()
+    app = run_app(cfg)
+    rows = normal_rows(120, seed=5)
+    t0 = epoch_base()
+    pub = publisher()
+    pub.rows("R1", rows[:50], t0)
+    assert wait_until(lambda: scored(app) == 50 - WINDOW + 1, timeout_s=30)
+    assert stop(app) == 0
+    recorder.wait_for(f"{unique_prefix}/pw/status", lambda m: m.payload == b"offline")
+    pub.rows("R1", rows[50:], t0, first_index=50)  # the broker queues these for the service's session
+    app2 = run_app(cfg)
+    # The new process starts with empty buffers: the first WINDOW - 1 rows of its stream only warm up.
+    assert wait_until(lambda: scored(app2) == 70 - WINDOW + 1, timeout_s=30), scored(app2)
+    assert sample(app2, "plantwatch_readings_received_total", unit="R1") == 70
+
+
+@pytest.mark.parametrize("protocol", ["3.1.1"])
+def test_mqtt_311(
+    service_config: Callable[..., PlantwatchConfig],
+    run_app: Callable[[PlantwatchConfig], App],
+    publisher: Callable[..., Publisher],
+    protocol: str,
+) -> None:
+    cfg = service_config(mqtt={**service_config().mqtt.model_dump(mode="json"), "protocol": protocol})
+    app = run_app(cfg)
+    publisher().rows("R2", normal_rows(30, seed=6), epoch_base())
+    assert wait_until(lambda: scored(app) == 30 - WINDOW + 1, timeout_s=30)
+
+
+def test_sighup_reload_keeps_old_models_when_the_new_artifact_is_invalid(
+    tmp_path: Path,
+    artifacts: dict[str, Path],
+    service_config: Callable[..., PlantwatchConfig],
+    run_app: Callable[[PlantwatchConfig], App],
+    publisher: Callable[..., Publisher],
+) -> None:
+    import shutil
+
+    det = tmp_path / "det"
+    shutil.copytree(artifacts["det"], det)
+    base = service_config()
+    units = [{**u.model_dump(mode="json"), "detector": {"name": "det", "artifact": str(det)}} for u in base.units]
+    cfg = service_config(units=units)
+    app = run_app(cfg)
+    pub = publisher()
+    rows = normal_rows(60, seed=7)
+    t0 = epoch_base()
+    pub.rows("R1", rows[:30], t0)
+    assert wait_until(lambda: scored(app) == 30 - WINDOW + 1, timeout_s=30)
+    assert app.reload() is True
+    weights = det / "weights.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-7] + b"garbage")  # sha256 no longer matches the manifest
+    assert app.reload() is False
+    assert sample(app, "plantwatch_model_reloads_total", result="ok") == 1
+    assert sample(app, "plantwatch_model_reloads_total", result="error") == 1
+    pub.rows("R1", rows[30:], t0, first_index=30)
+    assert wait_until(lambda: scored(app) == 60 - WINDOW + 1, timeout_s=30)  # the buffers were kept
