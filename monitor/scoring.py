@@ -7,7 +7,7 @@ API (single-threaded: the scheduler thread owns one engine; the backtest calls i
         models={"lstm_ae": loaded_detector, "lstm": loaded_forecaster},   # models.artifacts.load_artifact(...)
     )
     required_window_rows(units["R1"], models)  # rows a WindowJob must carry (UnitSpec.window_rows)
-    out = engine.run(jobs)        # -> ScoringOutput(scores, forecasts, non_finite)
+    out = engine.run(jobs)        # -> ScoringOutput(scores, forecasts, non_finite); if it raises, no state changed
     engine.score(jobs)            # -> list[Score]: run(jobs).scores
     engine.to("cuda")             # move every model (OOM fallback: engine.to("cpu")); returns self
     engine.replace_models(models) # SIGHUP reload: validate, swap, keep the forecast state of unchanged forecasters
@@ -151,10 +151,15 @@ class ScoringEngine:
             for name in (spec.detector, spec.forecaster):
                 if name is not None:
                     by_model.setdefault(name, []).append(i)
+        # Every forward first, state changes after: a run that raises (CUDA out of memory, say) leaves the
+        # per-unit forecasts untouched, so the caller can retry the same jobs (in halves, or on the CPU).
+        results = {
+            name: self._models[name].infer(self._stack(jobs, idx, name, self._models[name]))
+            for name, idx in by_model.items()
+        }
         for name, indices in by_model.items():
             model = self._models[name]
-            windows = self._stack(jobs, indices, name, model)
-            result = model.infer(windows)
+            result = results[name]
             if model.role == "detector":
                 out.non_finite += self._reconstruction(jobs, indices, name, model, result, keyed)
             else:

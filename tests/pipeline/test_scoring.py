@@ -170,3 +170,38 @@ def test_replace_models_keeps_state_of_unchanged_forecasters_and_to_cpu(artifact
     assert [s.detector for s in engine.score(jobs[2:3])] == ["reconstruction"]
     assert engine.to("cpu") is engine
     assert all(str(m.device) == "cpu" for m in engine.models.values())
+
+
+def test_a_failed_run_changes_no_state_so_it_can_be_retried(artifacts: Artifacts) -> None:
+    # Unit B (forecaster only) comes first, so "fc" runs before "det" fails: the run must not keep fc's forecasts.
+    units = {
+        "B": UnitModels(SENSORS, 1.0, forecaster="fc"),
+        "A": UnitModels(SENSORS, 1.0, detector="det", forecaster="fc"),
+    }
+    models = load(artifacts)
+    engine = ScoringEngine(units, models)
+    reference = ScoringEngine(units, load(artifacts))
+    rng = np.random.default_rng(7)
+    a_jobs = jobs_for("A", normal_data(100, rng), 30, 4, 16)
+    b_jobs = jobs_for("B", normal_data(100, rng), 30, 4, 16)
+    first = [b_jobs[0], b_jobs[1], *a_jobs[:2]]
+    second = [b_jobs[2], b_jobs[3], *a_jobs[2:]]
+    engine.score(first)
+    reference.score(first)
+    original = models["det"].infer
+    fail = [True]
+
+    def flaky(windows: Any) -> Any:
+        if fail.pop():
+            raise RuntimeError("CUDA out of memory (simulated)")
+        return original(windows)
+
+    models["det"].infer = flaky  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError, match="out of memory"):
+        engine.score(second)
+    fail.append(False)
+    retried = engine.score(second)
+    expected = reference.score(second)
+    assert [(s.unit, s.detector, s.ts) for s in retried] == [(s.unit, s.detector, s.ts) for s in expected]
+    assert [s.detector for s in retried].count("forecast") == 4
+    np.testing.assert_allclose([s.score for s in retried], [s.score for s in expected], rtol=1e-5)
