@@ -5,7 +5,8 @@ API (pure, single-threaded; the buffer thread and the backtest own one instance 
     buffers = RingBuffers({"R1": UnitSpec(sensors=("a", "b"), period_s=1.0, window_rows=64)})
     result = buffers.add(reading)      # -> AddResult(rejections, jobs, skipped)
     result.jobs                        # WindowJobs that became due, oldest first, window [W, S] float32 (a copy)
-    result.rejections                  # Rejected("late" | "duplicate" | "unknown_unit" | ...) per refused value
+    result.rejections                  # Rejected per refused value: late, duplicate, and (what ingest should
+                                       # have caught) unknown_unit, unknown_sensor, non_finite, schema (bad ts)
     result.skipped                     # {"gap": n}: closed rows whose window held an invalid row, not emitted
     buffers.flush("R1")                # close every open row (end of a CSV); None: all units
     buffers.fill("R1")                 # 0..1, share of the ring holding closed rows (a metric)
@@ -42,6 +43,8 @@ from monitor.messages import Reading, Rejected, RejectReason, WindowJob
 
 # Why a due window was not emitted (label set of plantwatch_windows_skipped_total{reason} for this stage).
 SKIP_GAP = "gap"
+# Event times beyond this (epoch seconds, about the year 5138) are refused: nothing real is that far out.
+MAX_ABS_TS = 1e11
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +156,9 @@ class _Unit:
         return slot if self.row_k[slot] == k else None
 
     def add(self, reading: Reading, out: AddResult) -> None:
+        if not -MAX_ABS_TS < reading.ts < MAX_ABS_TS:  # also NaN; keeps row indices far inside int64
+            out.rejections.append(Rejected("schema", f"{self.name}: event time {reading.ts!r} out of range", self.name))
+            return
         k = self.row_of(reading.ts)
         closed = (self.closed_upto is not None and k <= self.closed_upto) or self.passed(k)
         row: _OpenRow | None = None

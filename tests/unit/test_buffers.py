@@ -133,6 +133,8 @@ def test_unknown_unit_sensor_and_non_finite_are_rejected_without_touching_the_bu
     res = buffers.add(Reading("U", T0, {"zz": 1.0, "a": float("nan")}, 0.0))
     assert sorted(r.reason for r in res.rejections) == ["non_finite", "unknown_sensor"]
     assert buffers.watermark("U") == float("-inf")  # nothing placed, nothing moved
+    for ts in (float("nan"), float("inf"), 1e300):
+        assert [r.reason for r in buffers.add(Reading("U", ts, {"a": 1.0}, 0.0)).rejections] == ["schema"]
     res = buffers.add(Reading("U", T0, row_values(0), 0.0))
     assert res.rejections == [] and len(res.jobs) == 1
 
