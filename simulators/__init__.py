@@ -1,0 +1,70 @@
+"""Reactor simulator with injected faults and ground truth; CSV export, MQTT publisher, CSV replay.
+
+Imports numpy, PyYAML and paho-mqtt only (no torch, nothing of ``monitor`` but ``monitor.wire``),
+so it runs on a machine without torch.
+
+Offline, for training data, tests and backtests::
+
+    from simulators import load_scenario, parse_scenario, simulate, write_csv, write_labels
+
+    scenario = load_scenario("config/scenarios/faults.yaml")      # or parse_scenario({...}) / random_scenario(seed)
+    result = simulate(scenario, duration_s=2 * 86400, seed=7)      # -> SimResult
+    result.timestamps   # [T] epoch seconds (start_epoch defaults to 2026-01-01T00:00:00Z)
+    result.units        # unit names; result.sensors: sensor names (REACTOR_SENSORS for the reactor)
+    result.data         # [U, T, S] float64 in sensor units, NaN where a dropout fault removed readings
+    result.labels       # tuple[FaultLabel(unit, kind, start, end, sensors)], epoch seconds, [start, end)
+    result.label_mask() # [U, T] bool, True inside any fault
+    write_csv(result, "data.csv"); write_labels(result.labels, "labels.csv")
+
+Live, to a broker (runs in its own thread)::
+
+    from simulators import LivePublisher
+    pub = LivePublisher(result, host="127.0.0.1", port=1883, speed=10.0, qos=1, payload="readings")
+    pub.start(); pub.wait(timeout_s=60)      # or pub.stop()
+    pub.published, pub.acked, pub.error      # counts of messages handed to paho and acknowledged
+
+``LivePublisher`` also takes a :class:`Simulation` (streams an endless run chunk by chunk) or a
+:class:`~simulators.csvio.Table` via :func:`simulators.replay.table_source`.
+
+Commands: ``plantwatch simulate`` (simulators.simulate_cli), ``plantwatch replay`` (simulators.replay_cli).
+"""
+
+from __future__ import annotations
+
+from simulators.csvio import CsvError, Table, read_labels, read_table, write_csv, write_labels
+from simulators.faults import FAULT_KINDS, PROCESS_FAULT_KINDS, SENSOR_FAULT_KINDS, Fault, FaultLabel
+from simulators.live import LivePublisher, PublishError
+from simulators.reactor import REACTOR_SENSORS
+from simulators.scenario import Scenario, ScenarioError, load_scenario, parse_duration, parse_scenario, random_scenario
+from simulators.seed_profile import SEED_SENSORS, seed_signal
+from simulators.simulation import DEFAULT_START_EPOCH, SimResult, Simulation, simulate, with_faults
+
+__all__ = [
+    "DEFAULT_START_EPOCH",
+    "FAULT_KINDS",
+    "PROCESS_FAULT_KINDS",
+    "REACTOR_SENSORS",
+    "SEED_SENSORS",
+    "SENSOR_FAULT_KINDS",
+    "CsvError",
+    "Fault",
+    "FaultLabel",
+    "LivePublisher",
+    "PublishError",
+    "Scenario",
+    "ScenarioError",
+    "SimResult",
+    "Simulation",
+    "Table",
+    "load_scenario",
+    "parse_duration",
+    "parse_scenario",
+    "random_scenario",
+    "read_labels",
+    "read_table",
+    "seed_signal",
+    "simulate",
+    "with_faults",
+    "write_csv",
+    "write_labels",
+]

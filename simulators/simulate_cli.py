@@ -1,0 +1,161 @@
+"""`plantwatch simulate`: run a scenario offline to CSV, or live to an MQTT broker.
+
+Offline:  plantwatch simulate --scenario S --out data.csv --labels labels.csv --duration 2d [--seed N] [--start T]
+Live:     plantwatch simulate --scenario S --broker HOST:PORT --speed X [--payload readings|per-sensor] [--qos 1]
+
+``--scenario`` is a YAML file, the name of a file in config/scenarios (``demo``), or
+``random:SEED[:UNITS]`` for a generated one. Exit codes: 0 ok, 1 broker or publish failure,
+2 bad input (scenario, arguments, unwritable output).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+from simulators.broker import add_broker_arguments, broker_options
+from simulators.csvio import parse_time, write_csv, write_labels
+from simulators.scenario import Scenario, ScenarioError, load_scenario, parse_duration, random_scenario
+from simulators.simulation import DEFAULT_START_EPOCH, Simulation, simulate
+
+HELP = "Simulate reactor units with injected faults: offline to CSV (--out) or live to MQTT (--broker)."
+SCENARIO_DIR = Path(__file__).resolve().parents[1] / "config" / "scenarios"
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--scenario", required=True, help="YAML file, a name in config/scenarios (e.g. demo), or random:SEED[:UNITS]"
+    )
+    parser.add_argument("--duration", help="simulated time, e.g. 3600, 90m, 2d (offline: required; live: endless)")
+    parser.add_argument("--seed", type=int, help="random seed (default: the scenario's seed, else 0)")
+    parser.add_argument(
+        "--start",
+        help="first timestamp, epoch seconds or ISO 8601 (offline default 2026-01-01T00:00:00Z; live default: "
+        "chosen so the last reading is stamped 'now' at the end of the run, never in the future)",
+    )
+    offline = parser.add_argument_group("offline")
+    offline.add_argument("--out", metavar="CSV", help="write measurements here (timestamp,unit,<sensors>)")
+    offline.add_argument("--labels", metavar="CSV", help="write ground-truth labels here (unit,kind,start,end,sensors)")
+    add_broker_arguments(parser, required=False)
+    live = parser.add_argument_group("live")
+    live.add_argument("--speed", type=float, default=1.0, help="simulated seconds per wall second (0 = max)")
+
+
+def resolve_scenario(text: str) -> Scenario:
+    """A scenario from a path, a name in config/scenarios, or ``random:SEED[:UNITS]``."""
+    if text.startswith("random:"):
+        parts = text.split(":")
+        try:
+            seed = int(parts[1])
+            units = int(parts[2]) if len(parts) > 2 else 4
+        except (IndexError, ValueError):
+            raise ScenarioError(f"--scenario {text!r}: expected random:SEED or random:SEED:UNITS") from None
+        return random_scenario(seed, n_units=units)
+    path = Path(text)
+    if not path.exists() and not path.suffix:
+        candidate = SCENARIO_DIR / f"{text}.yaml"
+        if candidate.exists():
+            path = candidate
+    if not path.exists():
+        raise ScenarioError(f"scenario file {text} not found")
+    return load_scenario(path)
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"plantwatch simulate: error: {message}", file=sys.stderr)
+    return code
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        scenario = resolve_scenario(args.scenario)
+        duration_s = parse_duration(args.duration, "--duration") if args.duration is not None else None
+        if duration_s is not None and duration_s <= 0:
+            raise ValueError("--duration must be positive")
+        start = parse_time(args.start) if args.start is not None else None
+    except (ScenarioError, ValueError) as exc:
+        return _fail(str(exc), 2)
+    if args.broker is not None:
+        return _live(args, scenario, duration_s, start)
+    if args.out is None and args.labels is None:
+        return _fail("give --out CSV (offline) or --broker HOST:PORT (live)", 2)
+    if duration_s is None:
+        return _fail("offline runs need --duration (e.g. 1d)", 2)
+    return _offline(args, scenario, duration_s, DEFAULT_START_EPOCH if start is None else start)
+
+
+def _offline(args: argparse.Namespace, scenario: Scenario, duration_s: float, start: float) -> int:
+    began = time.perf_counter()
+    result = simulate(scenario, duration_s, seed=args.seed, start_epoch=start)
+    try:
+        if args.out is not None:
+            rows = write_csv(result, args.out)
+            print(
+                f"wrote {rows} rows ({len(result.units)} units x {result.timestamps.shape[0]} samples, "
+                f"{len(result.sensors)} sensors) to {args.out}"
+            )
+        if args.labels is not None:
+            count = write_labels(result.labels, args.labels)
+            print(f"wrote {count} fault labels to {args.labels}")
+    except OSError as exc:
+        return _fail(f"cannot write output: {exc.strerror or exc}: {exc.filename}", 2)
+    log.info("simulated %s in %.2f s", scenario.name, time.perf_counter() - began)
+    return 0
+
+
+def _live(args: argparse.Namespace, scenario: Scenario, duration_s: float | None, start: float | None) -> int:
+    from simulators.live import LivePublisher  # paho only when publishing
+
+    try:
+        options = broker_options(args)
+        if args.speed < 0:
+            raise ValueError(f"--speed must be >= 0, got {args.speed}")
+    except ValueError as exc:
+        return _fail(str(exc), 2)
+    if start is None:
+        start = default_live_start(time.time(), duration_s, args.speed)
+    sim = Simulation(scenario, seed=args.seed, start_epoch=start)
+    publisher = LivePublisher(
+        sim, options=options, speed=args.speed, qos=args.qos, payload=args.payload, duration_s=duration_s
+    )
+    stop_on_signal(publisher.stop)
+    publisher.start()
+    while not publisher.wait(0.5):
+        pass
+    print(
+        f"published {publisher.published} messages, {publisher.acked} acknowledged, "
+        f"{publisher.events_published} fault events"
+    )
+    if publisher.error is not None:
+        return _fail(publisher.error, 1)
+    return 0
+
+
+def default_live_start(now: float, duration_s: float | None, speed: float) -> float:
+    """A start time that keeps every event timestamp at or before the wall clock when it is sent.
+
+    At speed 1 (or an endless run) the simulation starts now; faster runs start in the past by
+    ``duration * (1 - 1/speed)``, so the last reading is stamped about when it is published.
+    """
+    if duration_s is None or speed == 1.0:
+        return now
+    if speed == 0:
+        return now - duration_s
+    return now - duration_s * max(0.0, 1.0 - 1.0 / speed)
+
+
+def stop_on_signal(stop: object) -> None:
+    """SIGINT / SIGTERM only ask the publisher to stop (it then drains and exits cleanly)."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if callable(stop):
+            stop()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, handler)
