@@ -6,7 +6,8 @@ becomes one ground-truth label row ``unit,kind,start,end,sensors`` (epoch second
 
 Sensor faults change only their own sensors; the process and the controller never see them:
   bias      value + magnitude (sensor units)
-  drift     value + magnitude * (t - start) / duration (a ramp that reaches magnitude at the end)
+  drift     value + magnitude * (t - start + period) / duration (a ramp that reaches magnitude on the
+            last faulty sample, and already moves the first)
   stuck     the last good value before start, held (magnitude unused)
   spikes    +-magnitude on about 2 % of samples, random signs
   noise     value + magnitude * N(0, 1)
@@ -140,9 +141,11 @@ class SensorFaultApplier:
         faults: list[tuple[int, Fault]],
         sensors: tuple[str, ...],
         rng: np.random.Generator,
+        period_s: float = 1.0,
     ) -> None:
         """faults: (unit index, fault) pairs, sensor faults only, in scenario order."""
         self._faults = faults
+        self._period_s = period_s
         self._sensor_index = {name: i for i, name in enumerate(sensors)}
         self._rng = rng
         self._stuck_values: dict[int, FloatArray] = {}
@@ -162,7 +165,9 @@ class SensorFaultApplier:
             if fault.kind == "bias":
                 block = block + fault.magnitude
             elif fault.kind == "drift":
-                block = block + (fault.magnitude * (t_s[rows] - fault.start_s) / fault.duration_s)[:, None]
+                block = (
+                    block + (fault.magnitude * (t_s[rows] - fault.start_s + self._period_s) / fault.duration_s)[:, None]
+                )
             elif fault.kind == "stuck":
                 if number not in self._stuck_values:
                     first = int(rows[0])

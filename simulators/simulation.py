@@ -130,7 +130,7 @@ class Simulation:
         unit_index = {u: i for i, u in enumerate(self.units)}
         self._process_faults = [(unit_index[f.unit], f) for f in scenario.faults if f.kind not in SENSOR_FAULT_KINDS]
         sensor_faults = [(unit_index[f.unit], f) for f in scenario.faults if f.kind in SENSOR_FAULT_KINDS]
-        self._sensor_faults = SensorFaultApplier(sensor_faults, self.sensors, rng_faults)
+        self._sensor_faults = SensorFaultApplier(sensor_faults, self.sensors, rng_faults, scenario.period_s)
         if scenario.profile == "reactor":
             self._params: ReactorParams = reactor.sample_params(n, scenario.spread, rng_params)
             self._state: ReactorState = reactor.steady_state(self._params)

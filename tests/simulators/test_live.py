@@ -1,0 +1,132 @@
+"""Live publishing and replay against the real mosquitto fixture: every message arrives, in order, unchanged."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from monitor.cli import main as cli_main
+from simulators import LivePublisher, parse_scenario, simulate
+from simulators.live import Row
+from tests.conftest import Broker, free_port
+
+
+def scenario_for(unit: str, faults: list[dict[str, object]] | None = None) -> object:
+    return parse_scenario({"units": [unit, f"{unit}b"], "faults": faults or []})
+
+
+def test_qos1_run_delivers_every_message_it_published(mosquitto: Broker, mqtt_recorder, unique_prefix: str) -> None:
+    unit = unique_prefix
+    result = simulate(
+        scenario_for(
+            unit,
+            [
+                {"kind": "dropout", "unit": unit, "start": 10, "duration": 5, "sensors": ["level_m"]},
+                {"kind": "bias", "unit": f"{unit}b", "start": 20, "duration": 10},
+            ],
+        ),
+        60,
+        seed=1,
+    )
+    recorder = mqtt_recorder("plant/+/readings")
+    faults = mqtt_recorder(f"plantwatch-sim/faults/{unit}b")
+    publisher = LivePublisher(result, mosquitto.host, mosquitto.port, speed=0, qos=1).start()
+    assert publisher.wait(30)
+    assert publisher.error is None
+    assert publisher.published == 120 and publisher.acked == 120 and publisher.events_published == 4
+    got = recorder.wait_for(f"plant/{unit}/readings", count=60) + recorder.wait_for(f"plant/{unit}b/readings", count=60)
+    assert len(recorder.matching(f"plant/{unit}/readings")) == 60
+    for message in got:
+        body = message.json()
+        u = result.unit_index(message.topic.split("/")[1])
+        t = round(body["ts"] - result.timestamps[0])
+        expected = {s: v for s, v in zip(result.sensors, result.data[u, t].tolist(), strict=True) if not math.isnan(v)}
+        assert body["values"] == expected  # exact: JSON round-trips Python floats
+    dropped = [m.json() for m in got if m.topic == f"plant/{unit}/readings" and "level_m" not in m.json()["values"]]
+    assert len(dropped) == 5  # a dropout sends no value for that sensor
+    events = [m.json() for m in faults.wait_for(count=2)]
+    assert [e["event"] for e in events] == ["start", "end"]
+    assert events[0]["kind"] == "bias" and events[0]["ts"] == result.timestamps[20]
+
+
+def test_per_sensor_payload_in_order(mosquitto: Broker, mqtt_recorder, unique_prefix: str) -> None:
+    unit = unique_prefix
+    result = simulate(scenario_for(unit), 20, seed=2)
+    recorder = mqtt_recorder(f"plant/{unit}/+")
+    publisher = LivePublisher(result, mosquitto.host, mosquitto.port, speed=0, qos=1, payload="per-sensor").start()
+    assert publisher.wait(30) and publisher.error is None
+    assert publisher.published == publisher.acked == 2 * 20 * 8  # two units, eight sensors
+    got = recorder.wait_for(f"plant/{unit}/reactor_temp_K", count=20)
+    assert [m.json()["value"] for m in got] == result.data[0, :, 0].tolist()
+    assert [m.json()["ts"] for m in got] == result.timestamps.tolist()
+
+
+def test_speed_paces_by_event_time(mosquitto: Broker, mqtt_recorder, unique_prefix: str) -> None:
+    rows = [Row(1000.0 + i, unique_prefix, {"x": float(i)}) for i in range(5)]
+    recorder = mqtt_recorder(f"plant/{unique_prefix}/readings")
+    publisher = LivePublisher(rows, mosquitto.host, mosquitto.port, speed=10.0, qos=1).start()
+    assert publisher.wait(10) and publisher.error is None
+    got = recorder.wait_for(f"plant/{unique_prefix}/readings", count=5)
+    span = got[-1].received_at - got[0].received_at
+    assert span >= 0.35  # 4 s of event time at 10x is 0.4 s of wall time (never sooner)
+    assert [m.json()["values"]["x"] for m in got] == [0.0, 1.0, 2.0, 3.0, 4.0]
+
+
+def test_stop_ends_an_endless_stream(mosquitto: Broker, mqtt_recorder, unique_prefix: str) -> None:
+    from simulators import Simulation
+
+    recorder = mqtt_recorder(f"plant/{unique_prefix}/readings")
+    sim = Simulation(parse_scenario({"units": [unique_prefix]}), seed=1)
+    publisher = LivePublisher(sim, mosquitto.host, mosquitto.port, speed=100.0, qos=1).start()
+    recorder.wait_for(f"plant/{unique_prefix}/readings", count=20)
+    publisher.stop()
+    assert publisher.wait(10) and publisher.error is None
+    assert publisher.acked == publisher.published >= 20
+
+
+def test_replay_preserves_order_and_values(
+    mosquitto: Broker, mqtt_recorder, unique_prefix: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "skab-like.csv"
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(30, 2)).round(6)
+    lines = ["datetime;Pressure;Temperature;anomaly"]
+    for i, (p, t) in enumerate(values.tolist()):
+        lines.append(f"2020-03-09 10:14:{i:02d};{p};{t};0.0")  # zone-less, read as UTC: 1583748840 + i
+    path.write_text("\n".join(lines) + "\n")
+    recorder = mqtt_recorder(f"plant/{unique_prefix}/readings")
+    broker = f"{mosquitto.host}:{mosquitto.port}"
+    assert cli_main(["replay", str(path), "--broker", broker, "--unit", unique_prefix, "--speed", "0"]) == 0
+    got = recorder.wait_for(f"plant/{unique_prefix}/readings", count=30)
+    bodies = [m.json() for m in got]
+    assert [b["values"] for b in bodies] == [{"Pressure": p, "Temperature": t} for p, t in values.tolist()]
+    assert bodies[0]["ts"] == 1583748840.0 and np.all(np.diff([b["ts"] for b in bodies]) == 1.0)
+
+
+def test_simulate_command_live(mosquitto: Broker, mqtt_recorder, unique_prefix: str, tmp_path: Path, capsys) -> None:
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(f"units: [{unique_prefix}]\nfaults: [{{kind: bias, start: 5, duration: 5}}]\n")
+    recorder = mqtt_recorder(f"plant/{unique_prefix}/readings")
+    faults = mqtt_recorder(f"plantwatch-sim/faults/{unique_prefix}")
+    argv = ["simulate", "--scenario", str(scenario), "--broker", f"{mosquitto.host}:{mosquitto.port}"]
+    assert cli_main([*argv, "--speed", "0", "--duration", "30s", "--qos", "1"]) == 0
+    assert "published 30 messages, 30 acknowledged, 2 fault events" in capsys.readouterr().out
+    got = recorder.wait_for(f"plant/{unique_prefix}/readings", count=30)
+    stamps = [m.json()["ts"] for m in got]
+    assert stamps == sorted(stamps)
+    assert [json.loads(m.payload)["event"] for m in faults.wait_for(count=2)] == ["start", "end"]
+
+
+@pytest.mark.parametrize("command", ["simulate", "replay"])
+def test_unreachable_broker_is_a_one_line_error(command: str, tmp_path: Path, capsys) -> None:
+    data = tmp_path / "d.csv"
+    data.write_text("timestamp,x\n1,2\n")
+    first = ["simulate", "--scenario", "demo", "--duration", "10"] if command == "simulate" else ["replay", str(data)]
+    argv = [*first, "--unit", "u"] if command == "replay" else first
+    assert cli_main([*argv, "--broker", f"127.0.0.1:{free_port()}"]) == 1
+    err = capsys.readouterr().err
+    assert "cannot connect to broker 127.0.0.1:" in err and "Traceback" not in err
