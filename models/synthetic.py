@@ -60,11 +60,12 @@ def seed_signal(name: str, seed: int = 42) -> SeedSignal:
 SEED_SIGNALS: tuple[str, ...] = ("rnn", "lstm", "gru", "lstm_deep", "seq2seq", "attention_lstm", "bilstm")
 
 
-def normal_process(n_rows: int, n_sensors: int = 5, seed: int = 0, start: int = 0) -> F64:
+def normal_process(n_rows: int, n_sensors: int = 5, seed: int = 0, start: int = 0, load_tau: float = 50.0) -> F64:
     """Correlated multi-sensor normal operation [n_rows, n_sensors], in plant-like units.
 
-    Three hidden drivers (two incommensurate cycles and an AR(1) load, time constant 10 rows) mixed into every
-    sensor with fixed weights, plus independent measurement noise (10% of a sensor's spread).
+    Three hidden drivers (two incommensurate cycles and an AR(1) load with a time constant of
+    ``load_tau`` rows) mixed into every sensor with fixed weights, plus independent measurement
+    noise (10% of a sensor's spread).
     The mixing weights depend only on ``n_sensors``, so two calls with different ``seed`` or
     ``start`` are the same process (fresh data for calibration checks).
     """
@@ -76,10 +77,11 @@ def normal_process(n_rows: int, n_sensors: int = 5, seed: int = 0, start: int = 
     t = np.arange(start, start + n_rows, dtype=np.float64)
     phase = rng.uniform(0, 2 * np.pi, 2)
     load = np.empty(n_rows)
-    shocks = rng.normal(0.0, 0.2, n_rows)  # stationary spread 0.2 / sqrt(1 - 0.9^2) = 0.46
+    phi = float(np.exp(-1.0 / load_tau))
+    shocks = rng.normal(0.0, 0.5 * np.sqrt(1.0 - phi * phi), n_rows)  # stationary spread 0.5
     level = 0.0
     for i in range(n_rows):  # AR(1) is inherently sequential; n_rows is small
-        level = 0.9 * level + shocks[i]
+        level = phi * level + shocks[i]
         load[i] = level
     # The cycles' phases wander (a random walk of 0.02 rad per row), as real cycles do, so the
     # process never repeats exactly and calibration on later rows is not a replay of training rows.

@@ -1,0 +1,124 @@
+"""`plantwatch train --data FILE.csv --model KIND --out DIR`: train one model on normal data, write its artifact.
+
+Exit codes: 0 written, 2 bad input (file, columns, values, too few rows, options), 1 unexpected
+failure. torch is imported only when the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+HELP = "train one model on a CSV of normal data and write its artifact directory"
+
+# Kept in step with models.networks.KINDS (not imported here: that would import torch).
+MODEL_KINDS: tuple[str, ...] = ("lstm_ae", "bilstm", "rnn", "lstm", "gru", "seq2seq", "attention_lstm")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", required=True, type=Path, help="CSV of normal operation (timestamp + sensor columns)")
+    parser.add_argument("--model", required=True, choices=MODEL_KINDS, help="model kind (default detector: lstm_ae)")
+    parser.add_argument("--out", required=True, type=Path, help="artifact directory to write")
+    parser.add_argument("--unit", help="train on this unit's rows (when the CSV has a unit column)")
+    parser.add_argument("--sensors", help="comma-separated sensor columns, in model order (default: all)")
+    parser.add_argument("--name", help="model name, used as the metric label (default: the kind)")
+    parser.add_argument("--window", type=_positive_int, default=50, help="input rows per window (default 50)")
+    parser.add_argument("--horizon", type=int, help="forecast steps (seq2seq default 10, other forecasters 1)")
+    parser.add_argument("--hidden-size", type=_positive_int, help="hidden units (default: the seed's for the kind)")
+    parser.add_argument("--num-layers", type=_positive_int, help="stacked recurrent layers")
+    parser.add_argument("--dropout", type=float, help="dropout between recurrent layers")
+    parser.add_argument("--latent-size", type=_positive_int, help="lstm_ae bottleneck size (default 8)")
+    parser.add_argument("--epochs", type=_positive_int, default=30, help="maximum epochs (default 30)")
+    parser.add_argument("--patience", type=_positive_int, default=5, help="early-stopping patience in epochs")
+    parser.add_argument("--batch-size", type=_positive_int, default=64, help="minibatch size (default 64)")
+    parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    parser.add_argument("--scaler", choices=("standard", "minmax"), default="standard", help="feature scaling")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--target-far", type=float, default=0.01, help="target false-alarm rate (default 0.01)")
+    parser.add_argument("--calibration", choices=("quantile", "pot"), default="quantile", help="threshold method")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _fail(message: str) -> int:
+    print(f"plantwatch train: {message}", file=sys.stderr)
+    return 2
+
+
+def main(args: argparse.Namespace) -> int:
+    from models.csvdata import CsvError, read_sensor_csv
+
+    sensors = None
+    if args.sensors is not None:
+        sensors = [name.strip() for name in args.sensors.split(",") if name.strip()]
+        if not sensors:
+            return _fail("--sensors is empty")
+    try:
+        table = read_sensor_csv(args.data, sensors, args.unit)
+    except CsvError as exc:
+        return _fail(str(exc))
+    except OSError as exc:
+        return _fail(f"{args.data}: {exc.strerror or exc}")
+    if table.values.shape[0] == 0:
+        return _fail(f"{args.data}: no data rows")
+
+    import torch  # noqa: F401  (imported here, never at module import: `plantwatch --help` stays light)
+
+    from models.train import TrainConfig, min_rows, train_model
+
+    try:
+        config = TrainConfig(
+            kind=args.model,
+            name=args.name,
+            window=args.window,
+            horizon=args.horizon,
+            hidden_size=args.hidden_size,
+            num_layers=args.num_layers,
+            dropout=args.dropout,
+            latent_size=args.latent_size,
+            epochs=args.epochs,
+            patience=args.patience,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            scaler=args.scaler,
+            device=args.device,
+            seed=args.seed,
+            target_far=args.target_far,
+            calibration=args.calibration,
+            progress=not args.no_progress,
+        )
+        config.validate()
+        needed = min_rows(config)
+        if table.values.shape[0] < needed:
+            return _fail(
+                f"{args.data}: too few rows for window {config.window}: {table.values.shape[0]} rows, need at least "
+                f"{needed} (training, validation and calibration parts)"
+            )
+        out = train_model(
+            table.values,
+            table.sensors,
+            args.out,
+            config,
+            period_s=table.period_s(),
+            timestamps=table.timestamps,
+        )
+    except ValueError as exc:
+        return _fail(str(exc))
+    from models.artifacts import load_artifact
+
+    model = load_artifact(out)
+    figures = model.manifest["training"]["figures"]
+    print(
+        f"wrote {out}: {model.kind} ({model.role}), {len(model.sensors)} sensors, window {model.window}, "
+        f"horizon {model.horizon}, val loss {figures['val_loss']:.5f} after {figures['epochs_run']} epochs, "
+        f"threshold {model.threshold:.6g} ({model.threshold_method}, target FAR {config.target_far})"
+    )
+    return 0
