@@ -120,6 +120,12 @@ def _live(args: argparse.Namespace, scenario: Scenario, duration_s: float | None
         return _fail(str(exc), 2)
     if start is None:
         start = default_live_start(time.time(), duration_s, args.speed)
+        if duration_s is None and args.speed != 1.0:
+            log.warning(
+                "an endless run at speed %g drifts away from the wall clock; give --duration so event times "
+                "end at 'now' (the service refuses readings stamped in the future)",
+                args.speed,
+            )
     sim = Simulation(scenario, seed=args.seed, start_epoch=start)
     publisher = LivePublisher(
         sim, options=options, speed=args.speed, qos=args.qos, payload=args.payload, duration_s=duration_s

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +12,9 @@ import pytest
 
 from monitor.cli import main as cli_main
 from simulators import LivePublisher, parse_scenario, simulate
+from simulators.broker import BrokerOptions
 from simulators.live import Row
-from tests.conftest import Broker, free_port
+from tests.conftest import Broker, MqttRecorder, free_port
 
 
 def scenario_for(unit: str, faults: list[dict[str, object]] | None = None) -> object:
@@ -130,3 +132,32 @@ def test_unreachable_broker_is_a_one_line_error(command: str, tmp_path: Path, ca
     assert cli_main([*argv, "--broker", f"127.0.0.1:{free_port()}"]) == 1
     err = capsys.readouterr().err
     assert "cannot connect to broker 127.0.0.1:" in err and "Traceback" not in err
+
+
+def test_credentials_are_used_and_a_refusal_is_reported(broker_factory, tmp_path: Path) -> None:
+    passwords = tmp_path / "passwords"
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwords), "sim", "s3cret"], check=True, timeout=30)
+    broker = broker_factory(extra_conf=f"allow_anonymous false\npassword_file {passwords}")
+    result = simulate(parse_scenario({"units": ["a"]}), 5, seed=1)
+    anonymous = LivePublisher(result, options=BrokerOptions(broker.host, broker.port), speed=0).start()
+    assert anonymous.wait(10)
+    assert anonymous.error == "broker refused the connection: Not authorized" and anonymous.published == 0
+    options = BrokerOptions(broker.host, broker.port, username="sim", password="s3cret")
+    allowed = LivePublisher(result, options=options, speed=0).start()
+    assert allowed.wait(10)
+    assert allowed.error is None and allowed.published == allowed.acked == 5
+
+
+def test_qos1_run_survives_a_broker_restart(broker_factory) -> None:
+    broker = broker_factory()
+    recorder = MqttRecorder(broker, "plant/#")
+    try:
+        result = simulate(parse_scenario({"units": ["a"]}), 120, seed=1)
+        publisher = LivePublisher(result, broker.host, broker.port, speed=30.0, qos=1).start()
+        recorder.wait_for("plant/a/readings", count=20)
+        broker.restart()
+        assert publisher.wait(60)
+        assert publisher.error is None
+        assert publisher.published == publisher.acked == 120  # paho re-sent what the restart cut off
+    finally:
+        recorder.close()
