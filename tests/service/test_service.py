@@ -289,3 +289,30 @@ def test_sighup_reload_keeps_old_models_when_the_new_artifact_is_invalid(
     assert sample(app, "plantwatch_model_reloads_total", result="error") == 1
     pub.rows("R1", rows[30:], t0, first_index=30)
     assert wait_until(lambda: scored(app) == 60 - WINDOW + 1, timeout_s=30)  # the buffers were kept
+
+
+@pytest.mark.slow
+def test_fault_free_hours_raise_no_alert(
+    service_config: Callable[..., PlantwatchConfig],
+    run_app: Callable[[PlantwatchConfig], App],
+    publisher: Callable[..., Publisher],
+    mqtt_recorder: Callable[..., object],
+    unique_prefix: str,
+) -> None:
+    """Three simulated hours of normal operation (event time, published as fast as the broker takes them)."""
+    recorder = mqtt_recorder(f"{unique_prefix}/pw/alerts/#")
+    cfg = service_config(outputs={"publish_scores": False, "publish_forecasts": False})
+    app = run_app(cfg)
+    n = 3 * 3600
+    rows = normal_rows(n, seed=8, start=5000)
+    pub, t0, chunk = publisher(), epoch_base(), 500
+    for first in range(0, n, chunk):
+        # In chunks: the broker drops what exceeds a client's queue (max_queued_messages, 1000 by default).
+        pub.rows("R1", rows[first : first + chunk], t0, first_index=first)
+        assert wait_until(
+            lambda f=first: sample(app, "plantwatch_readings_received_total", unit="R1") == min(n, f + chunk), 30
+        )
+    assert wait_until(lambda: scored(app) == n - WINDOW + 1, timeout_s=120), scored(app)
+    assert recorder.matching(f"{unique_prefix}/pw/alerts/+") == []
+    assert sample(app, "plantwatch_alerts_fired_total", unit="R1", detector="reconstruction") == 0
+    assert sample(app, "plantwatch_alerts_fired_total", unit="R1", detector="forecast") == 0

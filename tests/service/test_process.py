@@ -1,0 +1,176 @@
+"""The service as a process: exit codes, SIGTERM, SIGKILL and restart with the persistent session and alert state."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+
+from tests.conftest import Broker, free_port, wait_until
+from tests.service.conftest import WINDOW, Publisher, epoch_base, normal_rows, service_config_dict, with_fault
+
+
+class Service:
+    """``python -m monitor run --config FILE`` with its log in a file and /readyz polled."""
+
+    def __init__(self, config: dict[str, Any], workdir: Path) -> None:
+        self.port = free_port()
+        config = {**config, "metrics": {"host": "127.0.0.1", "port": self.port}}
+        self.config_path = workdir / "plantwatch.yaml"
+        self.config_path.write_text(yaml.safe_dump(config))
+        self.log_path = workdir / "service.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "monitor", "run", "--config", str(self.config_path)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        assert wait_until(self.ready, timeout_s=60), self.log()
+
+    def ready(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise AssertionError(f"service exited with {self.proc.returncode}: {self.log()}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=1) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
+    def metric(self, name: str, **labels: str) -> float:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+        key = name + ("{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}" if labels else "")
+        for line in text.splitlines():
+            if line.startswith(key + " "):
+                return float(line.rsplit(" ", 1)[1])
+        return float("nan")
+
+    def signal(self, sig: int) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        code = self.proc.wait(timeout=30)
+        self.proc = None
+        return code
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[Callable[[dict[str, Any]], Service]]:
+    made: list[Service] = []
+
+    def make(config: dict[str, Any]) -> Service:
+        workdir = tmp_path / f"svc{len(made)}"
+        workdir.mkdir()
+        svc = Service(config, workdir)
+        made.append(svc)
+        return svc
+
+    try:
+        yield make
+    finally:
+        for svc in made:
+            if svc.proc is not None:
+                svc.proc.kill()
+                svc.proc.wait(timeout=10)
+
+
+def test_invalid_config_exits_2_naming_the_field(tmp_path: Path, artifacts: dict[str, Path], mosquitto: Broker) -> None:
+    config = service_config_dict(mosquitto, artifacts, "x")
+    config["mqtt"]["qos"] = 7
+    config["units"][0]["colour"] = "red"
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = subprocess.run(
+        [sys.executable, "-m", "monitor", "run", "--config", str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert "mqtt.qos: Input should be 0, 1 or 2" in result.stderr
+    assert "units.0.colour: Extra inputs are not permitted" in result.stderr
+    assert config["mqtt"]["client_id"] not in mosquitto.log()  # it never connected
+
+
+def test_missing_artifact_exits_2(tmp_path: Path, artifacts: dict[str, Path], mosquitto: Broker) -> None:
+    config = service_config_dict(mosquitto, {**artifacts, "fc": tmp_path / "nowhere"}, "x")
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = subprocess.run(
+        [sys.executable, "-m", "monitor", "run", "--config", str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert "units.0.forecaster.artifact: no artifact" in result.stderr
+
+
+def test_sigterm_publishes_offline_and_exits_0(
+    mosquitto: Broker,
+    artifacts: dict[str, Path],
+    unique_prefix: str,
+    service: Callable[[dict[str, Any]], Service],
+    mqtt_recorder: Callable[..., Any],
+) -> None:
+    recorder = mqtt_recorder(f"{unique_prefix}/pw/status")
+    svc = service(service_config_dict(mosquitto, artifacts, unique_prefix))
+    svc.start()
+    recorder.wait_for(f"{unique_prefix}/pw/status", lambda m: m.payload == b"online")
+    assert svc.signal(signal.SIGTERM) == 0
+    recorder.wait_for(f"{unique_prefix}/pw/status", lambda m: m.payload == b"offline")
+    assert "stopped" in svc.log()
+
+
+def test_killed_service_restarts_scores_the_backlog_and_fires_no_alert_twice(
+    mosquitto: Broker,
+    artifacts: dict[str, Path],
+    unique_prefix: str,
+    service: Callable[[dict[str, Any]], Service],
+    mqtt_recorder: Callable[..., Any],
+    publisher: Callable[..., Publisher],
+) -> None:
+    recorder = mqtt_recorder(f"{unique_prefix}/pw/#")
+    config = service_config_dict(mosquitto, artifacts, unique_prefix, unit_names=("R1",))
+    config["units"][0]["alerts"] |= {"resolve_hits": 5, "min_duration_s": 5, "renotify_s": 3600}
+    svc = service(config)
+    svc.start()
+    t0 = epoch_base()
+    normal = normal_rows(240, seed=11)
+    rows = np.concatenate([normal[:60], with_fault(normal[60:120]), normal[120:]])
+    pub = publisher()
+    pub.rows("R1", rows[:80], t0)  # the fault starts at row 60
+    alert_topic = f"{unique_prefix}/pw/alerts/R1"
+
+    def recon(state: str) -> Callable[[Any], bool]:
+        return lambda m: m.json()["detector"] == "reconstruction" and m.json()["state"] == state
+
+    (firing,) = recorder.wait_for(alert_topic, recon("firing"), timeout_s=30)
+    assert wait_until(
+        lambda: svc.metric("plantwatch_windows_scored_total", detector="reconstruction") == 80 - WINDOW + 1, 30
+    )
+    assert svc.signal(signal.SIGKILL) == -signal.SIGKILL
+    pub.rows("R1", rows[80:], t0, first_index=80)  # fault continues, then ends, while the service is down
+    svc.start()
+    (resolved,) = recorder.wait_for(alert_topic, recon("resolved"), timeout_s=60)
+    assert resolved.json()["alert_id"] == firing.json()["alert_id"]
+    assert len(recorder.matching(alert_topic, recon("firing"))) == 1  # the restored episode did not fire again
+    # Every reading published while it was down was delivered; after WINDOW - 1 warm-up rows each row is scored.
+    assert wait_until(
+        lambda: svc.metric("plantwatch_windows_scored_total", detector="reconstruction") == 160 - WINDOW + 1, 30
+    ), svc.log()[-3000:]
+    assert svc.metric("plantwatch_readings_received_total", unit="R1") == 160
+    scored_ts = {m.json()["ts"] for m in recorder.matching(f"{unique_prefix}/pw/scores/R1")}
+    assert {t0 + i for i in range(80 + WINDOW - 1, 240)} <= scored_ts
+    assert svc.signal(signal.SIGTERM) == 0
+    state = json.loads(recorder.matching(f"{unique_prefix}/pw/alerts/R1/state")[-1].payload)
+    assert state["state"] == "ok"
