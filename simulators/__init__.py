@@ -23,8 +23,9 @@ Live, to a broker (runs in its own thread)::
     pub.start(); pub.wait(timeout_s=60)      # or pub.stop()
     pub.published, pub.acked, pub.error      # counts of messages handed to paho and acknowledged
 
-``LivePublisher`` also takes a :class:`Simulation` (streams an endless run chunk by chunk) or a
-:class:`~simulators.csvio.Table` via :func:`simulators.replay.table_source`.
+``LivePublisher`` also takes a :class:`Simulation` (streams a run chunk by chunk, endless unless
+``duration_s``) or any iterable of :class:`simulators.live.Row` in time order, such as
+``simulators.replay.table_rows(read_table("file.csv"), unit="u")`` (what ``plantwatch replay`` does).
 
 Commands: ``plantwatch simulate`` (simulators.simulate_cli), ``plantwatch replay`` (simulators.replay_cli).
 """

@@ -18,10 +18,18 @@ first few kelvin, saturates, and the temperature then accelerates until B is use
 A PI controller (reverse acting, back-calculation anti-windup, valve limits 0..1) moves the
 coolant valve to hold T at its setpoint; the valve follows its command with a first-order lag,
 or not at all when a fault makes it stuck or sticky. Pressure rises with temperature (pad gas
-plus the liquid's vapour pressure, Clausius-Clapeyron). Every array has a leading or trailing
-unit axis ``U``; the integrator is classical RK4 with a fixed step, split into more substeps
-(chosen from the stiffest unit, so still deterministic) only when a unit heats up so far that
-the reaction rate would make RK4 unstable.
+plus the liquid's vapour pressure, Clausius-Clapeyron).
+
+Nominal operating point: T = 350 K, CA = 0.75 kmol/m3 (75 % conversion, the stable upper
+branch: the open-loop Jacobian's eigenvalues all have negative real parts), jacket 339 K,
+level 1 m, about 3 bar, coolant about 25 of 50 m3/h, so the loop has headroom both ways.
+
+Integration: classical RK4 with a fixed step (the scenario's ``step_s``, 5 s by default; the
+fastest open-loop time constant is about 30 s), split into more substeps, chosen from the
+stiffest unit so still deterministic, only when a unit heats up so far that the reaction rate
+would make RK4 unstable. The controller acts once per step, as a DCS scan would. The same
+functions run on arrays [U] (numpy, many units at once) or on Python floats (one unit at a
+time, faster for a handful of units): see :class:`Backend`.
 """
 
 from __future__ import annotations

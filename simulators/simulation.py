@@ -27,7 +27,8 @@ FloatArray = npt.NDArray[np.float64]
 
 # 2026-01-01T00:00:00Z: the default start of offline runs, so output does not depend on the clock.
 DEFAULT_START_EPOCH = 1767225600.0
-# Simulated seconds per chunk (a multiple of every allowed step).
+# Simulated seconds per chunk (fewer for many units). The chunking depends only on the scenario,
+# so offline and streamed runs draw the same random numbers in the same order.
 CHUNK_S = 3600.0
 _DAY_S = 86400.0
 SCALAR_MAX_UNITS = 8
@@ -123,7 +124,9 @@ class Simulation:
         self.sensors = scenario.sensors
         self.period_s = scenario.period_s
         self._samples_per_step = round(scenario.step_s / scenario.period_s)
-        self._chunk_samples = self._samples_per_step * int(np.ceil(CHUNK_S / scenario.step_s))
+        # Shorter chunks for many units bound the memory of one chunk (about 256 unit-hours).
+        chunk_s = CHUNK_S * min(1.0, 256.0 / len(scenario.units))
+        self._chunk_samples = self._samples_per_step * max(1, int(np.ceil(chunk_s / scenario.step_s)))
         streams = np.random.SeedSequence(self.seed).spawn(4)
         rng_params, rng_dist, self._rng_noise, rng_faults = (np.random.default_rng(s) for s in streams)
         n = len(self.units)
@@ -147,7 +150,7 @@ class Simulation:
         return fault_labels(self.scenario, self.start_epoch, end_epoch)
 
     def chunks(self) -> Iterator[tuple[FloatArray, FloatArray]]:
-        """Endless (timestamps [T], data [U, T, S]) chunks of CHUNK_S seconds, in order."""
+        """Endless (timestamps [T], data [U, T, S]) chunks, in order (CHUNK_S seconds each up to 256 units)."""
         while True:
             yield self._next_chunk()
 
