@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -161,3 +162,34 @@ def test_qos1_run_survives_a_broker_restart(broker_factory) -> None:
         assert publisher.published == publisher.acked == 120  # paho re-sent what the restart cut off
     finally:
         recorder.close()
+
+
+def _make_tls_files(directory: Path) -> tuple[Path, Path, Path]:
+    """A throw-away CA and a server certificate for 127.0.0.1 (openssl CLI)."""
+    ca_key, ca_crt = directory / "ca.key", directory / "ca.crt"
+    key, csr, crt = directory / "server.key", directory / "server.csr", directory / "server.crt"
+    ext = directory / "ext.cnf"
+    ext.write_text("subjectAltName = IP:127.0.0.1\n")
+    openssl_req = ["openssl", "req", "-newkey", "rsa:2048", "-nodes"]
+    commands = [
+        [*openssl_req, "-x509", "-keyout", ca_key, "-out", ca_crt, "-days", "2", "-subj", "/CN=plantwatch-test-ca"],
+        [*openssl_req, "-keyout", key, "-out", csr, "-subj", "/CN=127.0.0.1"],
+        ["openssl", "x509", "-req", "-in", csr, "-CA", ca_crt, "-CAkey", ca_key, "-CAcreateserial"],
+    ]
+    commands[2] += ["-out", crt, "-days", "2", "-extfile", ext]
+    for command in commands:
+        subprocess.run([str(c) for c in command], check=True, capture_output=True, timeout=60)
+    return ca_crt, crt, key
+
+
+def test_tls_publish(broker_factory, tmp_path: Path) -> None:
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl not installed")
+    ca, crt, key = _make_tls_files(tmp_path)
+    broker = broker_factory(extra_conf=f"cafile {ca}\ncertfile {crt}\nkeyfile {key}")
+    result = simulate(parse_scenario({"units": ["a"]}), 5, seed=1)
+    plain = LivePublisher(result, broker.host, broker.port, speed=0, connect_timeout_s=1).start()
+    assert plain.wait(15) and plain.error is not None  # a TLS listener does not speak plain MQTT
+    secure = LivePublisher(result, options=BrokerOptions(broker.host, broker.port, tls_ca=str(ca)), speed=0).start()
+    assert secure.wait(15)
+    assert secure.error is None and secure.published == secure.acked == 5
