@@ -169,6 +169,7 @@ def test_killed_service_restarts_scores_the_backlog_and_fires_no_alert_twice(
         lambda: svc.metric("plantwatch_windows_scored_total", detector="reconstruction") == 160 - WINDOW + 1, 30
     ), svc.log()[-3000:]
     assert svc.metric("plantwatch_readings_received_total", unit="R1") == 160
+    recorder.wait_for(f"{unique_prefix}/pw/scores/R1", lambda m: m.json()["ts"] == t0 + 239)
     scored_ts = {m.json()["ts"] for m in recorder.matching(f"{unique_prefix}/pw/scores/R1")}
     assert {t0 + i for i in range(80 + WINDOW - 1, 240)} <= scored_ts
     assert svc.signal(signal.SIGTERM) == 0
