@@ -1,9 +1,10 @@
 """The `plantwatch` command line: one console script, one subcommand per job.
 
 Each subcommand lives in its own module, which exposes ``HELP`` (one line),
-``add_arguments(parser)`` and ``main(args) -> int``. Modules are imported only
-when their command runs, so `plantwatch simulate` works without torch and
-`--help` stays fast. Exit codes: 0 ok, 1 runtime failure, 2 bad input or config.
+``add_arguments(parser)`` and ``main(args) -> int``. Only the module of the
+command being run is imported, so `plantwatch simulate` works without torch,
+and a broken command module cannot take the others down with it.
+Exit codes: 0 ok, 1 runtime failure, 2 bad input or config.
 """
 
 from __future__ import annotations
@@ -11,50 +12,43 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from types import ModuleType
 
 from monitor.log import setup_logging
 
-# command name -> module implementing it
-COMMANDS: dict[str, str] = {
-    "run": "monitor.commands.run",
-    "check-config": "monitor.commands.check_config",
-    "print-config": "monitor.commands.print_config",
-    "backtest": "monitor.commands.backtest",
-    "train": "models.train_cli",
-    "simulate": "simulators.simulate_cli",
-    "replay": "simulators.replay_cli",
+# command name -> (module implementing it, one-line help shown by `plantwatch --help`)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("monitor.commands.run", "Run the monitoring service."),
+    "check-config": ("monitor.commands.check_config", "Validate a config file; print each error with its field path."),
+    "print-config": ("monitor.commands.print_config", "Print the effective config (secrets masked)."),
+    "backtest": ("monitor.commands.backtest", "Score a CSV offline through the service's pipeline."),
+    "train": ("models.train_cli", "Train a model on a CSV of normal data and write an artifact."),
+    "simulate": ("simulators.simulate_cli", "Simulate reactors with injected faults, to CSV or live over MQTT."),
+    "replay": ("simulators.replay_cli", "Replay a CSV over MQTT in time order."),
 }
 
 
-def _available_commands() -> dict[str, ModuleType]:
-    """Import each command module that exists (others are skipped, so a partial install still runs)."""
-    found: dict[str, ModuleType] = {}
-    for name, module_name in COMMANDS.items():
-        try:
-            found[name] = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name is not None and module_name.startswith(exc.name):
-                continue  # the command's own module is not there
-            raise
-    return found
-
-
-def build_parser(commands: dict[str, ModuleType]) -> argparse.ArgumentParser:
+def build_parser(selected: str | None) -> argparse.ArgumentParser:
+    """A parser listing every command; only ``selected`` gets its full argument set (and its module imported)."""
     parser = argparse.ArgumentParser(prog="plantwatch", description=__doc__.splitlines()[0])
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, module in commands.items():
-        command_parser = sub.add_parser(name, help=module.HELP, description=module.HELP)
-        module.add_arguments(command_parser)
+    for name, (module_name, help_text) in COMMANDS.items():
+        command_parser = sub.add_parser(name, help=help_text, description=help_text)
+        if name == selected:
+            importlib.import_module(module_name).add_arguments(command_parser)
     return parser
 
 
+def _selected_command(argv: list[str]) -> str | None:
+    return next((arg for arg in argv if arg in COMMANDS), None)
+
+
 def main(argv: list[str] | None = None) -> int:
-    commands = _available_commands()
-    args = build_parser(commands).parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(_selected_command(argv)).parse_args(argv)
     setup_logging(args.log_level)
-    result: int = commands[args.command].main(args)
+    module = importlib.import_module(COMMANDS[args.command][0])
+    result: int = module.main(args)
     return result
 
 
