@@ -1,0 +1,125 @@
+"""Scheduler: batching, newest-per-unit when behind, CUDA OOM halving then CPU fallback, model swap between batches."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from prometheus_client import CollectorRegistry
+
+from monitor.messages import Score, WindowJob
+from monitor.metrics import Metrics
+from monitor.scheduler import JobQueue, Scheduler, newest_per_unit
+from monitor.scoring import ScoringEngine, ScoringOutput
+
+
+def job(unit: str, ts: float) -> WindowJob:
+    return WindowJob(unit=unit, end_ts=ts, window=np.zeros((4, 2), dtype=np.float32), received_at=ts)
+
+
+class FakeEngine:
+    """Scores each job 1.0; raises CUDA OOM for batches larger than ``oom_above`` while on "cuda"."""
+
+    def __init__(self, oom_above: int | None = None) -> None:
+        self.oom_above = oom_above
+        self.device = "cuda"
+        self.calls: list[int] = []
+        self.models: Mapping[str, Any] = {}
+
+    def run(self, jobs: Sequence[WindowJob]) -> ScoringOutput:
+        if self.device == "cuda" and self.oom_above is not None and len(jobs) > self.oom_above:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (test)")
+        self.calls.append(len(jobs))
+        scores = [Score(j.unit, "reconstruction", "m", j.end_ts, 1.0, 2.0, {}, j.received_at) for j in jobs]
+        return ScoringOutput(scores=scores)
+
+    def to(self, device: str) -> FakeEngine:
+        self.device = device
+        return self
+
+    def replace_models(self, models: Mapping[str, Any]) -> None:
+        if "bad" in models:
+            raise ValueError("model 'bad' does not fit")
+        self.models = models
+
+
+def make(engine: FakeEngine, max_batch: int = 4) -> tuple[Scheduler, list[ScoringOutput], CollectorRegistry]:
+    registry = CollectorRegistry()
+    metrics = Metrics(registry, units={}, models={})
+    outputs: list[ScoringOutput] = []
+    fake: Any = engine
+    engine_typed: ScoringEngine = fake
+    scheduler = Scheduler(engine_typed, JobQueue(100, metrics), outputs.append, metrics, max_batch=max_batch)
+    return scheduler, outputs, registry
+
+
+def test_newest_per_unit_keeps_order() -> None:
+    jobs = [job("A", 1), job("B", 1), job("A", 2), job("C", 1), job("B", 2)]
+    kept, skipped = newest_per_unit(jobs)
+    assert [(j.unit, j.end_ts) for j in kept] == [("A", 2), ("C", 1), ("B", 2)]
+    assert skipped == 2
+
+
+def test_behind_keeps_each_units_newest_window() -> None:
+    scheduler, outputs, registry = make(FakeEngine(), max_batch=4)
+    scheduler.process([job(u, t) for t in range(3) for u in ("A", "B")])  # 6 jobs > one batch of 4
+    assert [(s.unit, s.ts) for o in outputs for s in o.scores] == [("A", 2), ("B", 2)]
+    assert registry.get_sample_value("plantwatch_windows_skipped_total", {"reason": "backlog"}) == 4
+
+
+def test_within_one_batch_nothing_is_skipped() -> None:
+    scheduler, outputs, _ = make(FakeEngine(), max_batch=8)
+    scheduler.process([job("A", t) for t in range(5)])
+    assert [s.ts for o in outputs for s in o.scores] == [0, 1, 2, 3, 4]
+
+
+def test_cuda_oom_halves_the_batch() -> None:
+    engine = FakeEngine(oom_above=2)
+    scheduler, outputs, registry = make(engine, max_batch=8)
+    scheduler.process([job(u, 0) for u in "ABCDEFGH"])
+    assert engine.calls == [2, 2, 2, 2]
+    assert sorted(s.unit for o in outputs for s in o.scores) == list("ABCDEFGH")
+    assert registry.get_sample_value("plantwatch_gpu_oom_total") == 3  # 8 -> 4 + 4 -> 2 + 2 + 2 + 2
+    assert registry.get_sample_value("plantwatch_cpu_fallback_total") == 0
+    assert engine.device == "cuda"
+
+
+def test_cuda_oom_on_one_window_falls_back_to_cpu() -> None:
+    engine = FakeEngine(oom_above=0)
+    scheduler, outputs, registry = make(engine, max_batch=8)
+    scheduler.process([job("A", 0), job("B", 0)])
+    assert engine.device == "cpu" and scheduler.on_cpu_fallback
+    assert registry.get_sample_value("plantwatch_cpu_fallback_total") == 1
+    assert sorted(s.unit for o in outputs for s in o.scores) == ["A", "B"]
+
+
+def test_job_queue_drops_oldest_when_full() -> None:
+    registry = CollectorRegistry()
+    queue = JobQueue(2, Metrics(registry, units={}, models={}))
+    for t in range(3):
+        queue.put(job("A", t))
+    assert [j.end_ts for j in queue.take(10, 0.0, 0.1)] == [1, 2]
+    assert registry.get_sample_value("plantwatch_windows_skipped_total", {"reason": "queue_full"}) == 1
+    assert queue.take(10, 0.0, 0.01) == []
+
+
+def test_model_swap_happens_on_the_scheduler_thread_and_reports_refusal() -> None:
+    engine = FakeEngine()
+    scheduler, _, _ = make(engine)
+    stop = threading.Event()
+    thread = threading.Thread(target=scheduler.run, args=(stop,), name="scheduler")
+    thread.start()
+    try:
+        scheduler.replace_models({"good": object()}, timeout_s=5)
+        assert set(engine.models) == {"good"}
+        with pytest.raises(ValueError, match="does not fit"):
+            scheduler.replace_models({"bad": object()}, timeout_s=5)
+        assert set(engine.models) == {"good"}
+    finally:
+        stop.set()
+        thread.join(5)
+    assert not thread.is_alive()
