@@ -338,8 +338,12 @@ def train_model(
         "scaler": scaler.to_dict(),
         "score": {
             "kind": "reconstruction" if role == "detector" else "forecast_residual",
-            "reduction": "mean over sensors of the mean squared scaled error"
-            + (" over the newest steps rows" if role == "detector" else " of the one-step-ahead forecast"),
+            "reduction": (
+                "per sensor: mean squared scaled reconstruction error over the window's newest `steps` rows; "
+                "score: mean over sensors"
+                if role == "detector"
+                else "per sensor: squared scaled residual of the one-step-ahead forecast; score: mean over sensors"
+            ),
             "steps": (config.score_steps or config.window) if role == "detector" else config.window,
         },
         "missing_values": {"policy": MISSING_VALUE_POLICY, "max_gap": config.max_gap},

@@ -125,3 +125,10 @@ def test_period_from_median_step(tmp_path: Path) -> None:
     table = read_sensor_csv(_write_csv(tmp_path / "a.csv", rows=50))
     assert table.period_s() == 2.0 and table.unit == "R-101" and table.values.shape == (50, 3)
     assert np.all(np.diff(table.timestamps) > 0)
+
+
+def test_cli_kinds_match_the_registry() -> None:
+    from models.networks import KINDS
+    from models.train_cli import MODEL_KINDS
+
+    assert set(MODEL_KINDS) == set(KINDS)
