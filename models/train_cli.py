@@ -36,6 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-layers", type=_positive_int, help="stacked recurrent layers")
     parser.add_argument("--dropout", type=float, help="dropout between recurrent layers")
     parser.add_argument("--latent-size", type=_positive_int, help="lstm_ae bottleneck size (default 8)")
+    parser.add_argument(
+        "--score-steps", type=_positive_int, help="detectors: newest rows the score averages (default: the window)"
+    )
     parser.add_argument("--epochs", type=_positive_int, default=30, help="maximum epochs (default 30)")
     parser.add_argument("--patience", type=_positive_int, default=5, help="early-stopping patience in epochs")
     parser.add_argument("--batch-size", type=_positive_int, default=64, help="minibatch size (default 64)")
@@ -84,6 +87,7 @@ def main(args: argparse.Namespace) -> int:
             num_layers=args.num_layers,
             dropout=args.dropout,
             latent_size=args.latent_size,
+            score_steps=args.score_steps,
             epochs=args.epochs,
             patience=args.patience,
             batch_size=args.batch_size,

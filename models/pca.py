@@ -1,0 +1,190 @@
+"""PCA T²/Q baseline detector with the detector half of ``LoadedModel``'s contract (``infer``, ``threshold``).
+
+The classic multivariate statistical process control pair (MacGregor & Kourti 1995): standardize each row,
+project it on the principal components of normal data, and measure
+
+- T² = sum_k t_k² / λ_k: how far the row lies *inside* the normal subspace (Hotelling), and
+- Q (SPE) = ||z - P^T P z||²: how far it lies *outside* it (the squared prediction error).
+
+Each is divided by its own control limit (a high empirical quantile of the training rows), and the row score is
+the larger ratio, so one threshold covers both statistics; the window score averages the newest ``score_steps``
+row scores. The alarm threshold on the window score is then calibrated like every other model
+(models.calibration: quantile or POT on normal windows).
+
+Usage (the ScoringEngine and the backtest run it like a loaded artifact)::
+
+    det = PcaDetector.fit(normal [T, S], sensors, name="pca", window=5, score_steps=5)
+    r = det.infer(windows)   # windows [B, W, S] raw units -> r.scores [B], r.sensor_errors [B, S]
+    det.threshold            # calibrated on the window scores of ``normal``
+
+``sensor_errors`` split each window's score over the sensors by their share of the (limit-scaled) T² and Q
+contributions, so ``scores == sensor_errors.mean(axis=1)`` as for the neural detectors and the top sensor means
+something. A window with a sensor that has no value anywhere scores NaN (as LoadedModel). No torch: fitting and
+scoring are numpy plus scikit-learn's PCA; ``to(device)`` is a no-op. Not saved as an artifact (it is a
+benchmark baseline, refit from data in a second).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from sklearn.decomposition import PCA
+
+from models.calibration import calibrate
+from models.inference import InferenceResult
+from models.preprocessing import fill_windows
+
+F32 = npt.NDArray[np.float32]
+F64 = npt.NDArray[np.float64]
+
+
+class PcaDetector:
+    """Fitted PCA T²/Q scorer; build with :meth:`fit`. Attributes mirror ``LoadedModel`` for detectors."""
+
+    role = "detector"
+    kind = "pca"
+    horizon = 0
+    has_attention = False
+
+    def __init__(
+        self,
+        name: str,
+        sensors: tuple[str, ...],
+        window: int,
+        score_steps: int,
+        mean: F64,
+        scale: F64,
+        components: F64,
+        eigenvalues: F64,
+        t2_limit: float,
+        q_limit: float,
+        threshold: dict[str, Any],
+        period_s: float = 1.0,
+    ) -> None:
+        self.name = name
+        self.sensors = tuple(sensors)
+        self.window = int(window)
+        self.score_steps = int(score_steps)
+        self.period_s = float(period_s)
+        self._mean = mean  # [S]
+        self._scale = scale  # [S]
+        self._components = components  # [K, S] orthonormal rows
+        self._eigenvalues = eigenvalues  # [K]
+        self.t2_limit = float(t2_limit)
+        self.q_limit = float(q_limit)
+        self.threshold = float(threshold["value"])
+        self.threshold_method = str(threshold["method"])
+        self.device = "cpu"
+        self.manifest: dict[str, Any] = {
+            "name": name,
+            "kind": self.kind,
+            "role": self.role,
+            "sensors": list(self.sensors),
+            "window": self.window,
+            "horizon": 0,
+            "period_s": self.period_s,
+            "score": {"kind": "pca_t2_q", "steps": self.score_steps},
+            "hyperparameters": {"n_components": int(components.shape[0])},
+            "threshold": threshold,
+        }
+
+    @classmethod
+    def fit(
+        cls,
+        data: npt.ArrayLike,
+        sensors: tuple[str, ...] | list[str],
+        *,
+        name: str = "pca",
+        window: int = 1,
+        score_steps: int | None = None,
+        variance: float = 0.95,
+        limit_quantile: float = 0.99,
+        calibration: str = "quantile",
+        target_far: float = 0.01,
+        period_s: float = 1.0,
+    ) -> PcaDetector:
+        """Fit on normal rows ``data`` [T, S] (NaN rows dropped); components keep ``variance`` of the variance.
+
+        T² and Q limits: the ``limit_quantile`` of the training rows' statistics. The window-score threshold:
+        ``calibrate(window scores of data, calibration, target_far)``.
+        """
+        raw = np.asarray(data, dtype=np.float64)
+        sensors = tuple(sensors)
+        if raw.ndim != 2 or raw.shape[1] != len(sensors):
+            raise ValueError(f"data must be [T, {len(sensors)}], got {list(raw.shape)}")
+        steps = window if score_steps is None else score_steps
+        if window < 1 or not 1 <= steps <= window:
+            raise ValueError("need window >= 1 and 1 <= score_steps <= window")
+        rows = raw[np.isfinite(raw).all(axis=1)]
+        if rows.shape[0] < max(len(sensors) + 2, window + 1):
+            raise ValueError(f"too few complete rows to fit PCA: {rows.shape[0]}")
+        mean = rows.mean(axis=0)
+        scale = rows.std(axis=0)
+        # A constant sensor carries no information in normal data; any movement of it is measured in units of
+        # a tiny scale, so give it the smallest non-zero scale of the others instead of dividing by zero.
+        positive = scale[scale > 0]
+        scale = np.where(scale > 0, scale, positive.min() if positive.size else 1.0)
+        z = (rows - mean) / scale
+        pca = PCA(n_components=variance if 0 < variance < 1 else None, svd_solver="full").fit(z)
+        components = np.asarray(pca.components_, dtype=np.float64)
+        eigenvalues = np.maximum(np.asarray(pca.explained_variance_, dtype=np.float64), 1e-12)
+        detector = cls(
+            name, sensors, window, steps, mean, scale, components, eigenvalues, 1.0, 1.0, {"method": "none", "value": 1}
+        )
+        t2, q, _ = detector._statistics(rows)
+        detector.t2_limit = max(float(np.quantile(t2, limit_quantile)), 1e-12)
+        detector.q_limit = max(float(np.quantile(q, limit_quantile)), 1e-12)
+        windows = np.lib.stride_tricks.sliding_window_view(rows, window, axis=0).transpose(0, 2, 1)  # [N, W, S]
+        scores = detector.infer(windows).scores
+        assert scores is not None
+        record = calibrate(scores, calibration, target_far)
+        record["limits"] = {"t2": detector.t2_limit, "q": detector.q_limit, "quantile": limit_quantile}
+        detector.threshold = float(record["value"])
+        detector.threshold_method = str(record["method"])
+        detector.manifest["threshold"] = record
+        return detector
+
+    def _statistics(self, rows: F64) -> tuple[F64, F64, F64]:
+        """rows [N, S] raw -> T² [N], Q [N], per-sensor contributions [N, S] (limit-scaled, >= 0)."""
+        z = (rows - self._mean) / self._scale
+        t = z @ self._components.T  # [N, K]
+        residual = z - t @ self._components  # [N, S]
+        t2 = np.sum(t * t / self._eigenvalues, axis=1)
+        q = np.sum(residual * residual, axis=1)
+        # T² contribution of sensor s: z_s * (P^T Λ^-1 t)_s (they sum to T²); negative ones count as zero.
+        t2_parts = np.maximum(z * ((t / self._eigenvalues) @ self._components), 0.0)
+        parts = t2_parts / self.t2_limit + residual * residual / self.q_limit
+        return t2, q, parts
+
+    def infer(self, windows: npt.ArrayLike) -> InferenceResult:
+        """windows [B, W, S] raw -> scores [B] (mean of the newest score_steps row scores), sensor_errors [B, S]."""
+        raw = np.asarray(windows, dtype=np.float32)
+        if raw.ndim != 3 or raw.shape[1] != self.window or raw.shape[2] != len(self.sensors):
+            raise ValueError(
+                f"model {self.name!r} expects windows [B, {self.window}, {len(self.sensors)}], got {list(raw.shape)}"
+            )
+        batch, _, n_sensors = raw.shape
+        filled = fill_windows(raw)
+        missing = ~np.isfinite(filled).all(axis=1)  # [B, S]
+        tail = np.nan_to_num(filled[:, self.window - self.score_steps :], nan=0.0).astype(np.float64)
+        t2, q, parts = self._statistics(tail.reshape(-1, n_sensors))
+        row_score = np.maximum(t2 / self.t2_limit, q / self.q_limit).reshape(batch, self.score_steps)
+        score = row_score.mean(axis=1)  # [B]
+        share = parts.reshape(batch, self.score_steps, n_sensors).sum(axis=1)
+        total = share.sum(axis=1, keepdims=True)
+        share = np.where(total > 0, share / np.where(total > 0, total, 1.0), 1.0 / n_sensors)
+        errors = (score[:, None] * n_sensors * share).astype(np.float32)  # mean over sensors == score
+        errors[missing] = np.nan
+        return InferenceResult(scores=errors.mean(axis=1), sensor_errors=errors, forecasts=None, attention=None)
+
+    def to(self, device: Any) -> PcaDetector:
+        """Numpy only: the same scorer on any device."""
+        return self
+
+    def __repr__(self) -> str:
+        return (
+            f"PcaDetector(name={self.name!r}, sensors={len(self.sensors)}, window={self.window}, "
+            f"components={self._components.shape[0]}, threshold={self.threshold:.4g})"
+        )
