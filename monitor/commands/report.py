@@ -1,0 +1,40 @@
+"""`plantwatch report --scores S --alerts A [--labels L] [--data CSV] --out report.png`: the pictures of a run.
+
+Inputs are what `plantwatch backtest --out DIR` and `plantwatch demo` write (scores.csv, alerts.jsonl); the data
+CSV (the backtest's --data, the demo's data.csv) adds the signals. Exit 0 ok, 2 unreadable input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+HELP = "Draw a PNG report: per unit, the signals, scores against thresholds, alert and fault spans."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--scores", required=True, help="scores.csv written by backtest or demo")
+    parser.add_argument("--alerts", required=True, help="alerts.jsonl written by backtest or demo")
+    parser.add_argument("--labels", help="ground-truth CSV: unit,kind,start,end,sensors (hatched spans)")
+    parser.add_argument("--data", help="the data CSV that was scored (adds a panel of signals per unit)")
+    parser.add_argument("--out", required=True, help="PNG file to write")
+    parser.add_argument("--title", help="heading of the picture (default: plantwatch report)")
+
+
+def main(args: argparse.Namespace) -> int:
+    from monitor.evaluation import load_labels
+    from monitor.report import read_alerts, read_scores, read_signals, render_report
+
+    try:
+        scores = read_scores(args.scores)
+        events = read_alerts(args.alerts)
+        labels = load_labels(args.labels) if args.labels else []
+        units = sorted(set(scores) | {e.unit for e in events})
+        signals = read_signals(args.data, units) if args.data else None
+        out = render_report(scores, events, args.out, labels=labels, signals=signals, title=args.title)
+    except (ValueError, OSError) as exc:
+        print(f"report: {exc}", file=sys.stderr)
+        return 2
+    episodes = len({e.alert_id for e in events})
+    print(f"wrote {out}: {len(units)} unit(s), {episodes} alert episode(s), {len(labels)} labelled fault(s)")
+    return 0
