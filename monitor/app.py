@@ -18,7 +18,6 @@ published as they happen), publish retained `offline` and disconnect, stop the H
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable
@@ -31,13 +30,12 @@ from monitor.buffers import RingBuffers, UnitSpec
 from monitor.config import AlertsConfig, PlantwatchConfig
 from monitor.health import HealthServer
 from monitor.ingest import Parser, topic_filter
-from monitor.messages import Reading
 from monitor.metrics import Metrics
 from monitor.mqtt import MqttLink, read_retained
 from monitor.outputs import OutputStage
 from monitor.scheduler import JobQueue, Scheduler, timed
 from monitor.scoring import ScoringEngine, UnitModels, required_window_rows
-from monitor.stages import BufferStage, IngestStage
+from monitor.stages import BufferStage, Inbox, IngestStage
 
 if TYPE_CHECKING:
     import torch
@@ -152,7 +150,7 @@ class App:
             raise StartupError(str(exc)) from exc
         self._window_rows = {unit: spec.window_rows for unit, spec in specs.items()}
 
-        self.readings: queue.Queue[Reading] = queue.Queue(maxsize=cfg.limits.ingest_queue)
+        self.readings = Inbox(cfg.limits.ingest_queue)
         self.jobs = JobQueue(cfg.limits.job_queue, self.metrics)
         self.board = AlertBoard({u.name: alert_policy(u.alerts) for u in cfg.units})
         topics = cfg.mqtt.topics

@@ -39,23 +39,10 @@ def _refuse_constant(name: str) -> float:
     raise _Refused("non_finite", f"non-finite constant {name}")
 
 
-def _parse_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):  # 1e999 overflows to inf
-        raise _Refused("non_finite", f"number out of range: {text[:32]}")
-    return value
-
-
-def _parse_int(text: str) -> float:
-    if len(text) > 400:  # beyond any float; int() of a huge literal is also slow
-        raise _Refused("non_finite", "integer out of range")
-    value = float(int(text))
-    if not math.isfinite(value):
-        raise _Refused("non_finite", "integer out of range")
-    return value
-
-
-_DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_parse_float, parse_int=_parse_int)
+# The C scanner parses numbers itself; only NaN / Infinity / -Infinity reach Python (and are refused).
+# 1e999 parses to inf and is caught by the finiteness check in _value; integers beyond Python's
+# int-string limit (4300 digits) make the decoder raise ValueError (malformed).
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
 
 
 def _topic_regex(template: str) -> re.Pattern[str]:
@@ -71,10 +58,18 @@ def topic_filter(template: str) -> str:
 
 
 def _value(sensor: str, raw: Any) -> float:
-    # bool is an int subclass in Python and parse_int does not see true/false: check it first.
-    if isinstance(raw, bool) or not isinstance(raw, float):
-        raise _Refused("type", f"{sensor}: value is {type(raw).__name__}, not a number")
-    return raw
+    """A JSON number as a finite float; bool, str, None, list and dict are refused (bool is not an int here)."""
+    kind = type(raw)
+    if kind is float:
+        if raw - raw != 0.0:  # inf - inf and nan - nan are nan: one comparison for both
+            raise _Refused("non_finite", f"{sensor}: non-finite number")
+        return float(raw)
+    if kind is int:
+        try:
+            return float(raw)
+        except OverflowError:
+            raise _Refused("non_finite", f"{sensor}: integer out of range") from None
+    raise _Refused("type", f"{sensor}: value is {kind.__name__}, not a number")
 
 
 class Parser:
@@ -161,8 +156,8 @@ class Parser:
             if "value" not in doc:
                 return Rejected("malformed", "sensor payload must be a number or an object with 'value'", unit)
             values = {sensor: _value(sensor, doc["value"])}
-        elif isinstance(doc, float) and not isinstance(doc, bool):
-            values = {sensor: doc}
+        elif type(doc) is float or type(doc) is int:
+            values = {sensor: _value(sensor, doc)}
             doc = {}
         elif isinstance(doc, list):
             return Rejected("malformed", "sensor payload must be a number or an object", unit)
@@ -178,13 +173,16 @@ class Parser:
     def _timestamp(raw: Any, received_at: float) -> float:
         if raw is None:
             return received_at
-        if isinstance(raw, bool):
-            raise _Refused("schema", "ts is a boolean")
-        if isinstance(raw, float):
-            if raw <= 0:
-                raise _Refused("schema", "ts must be positive epoch seconds")
-            return raw
-        if isinstance(raw, str):
+        kind = type(raw)
+        if kind is float or kind is int:
+            try:
+                ts = float(raw)
+            except OverflowError:
+                raise _Refused("schema", "ts out of range") from None
+            if not (0.0 < ts < math.inf):  # also refuses nan
+                raise _Refused("schema", "ts must be positive finite epoch seconds")
+            return ts
+        if kind is str:
             try:
                 parsed = datetime.fromisoformat(raw)
             except ValueError:

@@ -51,6 +51,7 @@ class JobQueue:
         self._maxsize = maxsize
         self._cond = threading.Condition()
         self._metrics = metrics
+        self._wake_at = 1  # queue length at which a waiting take() is woken (not on every put: a thread switch)
 
     def put(self, job: WindowJob) -> None:
         with self._cond:
@@ -60,7 +61,8 @@ class JobQueue:
                     self._metrics.windows_skipped.labels("queue_full").inc()
                     self._metrics.queue_dropped.labels("jobs").inc()
             self._items.append(job)
-            self._cond.notify()
+            if len(self._items) == 1 or len(self._items) >= self._wake_at:
+                self._cond.notify()
 
     def take(self, max_items: int, max_delay_s: float, timeout_s: float) -> list[WindowJob]:
         """Wait up to ``timeout_s`` for a first job, then up to ``max_delay_s`` for ``max_items``; take all queued."""
@@ -68,7 +70,9 @@ class JobQueue:
             if not self._items and not self._cond.wait_for(lambda: bool(self._items), timeout_s):
                 return []
             if len(self._items) < max_items and max_delay_s > 0:
+                self._wake_at = max_items
                 self._cond.wait_for(lambda: len(self._items) >= max_items, max_delay_s)
+                self._wake_at = 1
             taken = list(self._items)
             self._items.clear()
             return taken

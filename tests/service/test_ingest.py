@@ -94,10 +94,18 @@ def test_unknown_unit_ids_never_echoed(parser: Parser) -> None:
     assert isinstance(result, Rejected) and result.unit == "R1"
 
 
-def test_huge_integer_is_refused(parser: Parser) -> None:
+def test_huge_integers_are_refused(parser: Parser) -> None:
     big = Parser(units={"R1": ("temp",)}, max_payload_bytes=65536)
-    result = big.parse("plant/R1/temp", ("9" * 5000).encode(), NOW)
+    result = big.parse("plant/R1/temp", ("9" * 400).encode(), NOW)  # beyond a float
     assert isinstance(result, Rejected) and result.reason == "non_finite"
+    result = big.parse("plant/R1/temp", ("9" * 5000).encode(), NOW)  # beyond Python's int-string limit
+    assert isinstance(result, Rejected) and result.reason == "malformed"
+
+
+def test_integers_are_numbers(parser: Parser) -> None:
+    r = _reading(parser, "plant/R1/readings", '{"ts": 1732590000, "values": {"temp": 350, "pressure": -2}}')
+    assert r.values == {"temp": 350.0, "pressure": -2.0}
+    assert r.ts == 1732590000.0 and isinstance(r.ts, float)
 
 
 def test_custom_templates_and_filters() -> None:
