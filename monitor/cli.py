@@ -24,6 +24,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("models.train_cli", "Train a model on a CSV of normal data and write an artifact."),
     "simulate": ("simulators.simulate_cli", "Simulate reactors with injected faults, to CSV or live over MQTT."),
     "replay": ("simulators.replay_cli", "Replay a CSV over MQTT in time order."),
+    "demo": (
+        "monitor.commands.demo",
+        "The newcomer's demo: embedded broker, simulator with a fault, models, service, live view.",
+    ),
     "report": ("monitor.commands.report", "Draw a PNG report of scores, alerts and faults (after backtest or demo)."),
 }
 
