@@ -122,6 +122,9 @@ class App:
         except ValueError as exc:
             raise StartupError(f"scheduler.device: {exc}") from exc
         log.info("scoring on %s", self.device)
+        if cfg.scheduler.precision != "fp32":
+            # LoadedModel.infer has no reduced-precision path yet (models/inference.py); say so instead of pretending.
+            log.warning("scheduler.precision %s is not applied yet: scoring runs in fp32", cfg.scheduler.precision)
         models = load_models(cfg, self.device)
         self.registry = registry if registry is not None else CollectorRegistry()
         horizons = {h for m in models.values() if m.role == "forecaster" for h in (1, m.horizon)}

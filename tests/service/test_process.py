@@ -115,7 +115,7 @@ def test_missing_artifact_exits_2(tmp_path: Path, artifacts: dict[str, Path], mo
     assert "units.0.forecaster.artifact: no artifact" in result.stderr
 
 
-def test_sigterm_publishes_offline_and_exits_0(
+def test_sighup_reloads_then_sigterm_publishes_offline_and_exits_0(
     mosquitto: Broker,
     artifacts: dict[str, Path],
     unique_prefix: str,
@@ -126,6 +126,10 @@ def test_sigterm_publishes_offline_and_exits_0(
     svc = service(service_config_dict(mosquitto, artifacts, unique_prefix))
     svc.start()
     recorder.wait_for(f"{unique_prefix}/pw/status", lambda m: m.payload == b"online")
+    assert svc.proc is not None
+    svc.proc.send_signal(signal.SIGHUP)
+    assert wait_until(lambda: svc.metric("plantwatch_model_reloads_total", result="ok") == 1, timeout_s=30)
+    assert svc.ready()  # still serving after the reload
     assert svc.signal(signal.SIGTERM) == 0
     recorder.wait_for(f"{unique_prefix}/pw/status", lambda m: m.payload == b"offline")
     assert "stopped" in svc.log()
