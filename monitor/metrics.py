@@ -7,7 +7,7 @@ API:
 
 Labels come only from the configuration (unit, sensor, model) or fixed enums (reason, detector, queue,
 stage), never from message content, so the series count is a function of the config: for U units of S
-sensors with a forecaster of horizon H it is about U * (S * (2 + len(horizons)) + 12).
+sensors with a forecaster of horizon H it is about U * (S * (3 + len(horizons)) + 12).
 Every label value is created at start (value 0), so dashboards never see a missing series.
 """
 
@@ -42,6 +42,7 @@ class UnitMetrics:
     alerts_active: Mapping[str, Gauge]
     alerts_fired: Mapping[str, Counter]
     forecast: Mapping[tuple[str, int], Gauge]  # (sensor, horizon step) -> child
+    value: tuple[Gauge, ...]  # per sensor, in config order: the newest aligned row (the "actual")
 
 
 class Metrics:
@@ -72,6 +73,12 @@ class Metrics:
             "plantwatch_sensor_error",
             "Latest per-sensor contribution to the anomaly score.",
             ["unit", "detector", "sensor"],
+            registry=r,
+        )
+        self.sensor_value = Gauge(
+            "plantwatch_sensor_value",
+            "Latest aligned reading, raw sensor units: the newest row of the unit's last window (forecast vs actual).",
+            ["unit", "sensor"],
             registry=r,
         )
         self.forecast_value = Gauge(
@@ -181,6 +188,7 @@ class Metrics:
             alerts_active={d: self.alerts_active.labels(unit, d) for d in DETECTORS},
             alerts_fired={d: self.alerts_fired.labels(unit, d) for d in DETECTORS},
             forecast={(s, h): self.forecast_value.labels(unit, s, str(h)) for s in sensors for h in steps},
+            value=tuple(self.sensor_value.labels(unit, s) for s in sensors),
         )
 
     def unit(self, name: str) -> UnitMetrics:

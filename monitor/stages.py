@@ -132,6 +132,11 @@ class BufferStage:
             self._metrics.windows_skipped.labels(reason_name).inc(count)
         for job in result.jobs:
             self._jobs.put(job)
+        if result.jobs:
+            # The newest aligned row is the "actual" that dashboards draw against the forecasts (once per row).
+            newest = result.jobs[-1]
+            for gauge, value in zip(self._metrics.unit(newest.unit).value, newest.window[-1].tolist(), strict=True):
+                gauge.set(value)
 
     def update_gauges(self) -> None:
         for unit in self._buffers.units:
