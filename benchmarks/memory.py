@@ -1,0 +1,219 @@
+"""Memory benchmark: the service's RSS for 100, 1,000 and 5,000 units, and its drift over a long run.
+
+    .venv/bin/python benchmarks/memory.py                      # sizes 100/1000/5000, then a 30-minute drift run
+    .venv/bin/python benchmarks/memory.py --quick              # sizes 100/1000, a 3-minute drift run
+    .venv/bin/python benchmarks/memory.py --drift-minutes 0    # sizes only
+    .venv/bin/python benchmarks/memory.py --sizes 0 --drift-minutes 30 --drift-units 500   # drift only
+
+Each figure is one `plantwatch run` subprocess (its own RSS) against a private mosquitto, with the default
+detector (lstm_ae, window 50) and an LSTM forecaster on every unit, 8 sensors, scores and forecasts published.
+Sizes: RSS once connected (models loaded, buffers preallocated, metrics created), then after every unit has
+received ``window + 10`` rows (past event times, at ``--fill-rate`` readings/s, below the service's capacity so
+no queue builds up: a flood measures the queues' high-water mark instead) and the service has scored them:
+every per-unit structure (ring, open rows, pending forecast, alert trackers, metric children) is in use by then.
+Peak is VmHWM over the whole run.
+
+Drift: ``--drift-units`` units (default: half the capacity given by ``--capacity``, itself default 1,000 units at
+1 Hz; latency.py measures it) at 1 Hz in real time for ``--drift-minutes``; RSS sampled every ``--sample-s``.
+Reports RSS after the first minute, at the end, the maximum, and the least-squares slope over the samples
+after the first minute (MiB per hour).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH_DIR]  # benchmarks/models.py shadows models
+sys.path.insert(0, str(BENCH_DIR.parent))
+
+import numpy as np  # noqa: E402
+
+from benchmarks._harness import (  # noqa: E402
+    Broker,
+    SpawnedService,
+    config_dict,
+    free_port,
+    machine,
+    peak_rss_mb,
+    publisher_result,
+    rss_mb,
+    scrape,
+    start_publisher,
+    train_artifacts,
+    unit_names,
+    wait_until,
+    write_config,
+)
+
+WINDOW = 50
+
+
+def _settled(port: int, published: int, timeout_s: float) -> dict[str, float]:
+    """Wait until the service has taken every published reading and its queues are empty; the last scrape."""
+    progress = [-1.0, time.monotonic()]  # readings taken at the last change, and when
+
+    def done() -> bool:
+        last = scrape(port)
+        taken = last.get("plantwatch_readings_received_total", 0.0) + last.get("plantwatch_queue_dropped_total", 0.0)
+        if taken != progress[0]:
+            progress[:] = [taken, time.monotonic()]
+        stalled = time.monotonic() - progress[1] > 10.0  # lost somewhere: the table shows received < published
+        return (taken >= published or stalled) and last.get("plantwatch_queue_depth", 1.0) == 0.0
+
+    wait_until(done, timeout_s, 1.0)
+    time.sleep(2.0)  # the scheduler's last batch after the queues emptied
+    return scrape(port)
+
+
+def measure_size(
+    root: Path, broker: Broker, artifacts: dict[str, Path], n_units: int, fill_rate: float
+) -> dict[str, float]:
+    port = free_port()
+    data = config_dict(broker, artifacts, unit_names(n_units), prefix=f"m{n_units}", metrics={"port": port})
+    cfg = write_config(root / f"size{n_units}.yaml", data)
+    with SpawnedService(cfg) as service:
+        service.wait_ready()
+        time.sleep(1.0)
+        started = rss_mb(service.pid)
+        rows = WINDOW + 10
+        pub = start_publisher(
+            {
+                "mode": "flood",
+                "port": broker.port,
+                "units": n_units,
+                "rows": rows,
+                "qos": 1,
+                "topic": f"m{n_units}/plant/{{unit}}/readings",
+                "rate": fill_rate,
+            }
+        )
+        sent = publisher_result(pub)
+        metrics = _settled(port, sent["published"], timeout_s=600)
+        loaded = rss_mb(service.pid)
+        peak = peak_rss_mb(service.pid)
+    return {
+        "units": n_units,
+        "started": started,
+        "loaded": loaded,
+        "peak": peak,
+        "published": sent["published"],
+        "received": metrics.get("plantwatch_readings_received_total", 0.0),
+        "scored": metrics.get("plantwatch_windows_scored_total", 0.0),
+        "skipped": metrics.get("plantwatch_windows_skipped_total", 0.0),
+    }
+
+
+def measure_drift(
+    root: Path, broker: Broker, artifacts: dict[str, Path], n_units: int, minutes: float, sample_s: float
+) -> dict[str, float]:
+    port = free_port()
+    data = config_dict(broker, artifacts, unit_names(n_units), prefix="drift", metrics={"port": port})
+    cfg = write_config(root / "drift.yaml", data)
+    samples: list[tuple[float, float]] = []
+    with SpawnedService(cfg) as service:
+        service.wait_ready()
+        pub = start_publisher(
+            {
+                "mode": "paced",
+                "port": broker.port,
+                "units": n_units,
+                "seconds": minutes * 60.0,
+                "backfill": WINDOW + 5,
+                "qos": 1,
+                "topic": "drift/plant/{unit}/readings",
+            }
+        )
+        t0 = time.monotonic()
+        while pub.poll() is None:
+            samples.append((time.monotonic() - t0, rss_mb(service.pid)))
+            print(f"drift {samples[-1][0]:7.0f} s  RSS {samples[-1][1]:7.1f} MiB", file=sys.stderr, flush=True)
+            wait_until(lambda: pub.poll() is not None, sample_s, 0.5)
+        sent = publisher_result(pub)
+        metrics = _settled(port, sent["published"], timeout_s=120)
+        samples.append((time.monotonic() - t0, rss_mb(service.pid)))
+        peak = peak_rss_mb(service.pid)
+    t = np.array([s[0] for s in samples])
+    rss = np.array([s[1] for s in samples])
+    steady = t >= min(60.0, t[-1] / 2)
+    slope = float(np.polyfit(t[steady] / 3600.0, rss[steady], 1)[0]) if steady.sum() >= 3 else float("nan")
+    return {
+        "units": n_units,
+        "minutes": minutes,
+        "after_1min": float(rss[steady][0]),
+        "end": float(rss[-1]),
+        "max": float(rss.max()),
+        "peak": peak,
+        "slope": slope,
+        "published": sent["published"],
+        "late_ticks": sent["late_ticks"],
+        "received": metrics.get("plantwatch_readings_received_total", 0.0),
+        "scored": metrics.get("plantwatch_windows_scored_total", 0.0),
+        "skipped": metrics.get("plantwatch_windows_skipped_total", 0.0),
+        "dropped": metrics.get("plantwatch_queue_dropped_total", 0.0),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="sizes 100 and 1,000, a 3-minute drift run")
+    parser.add_argument("--sizes", default=None, help="comma-separated unit counts (default 100,1000,5000; 0: none)")
+    parser.add_argument("--drift-minutes", type=float, default=None, help="drift run length (default 30, quick 3)")
+    parser.add_argument("--capacity", type=int, default=1000, help="units at 1 Hz the service sustains (latency.py)")
+    parser.add_argument("--drift-units", type=int, default=None, help="units in the drift run (default capacity/2)")
+    parser.add_argument(
+        "--fill-rate", type=float, default=2500.0, help="readings/s while filling the buffers (0: flood)"
+    )
+    parser.add_argument("--sample-s", type=float, default=None, help="RSS sampling interval (default 30 s, quick 10)")
+    args = parser.parse_args(argv)
+    sizes_text = args.sizes if args.sizes is not None else ("100,1000" if args.quick else "100,1000,5000")
+    sizes = [int(s) for s in sizes_text.split(",") if int(s) > 0]
+    minutes = args.drift_minutes if args.drift_minutes is not None else (3.0 if args.quick else 30.0)
+    drift_units = args.drift_units or max(1, args.capacity // 2)
+    sample_s = args.sample_s or (10.0 if args.quick else 30.0)
+
+    with tempfile.TemporaryDirectory(prefix="pw-bench-memory-") as tmp, Broker() as broker:
+        root = Path(tmp)
+        artifacts = train_artifacts(root / "artifacts", window=WINDOW)
+        size_rows = []
+        for n in sizes:
+            size_rows.append(measure_size(root, broker, artifacts, n, args.fill_rate))
+            print(f"done {n} units", file=sys.stderr, flush=True)
+        drift = measure_drift(root, broker, artifacts, drift_units, minutes, sample_s) if minutes > 0 else None
+
+    print(f"\nplantwatch memory benchmark: {machine()}; lstm_ae detector + lstm forecaster per unit, window {WINDOW}\n")
+    if size_rows:
+        print(
+            "| units | RSS connected MiB | RSS after rows MiB | peak MiB | readings published | received "
+            "| windows scored | skipped |"
+        )
+        print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for r in size_rows:
+            print(
+                f"| {r['units']:,.0f} | {r['started']:.0f} | {r['loaded']:.0f} | {r['peak']:.0f} "
+                f"| {r['published']:,.0f} | {r['received']:,.0f} | {r['scored']:,.0f} | {r['skipped']:,.0f} |"
+            )
+    if drift is not None:
+        print(
+            f"\nDrift: {drift['units']:,.0f} units at 1 Hz for {drift['minutes']:g} min "
+            f"({drift['published']:,.0f} readings published, {drift['late_ticks']:.0f} late publisher ticks)\n"
+        )
+        print(
+            "| RSS after 1 min MiB | RSS at end MiB | max MiB | peak (VmHWM) MiB | slope MiB/h "
+            "| received | windows scored | skipped | queue drops |"
+        )
+        print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        print(
+            f"| {drift['after_1min']:.1f} | {drift['end']:.1f} | {drift['max']:.1f} | {drift['peak']:.1f} "
+            f"| {drift['slope']:+.1f} | {drift['received']:,.0f} | {drift['scored']:,.0f} | {drift['skipped']:,.0f} "
+            f"| {drift['dropped']:,.0f} |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
