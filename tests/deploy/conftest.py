@@ -58,3 +58,8 @@ def dev_password(user: str) -> str:
 
 
 Credentials = Callable[[str], tuple[str, str]]
+
+
+# The service fixtures (tiny trained artifacts, a config for the mosquitto fixture): the live Prometheus test
+# runs the same service the service tests run.
+from tests.service.conftest import artifacts, service_config  # noqa: E402, F401
