@@ -122,6 +122,13 @@ class App:
         except ValueError as exc:
             raise StartupError(f"scheduler.device: {exc}") from exc
         log.info("scoring on %s", self.device)
+        if cfg.scheduler.cpu_threads > 0:
+            import torch
+
+            # Several intra-op threads on small per-row batches spin against the service's own threads and the
+            # broker: on 2 shared cores, 1 thread scored the same load with a third of the CPU and a sixth of the
+            # latency (benchmarks/latency.py). Process-wide, so it also covers the CPU fallback after a CUDA OOM.
+            torch.set_num_threads(cfg.scheduler.cpu_threads)
         if cfg.scheduler.precision != "fp32":
             # LoadedModel.infer has no reduced-precision path yet (models/inference.py); say so instead of pretending.
             log.warning("scheduler.precision %s is not applied yet: scoring runs in fp32", cfg.scheduler.precision)
