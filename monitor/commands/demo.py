@@ -1,8 +1,8 @@
 """`plantwatch demo`: an embedded broker, simulated reactors with a scripted fault, small trained models, the
 service and a live view; Ctrl-C (or --duration) stops everything and writes report.png (monitor.demo).
 
-Exit codes: 0 ok, 1 the service did not stop cleanly, 2 bad options or the demo could not start,
-130 interrupted while training.
+Exit codes: 0 ok, 1 the simulator failed or the service did not stop cleanly, 2 bad options or the demo could
+not start, 130 interrupted while training.
 """
 
 from __future__ import annotations
@@ -89,4 +89,6 @@ def main(args: argparse.Namespace) -> int:
     finally:
         signal.signal(signal.SIGINT, previous)
     print(summary(result))
+    if result.publisher_error is not None:
+        return 1
     return result.stop_code
