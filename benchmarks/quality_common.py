@@ -50,6 +50,8 @@ class DetectorSpec:
     target_far: float = 1e-4
     variance: float = 0.95  # pca: share of variance kept
     limit_quantile: float = 0.99  # pca: T² and Q control limits
+    holdout: float = 0.0  # pca: newest share of the rows that calibrates the threshold instead of fitting
+    adapt_rows: int = 0  # pca: EWMA time constant (rows) of the normal level; 0 = fixed (see models.pca)
     val_fraction: float = 0.2
     calib_fraction: float = 0.2
     extra: dict[str, Any] = field(default_factory=dict)
@@ -97,6 +99,8 @@ def fit_detector(
             limit_quantile=spec.limit_quantile,
             calibration=spec.calibration,
             target_far=spec.target_far,
+            holdout=spec.holdout,
+            adapt_rows=spec.adapt_rows,
             period_s=period_s,
         )
         return {"detector": det, "forecaster": None}

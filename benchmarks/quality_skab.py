@@ -15,9 +15,10 @@ active (``monitor.evaluation``: from the first ``firing`` event to the ``resolve
 row t uses rows up to t only: the buffers, the scorer and the alert state machine are causal, and nothing looks
 back to relabel earlier rows (unlike the leaderboard's post-processing).
 
-Tuning uses the training parts only (``--validate``): each file's rows 0-299 fit a detector and rows 300-399
-(normal, except other/2.csv) are scored through the same backtest; the share of those rows inside an alert
-episode is the validation false-alarm rate. Labels of the test parts are read only to compute the final figures.
+Tuning uses the training parts only (``--validate``): each file's rows 0-199 fit a detector and rows 200-399 are
+scored through the same backtest, with a synthetic level shift of 3 training sds added to one sensor (the 8 in
+turn, by file) on rows 300-399: F1 / FAR / MAR over rows 200-399 of the 34 files then weigh sensitivity against
+false alarms without touching a test part. Labels of the test parts are read only to compute the final figures.
 """
 
 from __future__ import annotations
@@ -53,7 +54,9 @@ from monitor.evaluation import Label, PointMetrics  # noqa: E402
 
 DEFAULT_ROOT = Path("/work/shared/datasets/skab")
 TRAIN_ROWS = 400
-VALIDATION_FIT_ROWS = 300
+VALIDATION_FIT_ROWS = 200
+SHIFT_ROWS = slice(300, 400)
+SHIFT_SDS = 3.0
 SENSORS = (
     "Accelerometer1RMS",
     "Accelerometer2RMS",
@@ -76,46 +79,33 @@ LEADERBOARD = (
     ("Isolation forest", 0.29, 2.56, 82.89),
 )
 
-# The detectors and the alert policy, fixed before any test part was scored (see the README note and the
-# report for the order of what was tried). SKAB's training parts are 400 rows: small windows, small models.
+# The settings below were chosen on the training parts only (``--validate``), by a rule fixed before the grid ran:
+# the highest validation F1 among the settings with a validation FAR at most 13.55 % (the bar's FAR). Grid (PCA):
+# sensors all | without the two thermal sensors; window 1 | 5; EWMA adaptation off | 30 | 100 rows; alert
+# resolve after 10 quiet windows and 30 s | after 3 and 0 s; quantile 1 % | POT 0.1 %. Grid (LSTM-AE and
+# forecaster, thermal sensors out): window 5 | 10; score over the newest row | the whole window. The BiLSTM takes
+# the LSTM-AE's choice. The untuned starting point (all sensors, PCA window 5, scores over the whole window) is
+# ``--exclude "" --set window=5`` for the PCA. SKAB's training parts are 400 rows: small windows, small models.
+#
+# Temperature and Thermocouple drift by 1-2.6 training sds within the 400 training rows of most files (the water
+# warms up through a run): a detector that sees them flags the rest of the run as anomalous.
+DEFAULT_EXCLUDE = ("Temperature", "Thermocouple")
+_NEURAL: dict[str, Any] = {
+    "epochs": 40,
+    "train_step": 1,
+    "calibration": "quantile",
+    "target_far": 0.01,
+    "extra": {"patience": 8},
+}
 DETECTORS: dict[str, DetectorSpec] = {
-    "pca": DetectorSpec("PCA T2/Q", "pca", window=5, calibration="quantile", target_far=0.01),
+    "pca": DetectorSpec("PCA T2/Q", "pca", window=1, calibration="quantile", target_far=0.01),
     "lstm_ae": DetectorSpec(
-        "LSTM-AE (default detector)",
-        "lstm_ae",
-        window=10,
-        hidden_size=16,
-        latent_size=4,
-        epochs=40,
-        train_step=1,
-        calibration="quantile",
-        target_far=0.01,
-        extra={"patience": 8},
+        "LSTM-AE (default detector)", "lstm_ae", window=10, score_steps=1, hidden_size=16, latent_size=4, **_NEURAL
     ),
     "bilstm": DetectorSpec(
-        "BiLSTM (seed)",
-        "bilstm",
-        window=10,
-        hidden_size=16,
-        num_layers=1,
-        epochs=40,
-        train_step=1,
-        calibration="quantile",
-        target_far=0.01,
-        extra={"patience": 8},
+        "BiLSTM (seed)", "bilstm", window=10, score_steps=1, hidden_size=16, num_layers=1, **_NEURAL
     ),
-    "lstm": DetectorSpec(
-        "LSTM forecast residual",
-        "lstm",
-        window=10,
-        hidden_size=16,
-        num_layers=1,
-        epochs=40,
-        train_step=1,
-        calibration="quantile",
-        target_far=0.01,
-        extra={"patience": 8},
-    ),
+    "lstm": DetectorSpec("LSTM forecast residual", "lstm", window=10, hidden_size=16, num_layers=1, **_NEURAL),
 }
 QUICK_FILES = ("valve1/0.csv", "valve1/5.csv", "valve2/0.csv", "other/1.csv", "other/9.csv", "other/13.csv")
 
@@ -151,11 +141,6 @@ def label_runs(unit: str, ts: np.ndarray, flags: np.ndarray) -> list[Label]:
     return labels
 
 
-def head_rows(data: CsvData, unit: str, n: int) -> CsvData:
-    """The first n rows of a one-unit CsvData."""
-    return CsvData(data.ts[:n], data.units[:n], {unit: data.values[unit][:n]}, {unit: np.arange(n)}, 0)
-
-
 def score_file(
     path: Path,
     spec: DetectorSpec,
@@ -163,23 +148,33 @@ def score_file(
     workdir: Path,
     validate: bool,
     sensors: tuple[str, ...] = SENSORS,
+    shift_sensor: int = 0,
 ) -> tuple[PointMetrics, dict[str, int]]:
-    """One file under the protocol (or, with ``validate``, its training-part validation)."""
+    """One file under the protocol, or with ``validate`` its training-part validation (module docstring)."""
     unit = unit_name(path)
-    data = read_csv(path, {unit: sensors}, default_unit=unit)
-    values = data.values[unit]
-    fit_rows = VALIDATION_FIT_ROWS if validate else TRAIN_ROWS
+    full = read_csv(path, {unit: SENSORS}, default_unit=unit)
+    everything = full.values[unit].copy()  # [N, 8] every sensor, so a synthetic shift can hit any of them
+    anomaly = read_anomaly(path)
+    if validate:
+        # Only the training part is read: rows 0-199 fit, rows 200-399 are judged. A synthetic level shift of
+        # SHIFT_SDS training sds on one sensor (cycling over the 8 by file) in rows 300-399 measures sensitivity,
+        # the other rows false alarms (other/2.csv's real anomaly in its training rows is labelled too).
+        n = TRAIN_ROWS
+        j = shift_sensor % len(SENSORS)
+        sd = float(np.nanstd(everything[:VALIDATION_FIT_ROWS, j])) or 1.0
+        everything[SHIFT_ROWS, j] += SHIFT_SDS * sd
+        ts = full.ts[:n]
+        labels = [*label_runs(unit, ts, anomaly[:n]), Label(unit, "synthetic", float(ts[300]), float(ts[399]))]
+        fit_rows, timeline = VALIDATION_FIT_ROWS, ts[VALIDATION_FIT_ROWS:]
+    else:
+        n = full.ts.shape[0]
+        ts = full.ts
+        labels = label_runs(unit, ts, anomaly)
+        fit_rows, timeline = TRAIN_ROWS, ts[TRAIN_ROWS:]
+    values = everything[:n, [SENSORS.index(s) for s in sensors]]
     fitted = fit_detector(spec, values[:fit_rows], sensors, f"{spec.kind}-{unit}", workdir)
     cfg, models = make_config({unit: sensors}, {unit: fitted}, policy)
-    if validate:
-        # Rows 300-399 are normal in every file but other/2.csv; the test parts are not read at all.
-        feed = head_rows(data, unit, TRAIN_ROWS)
-        labels: list[Label] = []
-        timeline = data.ts[VALIDATION_FIT_ROWS:TRAIN_ROWS]
-    else:
-        feed = data
-        labels = label_runs(unit, data.ts, read_anomaly(path))
-        timeline = data.ts[TRAIN_ROWS:]
+    feed = CsvData(ts, full.units[:n], {unit: values}, {unit: np.arange(n)}, 0)
     evaluation, result = run_and_evaluate(cfg, models, feed, labels, {unit: timeline}, spec.stream, tolerance_s=0.0)
     counts = {
         "rows": result.rows,
@@ -210,8 +205,8 @@ def run(
         counts = {"rows": 0, "skipped": 0, "rejected": 0, "episodes": 0}
         started = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="skab-") as tmp:
-            for path in files:
-                points, c = score_file(path, spec, policy, Path(tmp), validate, sensors)
+            for i, path in enumerate(files):
+                points, c = score_file(path, spec, policy, Path(tmp), validate, sensors, shift_sensor=i)
                 total = add_points(total, points)
                 for k, v in c.items():
                     counts[k] += v
@@ -230,7 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="SKAB folder (valve1/, valve2/, other/)")
     parser.add_argument("--quick", action="store_true", help="6 files, 5 epochs: a smoke run")
-    parser.add_argument("--validate", action="store_true", help="training-part validation only (rows 300-399)")
+    parser.add_argument(
+        "--validate", action="store_true", help="training-part validation only (rows 200-399, synthetic shift)"
+    )
     parser.add_argument("--detectors", default=",".join(DETECTORS), help=f"comma list of {', '.join(DETECTORS)}")
     parser.add_argument(
         "--set",
@@ -239,7 +236,11 @@ def main(argv: list[str] | None = None) -> int:
         metavar="FIELD=VALUE",
         help="override a DetectorSpec field of every detector (e.g. target_far=0.001, window=20)",
     )
-    parser.add_argument("--exclude", default="", help="comma list of sensors the detectors do not see")
+    parser.add_argument(
+        "--exclude",
+        default=",".join(DEFAULT_EXCLUDE),
+        help=f"comma list of sensors the detectors do not see (default: {','.join(DEFAULT_EXCLUDE)}; '' for none)",
+    )
     parser.add_argument("--fire-hits", type=int, default=3)
     parser.add_argument("--fire-window", type=int, default=5)
     parser.add_argument("--resolve-hits", type=int, default=10)
@@ -272,7 +273,9 @@ def main(argv: list[str] | None = None) -> int:
         for n in names:
             DETECTORS[n] = replace(DETECTORS[n], **{key: value})
     rows = run(args.root, names, policy, args.quick, args.validate, sensors)
-    what = "training-part validation (fit rows 0-299, score rows 300-399)" if args.validate else "test parts"
+    what = "test parts"
+    if args.validate:
+        what = "training-part validation (fit rows 0-199, judge rows 200-399, synthetic shift on rows 300-399)"
     mode = "quick (6 files, 5 epochs)" if args.quick else "full (34 files)"
     settings = "; ".join(f"{n}: {DETECTORS[n]}" for n in names)
     print(f"\nSKAB {what}, {mode}; sensors {', '.join(sensors)}; alert policy {policy}; machine: {machine()}\n")

@@ -17,6 +17,12 @@ Usage (the ScoringEngine and the backtest run it like a loaded artifact)::
     r = det.infer(windows)   # windows [B, W, S] raw units -> r.scores [B], r.sensor_errors [B, S]
     det.threshold            # calibrated on the window scores of ``normal``
 
+Drift (``adapt_rows > 0``, off by default): the normal level the rows are centred on becomes an EWMA of the rows
+whose window scored under the threshold (time constant ``adapt_rows`` rows), so a slow drift of normal operation
+(SKAB's water temperature rises through every run) is followed while an anomaly, scored over the threshold, does
+not pull the level after it. Causal, but stateful: windows must reach ``infer`` in time order and the detector
+must serve one unit only (the benchmarks fit one per unit); ``reset()`` forgets the adapted level.
+
 ``sensor_errors`` split each window's score over the sensors by their share of the (limit-scaled) T² and Q
 contributions, so ``scores == sensor_errors.mean(axis=1)`` as for the neural detectors and the top sensor means
 something. A window with a sensor that has no value anywhere scores NaN (as LoadedModel). No torch: fitting and
@@ -62,6 +68,7 @@ class PcaDetector:
         q_limit: float,
         threshold: dict[str, Any],
         period_s: float = 1.0,
+        adapt_rows: int = 0,
     ) -> None:
         self.name = name
         self.sensors = tuple(sensors)
@@ -69,6 +76,8 @@ class PcaDetector:
         self.score_steps = int(score_steps)
         self.period_s = float(period_s)
         self._mean = mean  # [S]
+        self.adapt_rows = int(adapt_rows)
+        self._center = mean.copy()  # [S] the adapted normal level (adapt_rows > 0)
         self._scale = scale  # [S]
         self._components = components  # [K, S] orthonormal rows
         self._eigenvalues = eigenvalues  # [K]
@@ -85,7 +94,7 @@ class PcaDetector:
             "window": self.window,
             "horizon": 0,
             "period_s": self.period_s,
-            "score": {"kind": "pca_t2_q", "steps": self.score_steps},
+            "score": {"kind": "pca_t2_q", "steps": self.score_steps, "adapt_rows": self.adapt_rows},
             "hyperparameters": {"n_components": int(components.shape[0])},
             "threshold": threshold,
         }
@@ -103,12 +112,16 @@ class PcaDetector:
         limit_quantile: float = 0.99,
         calibration: str = "quantile",
         target_far: float = 0.01,
+        holdout: float = 0.0,
+        adapt_rows: int = 0,
         period_s: float = 1.0,
     ) -> PcaDetector:
         """Fit on normal rows ``data`` [T, S] (NaN rows dropped); components keep ``variance`` of the variance.
 
-        T² and Q limits: the ``limit_quantile`` of the training rows' statistics. The window-score threshold:
-        ``calibrate(window scores of data, calibration, target_far)``.
+        T² and Q limits: the ``limit_quantile`` of the fitting rows' statistics. The window-score threshold:
+        ``calibrate(window scores, calibration, target_far)`` on the newest ``holdout`` share of the rows when it
+        is > 0 (those rows then do not fit the PCA: the threshold sees how far normal data wanders after the
+        fit, e.g. a slow drift), else on the fitting rows themselves.
         """
         raw = np.asarray(data, dtype=np.float64)
         sensors = tuple(sensors)
@@ -117,9 +130,13 @@ class PcaDetector:
         steps = window if score_steps is None else score_steps
         if window < 1 or not 1 <= steps <= window:
             raise ValueError("need window >= 1 and 1 <= score_steps <= window")
-        rows = raw[np.isfinite(raw).all(axis=1)]
-        if rows.shape[0] < max(len(sensors) + 2, window + 1):
-            raise ValueError(f"too few complete rows to fit PCA: {rows.shape[0]}")
+        if not 0.0 <= holdout < 1.0:
+            raise ValueError("holdout must be in [0, 1)")
+        complete = raw[np.isfinite(raw).all(axis=1)]
+        n_fit = complete.shape[0] - round(holdout * complete.shape[0])
+        rows, calib_rows = complete[:n_fit], (complete[n_fit:] if holdout > 0 else complete)
+        if rows.shape[0] < max(len(sensors) + 2, window + 1) or calib_rows.shape[0] < window:
+            raise ValueError(f"too few complete rows to fit PCA: {complete.shape[0]}")
         mean = rows.mean(axis=0)
         scale = rows.std(axis=0)
         # A constant sensor carries no information in normal data; any movement of it is measured in units of
@@ -136,19 +153,25 @@ class PcaDetector:
         t2, q, _ = detector._statistics(rows)
         detector.t2_limit = max(float(np.quantile(t2, limit_quantile)), 1e-12)
         detector.q_limit = max(float(np.quantile(q, limit_quantile)), 1e-12)
-        windows = np.lib.stride_tricks.sliding_window_view(rows, window, axis=0).transpose(0, 2, 1)  # [N, W, S]
+        windows = np.lib.stride_tricks.sliding_window_view(calib_rows, window, axis=0).transpose(0, 2, 1)  # [N, W, S]
         scores = detector.infer(windows).scores
         assert scores is not None
         record = calibrate(scores, calibration, target_far)
         record["limits"] = {"t2": detector.t2_limit, "q": detector.q_limit, "quantile": limit_quantile}
+        record["holdout"] = holdout
+        detector.adapt_rows = int(adapt_rows)  # calibrated above without adaptation: on the rows it was fit on
+        detector.manifest["score"]["adapt_rows"] = int(adapt_rows)
         detector.threshold = float(record["value"])
         detector.threshold_method = str(record["method"])
         detector.manifest["threshold"] = record
         return detector
 
-    def _statistics(self, rows: F64) -> tuple[F64, F64, F64]:
-        """rows [N, S] raw -> T² [N], Q [N], per-sensor contributions [N, S] (limit-scaled, >= 0)."""
-        z = (rows - self._mean) / self._scale
+    def _statistics(self, rows: F64, center: F64 | None = None) -> tuple[F64, F64, F64]:
+        """rows [N, S] raw -> T² [N], Q [N], per-sensor contributions [N, S] (limit-scaled, >= 0).
+
+        ``center`` [S] or [N, S]: the normal level the rows are compared with (default: the fitted mean).
+        """
+        z = (rows - (self._mean if center is None else center)) / self._scale
         t = z @ self._components.T  # [N, K]
         residual = z - t @ self._components  # [N, S]
         t2 = np.sum(t * t / self._eigenvalues, axis=1)
@@ -165,19 +188,43 @@ class PcaDetector:
             raise ValueError(
                 f"model {self.name!r} expects windows [B, {self.window}, {len(self.sensors)}], got {list(raw.shape)}"
             )
-        batch, _, n_sensors = raw.shape
+        n_sensors = raw.shape[2]
         filled = fill_windows(raw)
-        missing = ~np.isfinite(filled).all(axis=1)  # [B, S]
+        missing = np.asarray(~np.isfinite(filled).all(axis=1), dtype=bool)  # [B, S]
         tail = np.nan_to_num(filled[:, self.window - self.score_steps :], nan=0.0).astype(np.float64)
-        t2, q, parts = self._statistics(tail.reshape(-1, n_sensors))
-        row_score = np.maximum(t2 / self.t2_limit, q / self.q_limit).reshape(batch, self.score_steps)
-        score = row_score.mean(axis=1)  # [B]
-        share = parts.reshape(batch, self.score_steps, n_sensors).sum(axis=1)
-        total = share.sum(axis=1, keepdims=True)
-        share = np.where(total > 0, share / np.where(total > 0, total, 1.0), 1.0 / n_sensors)
+        if self.adapt_rows > 0:
+            score, share = self._adaptive_scores(tail, missing)
+        else:
+            score, share = self._window_scores(tail, None)
         errors = (score[:, None] * n_sensors * share).astype(np.float32)  # mean over sensors == score
         errors[missing] = np.nan
         return InferenceResult(scores=errors.mean(axis=1), sensor_errors=errors, forecasts=None, attention=None)
+
+    def _window_scores(self, tail: F64, center: F64 | None) -> tuple[F64, F64]:
+        """tail [B, steps, S] raw -> window score [B] and each sensor's share of it [B, S] (rows sum to 1)."""
+        batch, steps, n_sensors = tail.shape
+        t2, q, parts = self._statistics(tail.reshape(-1, n_sensors), center)
+        row_score = np.maximum(t2 / self.t2_limit, q / self.q_limit).reshape(batch, steps)
+        share = parts.reshape(batch, steps, n_sensors).sum(axis=1)
+        total = share.sum(axis=1, keepdims=True)
+        share = np.where(total > 0, share / np.where(total > 0, total, 1.0), 1.0 / n_sensors)
+        return row_score.mean(axis=1), share
+
+    def _adaptive_scores(self, tail: F64, missing: npt.NDArray[np.bool_]) -> tuple[F64, F64]:
+        """Windows in time order, each against the current center; a window scored under the threshold (and
+        complete) then pulls the center towards its newest row by 1/adapt_rows (an EWMA of normal rows only)."""
+        scores = np.empty(tail.shape[0])
+        shares = np.empty((tail.shape[0], tail.shape[2]))
+        for b in range(tail.shape[0]):
+            s, share = self._window_scores(tail[b : b + 1], self._center)
+            scores[b], shares[b] = s[0], share[0]
+            if s[0] < self.threshold and not missing[b].any():
+                self._center = self._center + (tail[b, -1] - self._center) / self.adapt_rows
+        return scores, shares
+
+    def reset(self) -> None:
+        """Forget the adapted center (back to the fitted mean)."""
+        self._center = self._mean.copy()
 
     def to(self, device: Any) -> PcaDetector:
         """Numpy only: the same scorer on any device."""
