@@ -149,6 +149,7 @@ def score_file(
     validate: bool,
     sensors: tuple[str, ...] = SENSORS,
     shift_sensor: int = 0,
+    seed: int = 0,
 ) -> tuple[PointMetrics, dict[str, int]]:
     """One file under the protocol, or with ``validate`` its training-part validation (module docstring)."""
     unit = unit_name(path)
@@ -172,7 +173,7 @@ def score_file(
         labels = label_runs(unit, ts, anomaly)
         fit_rows, timeline = TRAIN_ROWS, ts[TRAIN_ROWS:]
     values = everything[:n, [SENSORS.index(s) for s in sensors]]
-    fitted = fit_detector(spec, values[:fit_rows], sensors, f"{spec.kind}-{unit}", workdir)
+    fitted = fit_detector(spec, values[:fit_rows], sensors, f"{spec.kind}-{unit}", workdir, seed=seed)
     cfg, models = make_config({unit: sensors}, {unit: fitted}, policy)
     feed = CsvData(ts, full.units[:n], {unit: values}, {unit: np.arange(n)}, 0)
     evaluation, result = run_and_evaluate(cfg, models, feed, labels, {unit: timeline}, spec.stream, tolerance_s=0.0)
@@ -192,6 +193,7 @@ def run(
     quick: bool,
     validate: bool,
     sensors: tuple[str, ...] = SENSORS,
+    seed: int = 0,
 ) -> list[tuple[str, PointMetrics, dict[str, int], float]]:
     files = experiment_files(root)
     if quick:
@@ -206,7 +208,7 @@ def run(
         started = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="skab-") as tmp:
             for i, path in enumerate(files):
-                points, c = score_file(path, spec, policy, Path(tmp), validate, sensors, shift_sensor=i)
+                points, c = score_file(path, spec, policy, Path(tmp), validate, sensors, shift_sensor=i, seed=seed)
                 total = add_points(total, points)
                 for k, v in c.items():
                     counts[k] += v
@@ -229,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         "--validate", action="store_true", help="training-part validation only (rows 200-399, synthetic shift)"
     )
     parser.add_argument("--detectors", default=",".join(DETECTORS), help=f"comma list of {', '.join(DETECTORS)}")
+    parser.add_argument("--seed", type=int, default=0, help="training seed of the neural detectors (default 0)")
     parser.add_argument(
         "--set",
         action="append",
@@ -272,13 +275,14 @@ def main(argv: list[str] | None = None) -> int:
         value: Any = text if key == "calibration" else (float(text) if "." in text or "e" in text else int(text))
         for n in names:
             DETECTORS[n] = replace(DETECTORS[n], **{key: value})
-    rows = run(args.root, names, policy, args.quick, args.validate, sensors)
+    rows = run(args.root, names, policy, args.quick, args.validate, sensors, args.seed)
     what = "test parts"
     if args.validate:
         what = "training-part validation (fit rows 0-199, judge rows 200-399, synthetic shift on rows 300-399)"
     mode = "quick (6 files, 5 epochs)" if args.quick else "full (34 files)"
     settings = "; ".join(f"{n}: {DETECTORS[n]}" for n in names)
-    print(f"\nSKAB {what}, {mode}; sensors {', '.join(sensors)}; alert policy {policy}; machine: {machine()}\n")
+    print(f"\nSKAB {what}, {mode}; seed {args.seed}; sensors {', '.join(sensors)}")
+    print(f"alert policy {policy}; machine: {machine()}\n")
     print(f"detectors: {settings}\n")
     print("| method | F1 | FAR % | MAR % | precision | recall | alert episodes | s |")
     print("|---|---|---|---|---|---|---|---|")
