@@ -180,6 +180,7 @@ class App:
             self.metrics,
             max_batch=cfg.scheduler.max_batch,
             max_delay_s=cfg.scheduler.max_delay_ms / 1000.0,
+            max_lag_s=cfg.scheduler.max_lag_s,
         )
         self.buffer_stage = BufferStage(RingBuffers(specs), self.readings, self.jobs, self.metrics)
         self.ingest = IngestStage(Parser.from_config(cfg), self.readings, self.metrics)

@@ -209,6 +209,12 @@ class SchedulerConfig(Strict):
     max_batch: int = Field(default=512, ge=1, description="Most windows per model forward.")
     max_delay_ms: float = Field(default=20.0, ge=0, description="Longest a ready window waits for a fuller batch.")
     precision: Literal["fp32", "fp16", "bf16"] = Field(default="fp32", description="Inference precision (CUDA only).")
+    max_lag_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="When behind: a window that arrived longer ago than this is dropped (counted) if its unit has "
+        "a newer one waiting.",
+    )
     cpu_threads: int = Field(
         default=1,
         ge=0,

@@ -2,15 +2,17 @@
 
 API:
     jobs = JobQueue(maxsize=10000, metrics=metrics)        # buffer thread: jobs.put(job)
-    scheduler = Scheduler(engine, jobs, sink, metrics, max_batch=512, max_delay_s=0.02)
+    scheduler = Scheduler(engine, jobs, sink, metrics, max_batch=512, max_delay_s=0.02, max_lag_s=2.0)
     threading.Thread(target=scheduler.run, args=(stop,), name="scheduler").start()   # after stop: drains the queue
     scheduler.process(list_of_jobs)                        # one step, synchronously (tests)
     scheduler.replace_models(models, timeout_s) -> None    # SIGHUP: swapped between batches; ValueError if refused
 
 Batching: after the first job arrives the scheduler waits at most ``max_delay_s`` for a fuller batch
-(``max_batch``), then takes everything queued. When it has fallen behind (more queued than one batch),
-it keeps each unit's newest window and counts the others in
-``plantwatch_windows_skipped_total{reason="backlog"}``: freshness beats completeness.
+(``max_batch``), then takes everything queued and scores it in batches of at most ``max_batch``.
+When it has fallen behind (a taken window arrived more than ``max_lag_s`` ago), it keeps each unit's
+newest window and drops that unit's stale older ones, counted in
+``plantwatch_windows_skipped_total{reason="backlog"}``: freshness beats completeness. A burst of fresh
+windows (a broker redelivering a restart's backlog, a replay) is scored completely.
 The ScoringEngine (monitor.scoring) groups a batch by model: one ``infer`` per model per call.
 
 CUDA out-of-memory halves the batch and retries; a single window that still does not fit moves the
@@ -21,6 +23,7 @@ Pinned host memory and non-blocking copies are the models' business (LoadedModel
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -82,13 +85,13 @@ class JobQueue:
             return len(self._items)
 
 
-def newest_per_unit(jobs: Sequence[WindowJob]) -> tuple[list[WindowJob], int]:
-    """Each unit's newest job (in the order of those jobs) and how many older ones were dropped."""
+def newest_per_unit(jobs: Sequence[WindowJob], stale_before: float = math.inf) -> tuple[list[WindowJob], int]:
+    """Drop each job that has a newer one of its unit and arrived before ``stale_before``; (kept, dropped)."""
     newest: dict[str, int] = {}
     for i, job in enumerate(jobs):
         newest[job.unit] = i
-    keep = sorted(newest.values())
-    return [jobs[i] for i in keep], len(jobs) - len(keep)
+    keep = [job for i, job in enumerate(jobs) if newest[job.unit] == i or job.received_at >= stale_before]
+    return keep, len(jobs) - len(keep)
 
 
 class TimedModel:
@@ -143,8 +146,10 @@ class Scheduler:
         metrics: Metrics | None = None,
         max_batch: int = 512,
         max_delay_s: float = 0.02,
+        max_lag_s: float = 2.0,
     ) -> None:
         self._engine = engine
+        self._max_lag_s = max_lag_s
         self._jobs = jobs
         self._sink = sink
         self._metrics = metrics
@@ -179,8 +184,9 @@ class Scheduler:
 
     def process(self, jobs: Sequence[WindowJob]) -> None:
         """Score ``jobs`` (newest per unit when behind) in batches of at most ``max_batch``."""
-        if len(jobs) > self._max_batch:
-            jobs, skipped = newest_per_unit(jobs)
+        stale_before = time.time() - self._max_lag_s
+        if any(job.received_at < stale_before for job in jobs):
+            jobs, skipped = newest_per_unit(jobs, stale_before)
             if skipped and self._metrics is not None:
                 self._metrics.windows_skipped.labels("backlog").inc(skipped)
         for start in range(0, len(jobs), self._max_batch):

@@ -101,7 +101,9 @@ def service_config_dict(
             },
         },
         "metrics": {"host": "127.0.0.1", "port": 0},
-        "scheduler": {"device": "cpu", "max_batch": 512, "max_delay_ms": 5},
+        # max_lag_s: the tests count every window, so a loaded test machine must not trigger the freshness skip
+        # (tested on its own in test_scheduler.py).
+        "scheduler": {"device": "cpu", "max_batch": 512, "max_delay_ms": 5, "max_lag_s": 300},
         "limits": {"max_payload_bytes": 2048},
         "shutdown_timeout_s": 10,
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -17,8 +18,10 @@ from monitor.scheduler import JobQueue, Scheduler, newest_per_unit
 from monitor.scoring import ScoringEngine, ScoringOutput
 
 
-def job(unit: str, ts: float) -> WindowJob:
-    return WindowJob(unit=unit, end_ts=ts, window=np.zeros((4, 2), dtype=np.float32), received_at=ts)
+def job(unit: str, ts: float, received_at: float | None = None) -> WindowJob:
+    """received_at defaults to now (a fresh window); pass an old time for a window that waited."""
+    arrived = time.time() if received_at is None else received_at
+    return WindowJob(unit=unit, end_ts=ts, window=np.zeros((4, 2), dtype=np.float32), received_at=arrived)
 
 
 class FakeEngine:
@@ -58,23 +61,29 @@ def make(engine: FakeEngine, max_batch: int = 4) -> tuple[Scheduler, list[Scorin
 
 
 def test_newest_per_unit_keeps_order() -> None:
-    jobs = [job("A", 1), job("B", 1), job("A", 2), job("C", 1), job("B", 2)]
+    jobs = [job("A", 1, 0.0), job("B", 1, 0.0), job("A", 2, 0.0), job("C", 1, 0.0), job("B", 2, 0.0)]
     kept, skipped = newest_per_unit(jobs)
     assert [(j.unit, j.end_ts) for j in kept] == [("A", 2), ("C", 1), ("B", 2)]
     assert skipped == 2
+    kept, skipped = newest_per_unit([job("A", 1, 100.0), job("A", 2, 0.0), job("A", 3, 0.0)], stale_before=50.0)
+    assert [j.end_ts for j in kept] == [1, 3] and skipped == 1  # a fresh window is never dropped
 
 
 def test_behind_keeps_each_units_newest_window() -> None:
     scheduler, outputs, registry = make(FakeEngine(), max_batch=4)
-    scheduler.process([job(u, t) for t in range(3) for u in ("A", "B")])  # 6 jobs > one batch of 4
+    waited = time.time() - 10.0  # these windows arrived 10 s ago: the scheduler is behind
+    scheduler.process([job(u, t, waited) for t in range(3) for u in ("A", "B")])
     assert [(s.unit, s.ts) for o in outputs for s in o.scores] == [("A", 2), ("B", 2)]
     assert registry.get_sample_value("plantwatch_windows_skipped_total", {"reason": "backlog"}) == 4
 
 
-def test_within_one_batch_nothing_is_skipped() -> None:
-    scheduler, outputs, _ = make(FakeEngine(), max_batch=8)
-    scheduler.process([job("A", t) for t in range(5)])
-    assert [s.ts for o in outputs for s in o.scores] == [0, 1, 2, 3, 4]
+def test_a_burst_of_fresh_windows_is_scored_completely_in_batches() -> None:
+    engine = FakeEngine()
+    scheduler, outputs, registry = make(engine, max_batch=4)
+    scheduler.process([job("A", t) for t in range(10)])  # a redelivered backlog: more than a batch, all fresh
+    assert [s.ts for o in outputs for s in o.scores] == list(range(10))
+    assert engine.calls == [4, 4, 2]
+    assert registry.get_sample_value("plantwatch_windows_skipped_total", {"reason": "backlog"}) == 0
 
 
 def test_cuda_oom_halves_the_batch() -> None:

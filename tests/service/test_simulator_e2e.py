@@ -88,7 +88,7 @@ def test_simulated_bias_fault_fires_and_resolves_on_the_right_unit(
                            "prefix": f"{unique_prefix}/pw"},
             },
             "metrics": {"port": 0},
-            "scheduler": {"device": "cpu"},
+            "scheduler": {"device": "cpu", "max_lag_s": 300},
             "outputs": {"publish_scores": False, "publish_forecasts": False},
         }
     )  # fmt: skip
