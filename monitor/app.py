@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 
 from monitor.alerts import AlertBoard, AlertPolicy
 from monitor.buffers import RingBuffers, UnitSpec
@@ -133,7 +133,13 @@ class App:
             # LoadedModel.infer has no reduced-precision path yet (models/inference.py); say so instead of pretending.
             log.warning("scheduler.precision %s is not applied yet: scoring runs in fp32", cfg.scheduler.precision)
         models = load_models(cfg, self.device)
-        self.registry = registry if registry is not None else CollectorRegistry()
+        if registry is None:
+            registry = CollectorRegistry()
+            # process_* (RSS, CPU, open fds), python_gc_*, python_info: what a soak test and a dashboard watch.
+            ProcessCollector(registry=registry)
+            PlatformCollector(registry=registry)
+            GCCollector(registry=registry)
+        self.registry = registry
         horizons = {h for m in models.values() if m.role == "forecaster" for h in (1, m.horizon)}
         self.metrics = Metrics(
             self.registry,

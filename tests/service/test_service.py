@@ -126,6 +126,7 @@ def test_metrics_over_http_show_what_was_published(
     assert samples['plantwatch_anomaly_score{detector="reconstruction",unit="R1"}'] > 0
     assert samples['plantwatch_windows_scored_total{detector="forecast"}'] == 60 - WINDOW
     assert samples["plantwatch_mqtt_connected"] == 1
+    assert samples["process_resident_memory_bytes"] > 50e6
     assert samples['plantwatch_model_info{device="cpu",kind="lstm_ae",model="det",role="detector"}'] == 1
     assert samples['plantwatch_inference_seconds_count{model="det"}'] >= 1
     with urllib.request.urlopen(f"http://127.0.0.1:{app.metrics_port}/readyz", timeout=5) as response:
