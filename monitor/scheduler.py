@@ -22,6 +22,7 @@ Pinned host memory and non-blocking copies are the models' business (LoadedModel
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import threading
@@ -94,8 +95,28 @@ def newest_per_unit(jobs: Sequence[WindowJob], stale_before: float = math.inf) -
     return keep, len(jobs) - len(keep)
 
 
+def padded_batch(n: int) -> int:
+    """The batch size ``n`` windows are scored at: the next power of two up to 32, then the next multiple of 32.
+
+    torch's CPU LSTM runs on oneDNN, which builds and caches a primitive (with its buffers) per input shape and
+    keeps it: with every batch size from 1 to max_batch turning up, the service's RSS grew by about 1 MB/s for
+    minutes (benchmarks/memory.py drift, 500 units). A few fixed sizes bound that cache and reuse its entries;
+    padding costs at most 31 windows (or a factor < 2 below 32).
+    """
+    if n <= 1:
+        return max(n, 0)
+    if n <= 32:
+        return 1 << (n - 1).bit_length()
+    return -(-n // 32) * 32
+
+
+def _head(value: Any, n: int) -> Any:
+    return None if value is None else value[:n]
+
+
 class TimedModel:
-    """A LoadedModel whose ``infer`` feeds the inference-time and batch-size histograms."""
+    """A LoadedModel whose ``infer`` feeds the inference-time and batch-size histograms (batches padded to a
+    ``padded_batch`` size, results cut back to the windows given)."""
 
     def __init__(self, model: LoadedModel, metrics: Metrics | None) -> None:
         self._model = model
@@ -111,10 +132,18 @@ class TimedModel:
 
     def infer(self, windows: npt.NDArray[np.float32]) -> InferenceResult:
         start = time.perf_counter()
+        n = len(windows)
+        size = padded_batch(n)
+        if size != n:  # repeat the last window: real data, so the padding rows cannot raise or produce NaN
+            windows = np.concatenate((windows, np.repeat(windows[-1:], size - n, axis=0)))
         result = self._model.infer(windows)
+        if size != n:
+            result = dataclasses.replace(
+                result, **{f.name: _head(getattr(result, f.name), n) for f in dataclasses.fields(result)}
+            )
         if self._seconds is not None and self._metrics is not None:
             self._seconds.observe(time.perf_counter() - start)
-            self._metrics.batch_size.observe(len(windows))
+            self._metrics.batch_size.observe(n)
         return result
 
     def to(self, device: Any) -> TimedModel:
