@@ -317,3 +317,25 @@ def test_fault_free_hours_raise_no_alert(
     assert recorder.matching(f"{unique_prefix}/pw/alerts/+") == []
     assert sample(app, "plantwatch_alerts_fired_total", unit="R1", detector="reconstruction") == 0
     assert sample(app, "plantwatch_alerts_fired_total", unit="R1", detector="forecast") == 0
+
+
+def test_broker_absent_at_start_then_connects(
+    broker_factory: Callable[..., Broker],
+    service_config: Callable[..., PlantwatchConfig],
+    publisher: Callable[..., Publisher],
+) -> None:
+    broker = broker_factory()
+    broker.stop()
+    app = App(service_config(broker=broker))
+    app.start()  # does not block nor fail: the link keeps retrying
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{app.metrics_port}/healthz", timeout=5) as response:
+            assert response.status == 200
+        assert app.ready() == (False, "not connected to the MQTT broker")
+        assert sample(app, "plantwatch_mqtt_connected") == 0
+        broker.start()
+        assert wait_until(lambda: app.ready()[0], timeout_s=20)
+        publisher(broker).rows("R1", normal_rows(20, seed=9), epoch_base())
+        assert wait_until(lambda: scored(app) == 20 - WINDOW + 1, timeout_s=30)
+    finally:
+        assert app.stop(10) == 0
