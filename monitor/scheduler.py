@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from monitor import memtrim
 from monitor.messages import WindowJob
 from monitor.metrics import Metrics
 from monitor.scoring import ScoringEngine, ScoringOutput
@@ -43,6 +44,8 @@ if TYPE_CHECKING:
     from models.inference import InferenceResult, LoadedModel
 
 log = logging.getLogger(__name__)
+
+TRIM_EVERY_S = 5.0  # malloc_trim takes a few ms: at most this often
 
 Sink = Callable[[ScoringOutput], None]
 
@@ -187,6 +190,7 @@ class Scheduler:
         self._swap: tuple[Mapping[str, LoadedModel], Future[None]] | None = None
         self._swap_lock = threading.Lock()
         self._idle = threading.Event()
+        self._next_trim = 0.0
         self.on_cpu_fallback = False
 
     @property
@@ -203,6 +207,7 @@ class Scheduler:
                 if stopping:
                     self._idle.set()
                     return
+                self._maybe_trim()
                 continue
             try:
                 self.process(jobs)
@@ -210,6 +215,14 @@ class Scheduler:
                 log.exception("scoring a batch of %d windows failed", len(jobs))
                 if self._metrics is not None:
                     self._metrics.stage_errors.labels("scheduler").inc()
+            self._maybe_trim()
+
+    def _maybe_trim(self) -> None:
+        """RSS back from the largest batch's high-water mark (monitor/memtrim.py), at most every TRIM_EVERY_S."""
+        now = time.monotonic()
+        if now >= self._next_trim:
+            self._next_trim = now + TRIM_EVERY_S
+            memtrim.trim()
 
     def process(self, jobs: Sequence[WindowJob]) -> None:
         """Score ``jobs`` (newest per unit when behind) in batches of at most ``max_batch``."""
