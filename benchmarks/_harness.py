@@ -7,7 +7,7 @@ Import from a benchmark script (run as ``.venv/bin/python benchmarks/NAME.py``):
     from benchmarks._harness import Broker, train_artifacts, service_config, InProcessService, ...
 
 API:
-    Broker(workdir, max_queued=0).start() / .stop()   # private mosquitto on a free loopback port (0: no queue cap)
+    Broker(workdir, max_queued=0, extra_conf=()).start() / .stop()   # private mosquitto on a free loopback port
     train_artifacts(root, window=50) -> {"det": Path, "fc": Path}   # default-size lstm_ae + lstm, few epochs
     SENSORS                                            # the reactor's 8 sensor names (shared facts)
     unit_names(n) -> ["u0000", ...]
@@ -134,7 +134,7 @@ def machine() -> str:
 class Broker:
     """A private mosquitto on a free loopback port (like tests/conftest.py's, without pytest)."""
 
-    def __init__(self, workdir: Path | None = None, max_queued: int = 0) -> None:
+    def __init__(self, workdir: Path | None = None, max_queued: int = 0, extra_conf: Sequence[str] = ()) -> None:
         exe = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
         if exe is None:
             raise SystemExit("mosquitto is not installed (apt-get install mosquitto)")
@@ -149,7 +149,7 @@ class Broker:
         # mosquitto's default keeps at most 1,000 QoS 1 messages queued per subscriber beyond its 20 in flight and
         # drops the rest: a flood of a few seconds would lose readings at the broker, before the service sees them.
         # 0 = unbounded here, so a loss the benchmarks count is the consumer's own.
-        lines += [f"max_queued_messages {max_queued}"]
+        lines += [f"max_queued_messages {max_queued}", *extra_conf]
         lines += [f"log_dest file {self.workdir / 'mosquitto.log'}", "log_type error", "log_type warning"]
         (self.workdir / "mosquitto.conf").write_text("\n".join(lines) + "\n")
         self.proc: subprocess.Popen[bytes] | None = None

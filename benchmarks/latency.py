@@ -108,13 +108,22 @@ class Listener:
         self.client.loop_stop()
 
 
-def run_level(root: Path, broker: Broker, artifacts: dict[str, Path], n_units: int, seconds: float) -> dict[str, Any]:
+def run_level(
+    root: Path, broker: Broker, artifacts: dict[str, Path], n_units: int, seconds: float, cpu_threads: int = 1
+) -> dict[str, Any]:
     """One service at ``n_units`` units at 1 Hz for ``seconds`` live seconds; latency and loss figures."""
     prefix = f"l{n_units}x{uuid.uuid4().hex[:4]}"
     port = free_port()
     cfg = write_config(
         root / f"{prefix}.yaml",
-        config_dict(broker, artifacts, unit_names(n_units), prefix=prefix, metrics={"port": port}),
+        config_dict(
+            broker,
+            artifacts,
+            unit_names(n_units),
+            prefix=prefix,
+            metrics={"port": port},
+            scheduler={"device": "cpu", "cpu_threads": cpu_threads},
+        ),
     )
     n_faulty = max(1, n_units // 20)
     starts = range(int(WARMUP_S) + 2, int(seconds) - FAULT_S + 1, 30)
@@ -152,6 +161,7 @@ def run_level(root: Path, broker: Broker, artifacts: dict[str, Path], n_units: i
     received_total = m1.get("plantwatch_readings_received_total", 0.0)
     return {
         "units": n_units,
+        "cpu_threads": cpu_threads,
         "published": sent["published"],
         "lost": sent["published"] - received_total - m1.get("plantwatch_queue_dropped_total", 0.0),
         "late_ticks": sent["late_ticks"],
@@ -211,12 +221,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-units", type=int, default=4000, help="largest capacity probe")
     parser.add_argument("--seconds", type=float, help="live seconds per load level (default 60, quick 25)")
     parser.add_argument("--levels", default="0.1,0.5,0.9", help="shares of the capacity to measure")
+    parser.add_argument(
+        "--broker-inflight",
+        type=int,
+        help="mosquitto max_inflight_messages (QoS 1 messages unacknowledged per client; mosquitto's default 20)",
+    )
+    parser.add_argument(
+        "--cpu-threads",
+        default="1",
+        help="scheduler.cpu_threads values to run each level with (e.g. 0,1: torch's default vs one thread)",
+    )
     args = parser.parse_args(argv)
     seconds = args.seconds or (25.0 if args.quick else 60.0)
     probe_s = 20.0 if args.quick else 30.0
     levels = [float(x) for x in args.levels.split(",")]
 
-    with tempfile.TemporaryDirectory(prefix="pw-bench-latency-") as tmp, Broker() as broker:
+    extra = [f"max_inflight_messages {args.broker_inflight}"] if args.broker_inflight is not None else []
+    with tempfile.TemporaryDirectory(prefix="pw-bench-latency-") as tmp, Broker(extra_conf=extra) as broker:
         root = Path(tmp)
         artifacts = train_artifacts(root / "artifacts", window=WINDOW, epochs=4)
         probes: list[dict[str, Any]] = []
@@ -227,12 +248,15 @@ def main(argv: list[str] | None = None) -> int:
         results = []
         for share in levels:
             n = max(1, round(capacity * share))
-            results.append((share, run_level(root, broker, artifacts, n, seconds)))
-            print(f"done {share:.0%} of capacity ({n} units)", file=sys.stderr, flush=True)
+            for threads in [int(t) for t in args.cpu_threads.split(",")]:
+                results.append((share, run_level(root, broker, artifacts, n, seconds, threads)))
+                print(f"done {share:.0%} of capacity ({n} units, cpu_threads {threads})", file=sys.stderr, flush=True)
 
+    inflight = args.broker_inflight if args.broker_inflight is not None else "20 (default)"
     print(
         f"\nplantwatch latency benchmark: {machine()}, load average {os.getloadavg()[0]:.1f} at the end; "
-        f"lstm_ae + lstm per unit, window {WINDOW}, 1 Hz, QoS 1; service = `plantwatch run` subprocess\n"
+        f"lstm_ae + lstm per unit, window {WINDOW}, 1 Hz, QoS 1; service = `plantwatch run` subprocess; "
+        f"mosquitto max_inflight_messages {inflight}\n"
     )
     header = (
         "| units | readings/s | lost | windows skipped | p50 publish-to-score ms | p99 ms | max ms | p99 < 250 ms "
@@ -256,10 +280,11 @@ def main(argv: list[str] | None = None) -> int:
             print(row(r, "ok " if sustained(r) else "missed "))
         print()
     print(f"Capacity: {capacity:,} units at 1 Hz{' (given)' if args.capacity else ''}. Load levels, {seconds:g} s:\n")
-    print("| load " + header)
-    print("|---" + rule)
+    print("| load | scheduler.cpu_threads " + header)
+    print("|---|---:" + rule)
     for share, r in results:
-        print(f"| {share:.0%} " + row(r))
+        threads = "0 (torch default)" if r["cpu_threads"] == 0 else str(r["cpu_threads"])
+        print(f"| {share:.0%} | {threads} " + row(r))
     return 0
 
 
