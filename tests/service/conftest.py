@@ -91,7 +91,7 @@ def service_config_dict(
             "host": broker.host,
             "port": broker.port,
             "client_id": f"pw-{uuid.uuid4().hex[:8]}",
-            "keepalive_s": 5,
+            "keepalive_s": 30,
             "reconnect_min_s": 1,
             "reconnect_max_s": 2,
             "topics": {

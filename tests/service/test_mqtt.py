@@ -153,7 +153,8 @@ def test_broker_restart_reconnects_and_keeps_queued_readings(broker_factory: Cal
         broker.start()
         assert link.connected.wait(15)
         _publish(broker, "pr/R1/readings", [b"after"])
-        assert wait_until(lambda: inbox.payloads() == [b"before", b"after"], timeout_s=10), inbox.payloads()
+        # At least once: "before" comes again if its acknowledgement had not reached the broker before the stop.
+        assert wait_until(lambda: list(dict.fromkeys(inbox.payloads())) == [b"before", b"after"], 10), inbox.payloads()
         assert registry.get_sample_value("plantwatch_mqtt_connects_total") == 2.0
         assert registry.get_sample_value("plantwatch_mqtt_disconnects_total") == 1.0
     finally:

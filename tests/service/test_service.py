@@ -196,7 +196,10 @@ def test_bad_inputs_are_counted_and_do_not_change_the_scores(
         body = message.json()
         by_unit[body["unit"]][body["ts"]] = {d: v["score"] for d, v in body["scores"].items()}
     assert len(by_unit["R1"]) == 80 - WINDOW + 1
-    assert by_unit["R1"] == by_unit["R2"]  # identical streams, bad input or not
+    # Identical streams, bad input or not (to float32 rounding: the two units may share a batch or not).
+    assert by_unit["R1"].keys() == by_unit["R2"].keys()
+    for ts, scores in by_unit["R1"].items():
+        assert scores == pytest.approx(by_unit["R2"][ts], rel=1e-5), ts
     assert app.link.connected.is_set() and not app.failed.is_set()
 
 
@@ -207,7 +210,11 @@ def test_broker_restart_mid_stream_loses_nothing(
     publisher: Callable[..., Publisher],
 ) -> None:
     broker = broker_factory(persistence=True)
-    app = run_app(service_config(broker=broker))
+    # The second publisher is another MQTT client: the broker owes no order between its messages and the queued
+    # ones (MQTT orders per publishing client), so the lateness covers the whole run. What is asserted is loss.
+    base = service_config(broker=broker)
+    units = [{**u.model_dump(mode="json"), "max_lateness_s": 600} for u in base.units]
+    app = run_app(service_config(broker=broker, units=units))
     rows = normal_rows(300, seed=4)
     t0 = epoch_base()
     pub = publisher(broker)
