@@ -15,7 +15,7 @@ This process subscribes to the service's score and alert topics:
   burst started, so the publisher's own spread over the burst is included). Rows of the first 10 live seconds
   are left out (the back-fill is still being scored).
 - publish-to-alert: arrival of a ``firing`` event minus its ``ts`` (the row that completed the fire rule). Faults
-  (+20 K on reactor_temp_K, far above the calibrated threshold) are injected into 5% of the units from live
+  (+20 K on reactor_temp_K, far above the calibrated threshold) are injected into every 20th unit (5%) from live
   second 12 to 22 (and again every 30 s in longer runs), so each level sees alerts fire.
 
 Capacity: the largest unit count at 1 Hz for which, over a short run, no reading is lost, no window is skipped
@@ -127,7 +127,11 @@ def run_level(
     )
     n_faulty = max(1, n_units // 20)
     starts = range(int(WARMUP_S) + 2, int(seconds) - FAULT_S + 1, 30)
-    faults = [[0, n_faulty, start, start + FAULT_S, 0, FAULT_OFFSET_K] for start in starts]
+    # Every 20th unit, so the faulty units are spread over each tick's burst like the others.
+    step = max(1, n_units // n_faulty)
+    faulty_units = range(0, n_units, step)
+    n_faulty = len(faulty_units)
+    faults = [[u, 1, start, start + FAULT_S, 0, FAULT_OFFSET_K] for start in starts for u in faulty_units]
     with SpawnedService(cfg) as service:
         service.wait_ready()
         pub = start_publisher(
