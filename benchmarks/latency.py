@@ -14,6 +14,8 @@ This process subscribes to the service's score and alert topics:
 - publish-to-score: arrival of ``<prefix>/scores/{unit}`` minus the row's event time (= the tick at which the
   burst started, so the publisher's own spread over the burst is included). Rows of the first 10 live seconds
   are left out (the back-fill is still being scored).
+- receive-to-score: the service's own histogram (arrival at the service to scoring), bucket-interpolated; with
+  the publisher's mean burst length it tells how much of publish-to-score the service itself adds.
 - publish-to-alert: arrival of a ``firing`` event minus its ``ts`` (the row that completed the fire rule). Faults
   (+20 K on reactor_temp_K, far above the calibrated threshold) are injected into every 20th unit (5%) from live
   second 12 to 22 (and again every 30 s in longer runs), so each level sees alerts fire.
@@ -50,6 +52,7 @@ from benchmarks._harness import (  # noqa: E402
     config_dict,
     cpu_seconds,
     free_port,
+    labelled,
     machine,
     percentile,
     publisher_result,
@@ -64,6 +67,7 @@ from benchmarks._harness import (  # noqa: E402
 WINDOW = 50
 BACKFILL = WINDOW + 5
 WARMUP_S = 10.0
+RECEIVE_TO_SCORE = "plantwatch_receive_to_score_seconds_bucket"
 FAULT_OFFSET_K = 20.0
 FAULT_S = 10  # seconds each injected fault lasts
 
@@ -152,9 +156,11 @@ def run_level(
         listener = Listener(broker, prefix, since=since)
         time.sleep(max(0.0, since - time.time()))
         cpu0, t0, m0 = cpu_seconds(service.pid), time.monotonic(), scrape(port)
+        h0 = labelled(port, RECEIVE_TO_SCORE)
         sent = publisher_result(pub)
         time.sleep(3.0)  # the last tick's scores and alerts
         m1 = scrape(port)
+        h1 = labelled(port, RECEIVE_TO_SCORE)
         cpu = (cpu_seconds(service.pid) - cpu0) / (time.monotonic() - t0)
         rss = rss_mb(service.pid)
         listener.close()
@@ -181,7 +187,26 @@ def run_level(
         "a99": percentile(listener.alert_lat, 99),
         "cpu": cpu,
         "rss": rss,
+        "burst_ms": 1000.0 * sent["burst_mean_s"],
+        "r50": histogram_quantile(h0, h1, 0.5),
+        "r99": histogram_quantile(h0, h1, 0.99),
     }
+
+
+def histogram_quantile(before: dict[str, float], after: dict[str, float], q: float) -> float:
+    """Quantile of a histogram's increase between two scrapes ({'le="0.1"': cumulative count}), interpolated."""
+    bounds = sorted((float(k.split('"')[1].replace("+Inf", "inf")), after[k] - before.get(k, 0.0)) for k in after)
+    if not bounds or bounds[-1][1] <= 0:
+        return float("nan")
+    rank = q * bounds[-1][1]
+    prev_bound, prev_count = 0.0, 0.0
+    for bound, count in bounds:
+        if count >= rank:
+            if bound == float("inf"):
+                return prev_bound
+            return prev_bound + (bound - prev_bound) * (rank - prev_count) / max(count - prev_count, 1e-9)
+        prev_bound, prev_count = bound, count
+    return float("nan")
 
 
 def sustained(r: dict[str, Any]) -> bool:
@@ -264,16 +289,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     header = (
         "| units | readings/s | lost | windows skipped | p50 publish-to-score ms | p99 ms | max ms | p99 < 250 ms "
-        "| alerts fired (faulty units) | p50 publish-to-alert ms | p99 ms | service CPU cores | RSS MiB |"
+        "| alerts fired (faulty units) | p50 publish-to-alert ms | p99 ms | publisher burst ms (mean) "
+        "| p50 receive-to-score ms (service histogram) | p99 ms | service CPU cores | RSS MiB |"
     )
-    rule = "|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|"
+    rule = "|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 
     def row(r: dict[str, Any], label: str = "") -> str:
         return (
             f"| {label}{r['units']:,} | {r['units']:,} | {r['lost']:,.0f} | {r['skipped']:,.0f} | {fmt_ms(r['p50'])} "
             f"| {fmt_ms(r['p99'])} | {fmt_ms(r['max'])} | {'yes' if r['p99'] < 0.25 else 'no'} "
-            f"| {r['alerts']} ({r['faulty']}) | {fmt_ms(r['a50'])} | {fmt_ms(r['a99'])} | {r['cpu']:.2f} "
-            f"| {r['rss']:.0f} |"
+            f"| {r['alerts']} ({r['faulty']}) | {fmt_ms(r['a50'])} | {fmt_ms(r['a99'])} | {r['burst_ms']:,.0f} "
+            f"| {fmt_ms(r['r50'])} | {fmt_ms(r['r99'])} | {r['cpu']:.2f} | {r['rss']:.0f} |"
         )
 
     if probes:
