@@ -222,12 +222,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="bilstm and lstm_ae only, shorter timings")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (default 1, the service's scheduler.cpu_threads default; 0: torch's choice)",
+    )
     parser.add_argument("--batches", help="comma-separated batch sizes (default 1,16,64,256,512; cuda adds 4096)")
     parser.add_argument("--min-seconds", type=float, help="timing length per figure (default 1.0, quick 0.3)")
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
-    if args.threads:
+    if args.threads > 0:
         torch.set_num_threads(args.threads)
     min_seconds = args.min_seconds or (0.3 if args.quick else 1.0)
     if args.batches:
