@@ -46,8 +46,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scaler", choices=("standard", "minmax"), default="standard", help="feature scaling")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--target-far", type=float, default=0.01, help="target false-alarm rate (default 0.01)")
-    parser.add_argument("--calibration", choices=("quantile", "pot"), default="quantile", help="threshold method")
+    parser.add_argument(
+        "--target-far", type=float, default=1e-4, help="target false-alarm rate per scored window (default 1e-4)"
+    )
+    parser.add_argument(
+        "--calibration", choices=("quantile", "pot"), default="pot", help="threshold method (default pot)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
