@@ -47,13 +47,20 @@ SKIP_GAP = "gap"
 MAX_ABS_TS = 1e11
 
 
+# After a reconnect the broker resends the QoS 1 messages the service had not acknowledged (mosquitto keeps up to
+# max_inflight_messages = 20 in flight per client), and a reconnecting publisher resends its own unacknowledged
+# ones: they land up to a few dozen rows behind the newest. Keeping that many closed rows lets the ring recognise
+# them as duplicates instead of counting them as late. 64 rows x 8 sensors x 4 B is 2 KiB a unit.
+REDELIVERY_MARGIN_ROWS = 64
+
+
 @dataclass(frozen=True, slots=True)
 class UnitSpec:
     """How one unit's readings are aligned and windowed (converted from the unit's config by the caller).
 
     window_rows: rows in each WindowJob, the largest window of the unit's models (see scoring.required_window_rows).
-    capacity_rows: ring size; None means ``2 * window_rows``. It bounds how far back a redelivery is recognised as
-    a duplicate rather than late.
+    capacity_rows: ring size; None means ``window_rows + max(window_rows, REDELIVERY_MARGIN_ROWS)``. It bounds how
+    far back a redelivery is recognised as a duplicate rather than late.
     """
 
     sensors: tuple[str, ...]
@@ -81,7 +88,9 @@ class UnitSpec:
 
     @property
     def capacity(self) -> int:
-        return self.capacity_rows if self.capacity_rows is not None else 2 * self.window_rows
+        if self.capacity_rows is not None:
+            return self.capacity_rows
+        return self.window_rows + max(self.window_rows, REDELIVERY_MARGIN_ROWS)
 
 
 @dataclass(slots=True)

@@ -68,7 +68,17 @@ def test_in_order_complete_rows_yield_windows_once_warm() -> None:
     np.testing.assert_array_equal(last.window[:, 0], [2, 3, 4, 5])
     np.testing.assert_array_equal(last.window[:, 1], [102, 103, 104, 105])
     assert last.received_at == T0 + 5.5
-    assert buffers.fill("U") == pytest.approx(6 / 8)
+    assert buffers.fill("U") == pytest.approx(6 / spec().capacity)
+
+
+def test_redelivery_dozens_of_rows_back_is_a_duplicate_not_late() -> None:
+    """A broker resends unacknowledged QoS 1 messages after a reconnect: rows well behind the newest."""
+    buffers = RingBuffers({"U": spec()})
+    for k in range(100):
+        buffers.add(Reading("U", T0 + k, row_values(k), received_at=0.0))
+    res = buffers.add(Reading("U", T0 + 60, row_values(60), received_at=0.0))  # 40 rows back, 10x the window
+    assert [r.reason for r in res.rejections] == ["duplicate"] * len(SENSORS)
+    assert res.jobs == []
 
 
 def test_window_is_a_copy_across_the_ring_wrap() -> None:
