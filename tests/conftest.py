@@ -79,6 +79,9 @@ class Broker:
             lines.append("user root")
         if persistence:
             lines += ["persistence true", f"persistence_location {workdir}/", "autosave_interval 1"]
+        # mosquitto's default queue (1,000 messages per client) silently drops readings when a loaded test machine
+        # slows the service down; tests measure the service, so give the queue room (extra_conf may lower it again).
+        lines += ["max_queued_messages 100000"]
         lines += [f"log_dest file {self.log_path}", "log_type all", extra_conf]
         self.conf_path.write_text("\n".join(lines) + "\n")
         self.proc: subprocess.Popen[bytes] | None = None

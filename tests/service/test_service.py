@@ -169,7 +169,8 @@ def test_bad_inputs_are_counted_and_do_not_change_the_scores(
         "unknown_unit": [("plant/R9/readings", good.encode())],
         "unknown_sensor": [("plant/R1/readings", good.replace("s0", "s99").encode()), ("plant/R1/s99", b"1")],
         "future": [("plant/R1/readings", good.replace(str(t0 + 40), str(t0 + 10**7)).encode())],
-        "late": [("plant/R1/readings", good.replace(str(t0 + 40), str(t0 + 5)).encode())],
+        # older than the watermark, for a row the unit never had (a second value for a row it had is a duplicate)
+        "late": [("plant/R1/readings", good.replace(str(t0 + 40), str(t0 - 100)).encode())],
         # row 30 of R1 again (first value wins; a QoS 1 redelivery looks like this)
         "duplicate": [
             (
