@@ -31,14 +31,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from monitor.backtest import load_models, read_csv, run_backtest
-    from monitor.config import ConfigError, load_config
+    from monitor.commands import load_config_or_report
     from monitor.evaluation import episodes_from_events, evaluate, load_labels
 
-    try:
-        cfg = load_config(args.config)
-    except ConfigError as exc:
-        for line in exc.errors:
-            print(line, file=sys.stderr)
+    cfg = load_config_or_report(args.config)
+    if cfg is None:
         return 2
     if args.batch_size < 1:
         print("--batch-size must be >= 1", file=sys.stderr)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from monitor.config import ConfigError, check_artifacts, load_config
+from monitor.commands import load_config_or_report
+from monitor.config import check_artifacts
 
 HELP = "Validate a configuration file: print each error with its field path; exit 2 if invalid."
 
@@ -18,11 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    try:
-        cfg = load_config(args.config)
-    except ConfigError as exc:
-        for line in exc.errors:
-            print(line, file=sys.stderr)
+    cfg = load_config_or_report(args.config)
+    if cfg is None:
         return 2
     problems = [] if args.skip_artifacts else check_artifacts(cfg)
     if problems:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 import yaml
 
-from monitor.config import ConfigError, load_config, mask_secrets
+from monitor.commands import load_config_or_report
+from monitor.config import mask_secrets
 
 HELP = "Print the effective configuration (defaults and environment overrides applied, secrets masked)."
 
@@ -17,11 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    try:
-        cfg = load_config(args.config)
-    except ConfigError as exc:
-        for line in exc.errors:
-            print(line, file=sys.stderr)
+    cfg = load_config_or_report(args.config)
+    if cfg is None:
         return 2
     print(yaml.safe_dump(mask_secrets(cfg), sort_keys=False), end="")
     return 0

@@ -15,7 +15,8 @@ import sys
 import threading
 from types import FrameType
 
-from monitor.config import ConfigError, check_artifacts, load_config
+from monitor.commands import load_config_or_report
+from monitor.config import check_artifacts
 
 HELP = "Run the monitoring service (MQTT in; metrics, alerts, scores and forecasts out)."
 
@@ -27,11 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    try:
-        cfg = load_config(args.config)
-    except ConfigError as exc:
-        for line in exc.errors:
-            print(line, file=sys.stderr)
+    cfg = load_config_or_report(args.config)
+    if cfg is None:
         return 2
     problems = check_artifacts(cfg)
     if problems:
