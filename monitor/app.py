@@ -25,16 +25,17 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 
-from monitor.alerts import AlertBoard, AlertPolicy
-from monitor.buffers import RingBuffers, UnitSpec
-from monitor.config import AlertsConfig, PlantwatchConfig
+from monitor.alerts import AlertBoard
+from monitor.buffers import RingBuffers
+from monitor.config import PlantwatchConfig
 from monitor.health import HealthServer
 from monitor.ingest import Parser, topic_filter
 from monitor.metrics import Metrics
 from monitor.mqtt import MqttLink, read_retained
 from monitor.outputs import OutputStage
+from monitor.params import specs_from_config
 from monitor.scheduler import JobQueue, Scheduler, timed
-from monitor.scoring import ScoringEngine, UnitModels, required_window_rows
+from monitor.scoring import ScoringEngine, required_window_rows
 from monitor.stages import BufferStage, Inbox, IngestStage
 
 if TYPE_CHECKING:
@@ -49,30 +50,6 @@ RETAINED_STATE_TIMEOUT_S = 5.0
 
 class StartupError(Exception):
     """The service cannot start with this configuration (bad device, missing or invalid artifact)."""
-
-
-def alert_policy(cfg: AlertsConfig) -> AlertPolicy:
-    return AlertPolicy(
-        fire_hits=cfg.fire_hits,
-        fire_window=cfg.fire_window,
-        resolve_hits=cfg.resolve_hits,
-        resolve_ratio=cfg.resolve_ratio,
-        min_duration_s=cfg.min_duration_s,
-        renotify_s=cfg.renotify_s,
-        critical_ratio=cfg.critical_ratio,
-    )
-
-
-def unit_models(cfg: PlantwatchConfig) -> dict[str, UnitModels]:
-    return {
-        u.name: UnitModels(
-            sensors=tuple(u.sensors),
-            period_s=u.period_s,
-            detector=u.detector.name,
-            forecaster=u.forecaster.name if u.forecaster is not None else None,
-        )
-        for u in cfg.units
-    }
 
 
 def load_models(cfg: PlantwatchConfig, device: torch.device) -> dict[str, LoadedModel]:
@@ -149,26 +126,16 @@ class App:
         )
         for name, m in models.items():
             self.metrics.model_info.labels(name, m.kind, m.role, str(m.device)).set(1)
-        self._units = unit_models(cfg)
         try:
+            specs, policies, self._units = specs_from_config(cfg, models)
             self.engine = ScoringEngine(self._units, timed(models, self.metrics))
-            specs = {
-                u.name: UnitSpec(
-                    sensors=tuple(u.sensors),
-                    period_s=u.period_s,
-                    max_lateness_s=u.max_lateness_s,
-                    max_gap_periods=u.max_gap_periods,
-                    window_rows=required_window_rows(self._units[u.name], models),
-                )
-                for u in cfg.units
-            }
         except ValueError as exc:
             raise StartupError(str(exc)) from exc
         self._window_rows = {unit: spec.window_rows for unit, spec in specs.items()}
 
         self.readings = Inbox(cfg.limits.ingest_queue)
         self.jobs = JobQueue(cfg.limits.job_queue, self.metrics)
-        self.board = AlertBoard({u.name: alert_policy(u.alerts) for u in cfg.units})
+        self.board = AlertBoard(policies)
         topics = cfg.mqtt.topics
         self.outputs = OutputStage(
             self.board,

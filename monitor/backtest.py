@@ -5,7 +5,6 @@ API::
     data = read_csv("run.csv", sensors_by_unit={"R1": ("temp", ...)}, default_unit="R1")   # -> CsvData
     result = run_backtest(cfg, models, data, out_dir=Path("out"), batch_size=1024)            # -> BacktestResult
     result.events, result.timelines, result.scores, result.skipped, result.rejected, result.rows
-    specs_from_config(cfg, models) -> (UnitSpec, AlertPolicy, UnitModels per unit)
     load_models(cfg, device) -> {model name: LoadedModel}
 
 CSV (DESIGN.md shared facts): a header row; ``,`` or ``;`` separated; a ``timestamp`` column (epoch seconds)
@@ -40,10 +39,11 @@ from typing import TYPE_CHECKING, Any, TextIO
 import numpy as np
 import numpy.typing as npt
 
-from monitor.alerts import AlertBoard, AlertPolicy, event_to_dict
-from monitor.buffers import RingBuffers, UnitSpec
+from monitor.alerts import AlertBoard, event_to_dict
+from monitor.buffers import RingBuffers
 from monitor.messages import AlertEvent, Reading, Score, WindowJob
-from monitor.scoring import ScoringEngine, UnitModels, required_window_rows
+from monitor.params import specs_from_config
+from monitor.scoring import ScoringEngine
 
 if TYPE_CHECKING:
     from models.inference import LoadedModel
@@ -159,41 +159,6 @@ def read_csv(path: str | Path, sensors_by_unit: Mapping[str, Sequence[str]], def
     }
     index = {u: np.asarray(r, dtype=np.intp) for u, r in per_unit_rows.items()}
     return CsvData(ts, tuple(units), values, index, skipped)
-
-
-def specs_from_config(
-    cfg: PlantwatchConfig, models: Mapping[str, LoadedModel]
-) -> tuple[dict[str, UnitSpec], dict[str, AlertPolicy], dict[str, UnitModels]]:
-    """The pipeline's parameter records for every configured unit."""
-    specs: dict[str, UnitSpec] = {}
-    policies: dict[str, AlertPolicy] = {}
-    unit_models: dict[str, UnitModels] = {}
-    for u in cfg.units:
-        um = UnitModels(
-            sensors=tuple(u.sensors),
-            period_s=u.period_s,
-            detector=u.detector.name,
-            forecaster=u.forecaster.name if u.forecaster is not None else None,
-        )
-        unit_models[u.name] = um
-        specs[u.name] = UnitSpec(
-            sensors=tuple(u.sensors),
-            period_s=u.period_s,
-            max_lateness_s=u.max_lateness_s,
-            max_gap_periods=u.max_gap_periods,
-            window_rows=required_window_rows(um, models),
-        )
-        a = u.alerts
-        policies[u.name] = AlertPolicy(
-            fire_hits=a.fire_hits,
-            fire_window=a.fire_window,
-            resolve_hits=a.resolve_hits,
-            resolve_ratio=a.resolve_ratio,
-            min_duration_s=a.min_duration_s,
-            renotify_s=a.renotify_s,
-            critical_ratio=a.critical_ratio,
-        )
-    return specs, policies, unit_models
 
 
 def load_models(cfg: PlantwatchConfig, device: str) -> dict[str, LoadedModel]:

@@ -108,7 +108,11 @@ def test_persistent_session_gets_readings_published_while_away(
         link2.stop(timeout_s=5)
 
 
-def test_closed_intake_leaves_messages_for_the_next_session(mosquitto: Broker, unique_prefix: str) -> None:
+def test_closed_intake_leaves_messages_for_the_next_session(
+    broker_factory: Callable[..., Broker], unique_prefix: str
+) -> None:
+    # A private broker: the test reads its debug log, which on the session-wide broker grows with every test.
+    mosquitto = broker_factory()
     cfg = _cfg(mosquitto, unique_prefix)
     first = Inbox()
     link = _link(cfg, first)

@@ -1,0 +1,53 @@
+"""Config -> the pipeline's parameter records, one conversion shared by the service and the backtest.
+
+The pipeline modules (buffers, scoring, alerts) take plain parameter records and never import the config, so
+they stay testable on their own; this module is the one place that maps config fields onto them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from monitor.alerts import AlertPolicy
+from monitor.buffers import UnitSpec
+from monitor.config import PlantwatchConfig
+from monitor.scoring import UnitModels, required_window_rows
+
+if TYPE_CHECKING:
+    from models.inference import LoadedModel
+
+
+def specs_from_config(
+    cfg: PlantwatchConfig, models: Mapping[str, LoadedModel]
+) -> tuple[dict[str, UnitSpec], dict[str, AlertPolicy], dict[str, UnitModels]]:
+    """The pipeline's parameter records for every configured unit."""
+    specs: dict[str, UnitSpec] = {}
+    policies: dict[str, AlertPolicy] = {}
+    unit_models: dict[str, UnitModels] = {}
+    for u in cfg.units:
+        um = UnitModels(
+            sensors=tuple(u.sensors),
+            period_s=u.period_s,
+            detector=u.detector.name,
+            forecaster=u.forecaster.name if u.forecaster is not None else None,
+        )
+        unit_models[u.name] = um
+        specs[u.name] = UnitSpec(
+            sensors=tuple(u.sensors),
+            period_s=u.period_s,
+            max_lateness_s=u.max_lateness_s,
+            max_gap_periods=u.max_gap_periods,
+            window_rows=required_window_rows(um, models),
+        )
+        a = u.alerts
+        policies[u.name] = AlertPolicy(
+            fire_hits=a.fire_hits,
+            fire_window=a.fire_window,
+            resolve_hits=a.resolve_hits,
+            resolve_ratio=a.resolve_ratio,
+            min_duration_s=a.min_duration_s,
+            renotify_s=a.renotify_s,
+            critical_ratio=a.critical_ratio,
+        )
+    return specs, policies, unit_models
