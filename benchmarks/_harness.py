@@ -58,19 +58,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from simulators.reactor import REACTOR_SENSORS
+
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 
-SENSORS: tuple[str, ...] = (
-    "reactor_temp_K",
-    "jacket_temp_K",
-    "concentration_kmol_m3",
-    "feed_flow_m3_h",
-    "feed_temp_K",
-    "coolant_flow_m3_h",
-    "pressure_bar",
-    "level_m",
-)
+SENSORS: tuple[str, ...] = REACTOR_SENSORS  # the simulator's eight signals, the shared wire fact
 # Operating points and amplitudes per sensor (plausible reactor magnitudes; only the shape matters).
 _LEVEL = np.array([350.0, 300.0, 0.5, 6.0, 295.0, 12.0, 2.0, 1.5])
 _AMP = np.array([2.0, 1.5, 0.02, 0.3, 0.5, 0.6, 0.05, 0.05])
