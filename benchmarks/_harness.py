@@ -303,7 +303,7 @@ class InProcessService:
 
     def __enter__(self) -> InProcessService:
         self.app.start()
-        if not self.app.link.connected.wait(15):
+        if not self.app.link.subscribed.wait(15):
             raise RuntimeError("the service did not connect to the broker")
         return self
 

@@ -138,7 +138,7 @@ class ServiceConsumer(Consumer):
 
         self.app.buffer_stage.handle = counting  # type: ignore[method-assign]
         self.app.start()
-        if not self.app.link.connected.wait(15):
+        if not self.app.link.subscribed.wait(15):
             raise RuntimeError("service did not connect")
         time.sleep(0.5)  # the subscription is made in on_connect
 

@@ -411,7 +411,7 @@ def drain_service(port: int, units: int, rows: int) -> tuple[int, float, float]:
 
     link, stop, thread = build()
     link.start()
-    if not link.connected.wait(30):
+    if not link.subscribed.wait(30):
         raise RuntimeError("service link did not connect")
     time.sleep(0.5)  # the subscription is made in on_connect
     link.stop(5)

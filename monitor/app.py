@@ -191,6 +191,8 @@ class App:
             ready, reason = False, "models not loaded"
         elif not self.link.connected.is_set():
             ready, reason = False, "not connected to the MQTT broker"
+        elif not self.link.subscribed.is_set():
+            ready, reason = False, "waiting for the broker to acknowledge the subscriptions"
         elif self.failed.is_set():
             ready, reason = False, "a worker thread failed"
         else:

@@ -583,7 +583,7 @@ def run_demo(
         view.start(host, port)
         with _quiet_service_logs(opts.interactive):
             app.start()
-            if not app.link.connected.wait(15):
+            if not app.link.subscribed.wait(15):
                 raise DemoError(f"the service could not connect to the broker at {host}:{port}")
             result.metrics_url = f"http://127.0.0.1:{app.metrics_port}/metrics"
             # Start the simulated clock so that, faster than real time, the last reading is stamped about now.

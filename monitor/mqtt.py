@@ -114,11 +114,15 @@ class MqttLink:
         self._intake_open = True
         self._stopping = False
         self.connected = threading.Event()
+        # Set once the broker acknowledged our subscriptions: on a new session, a reading published between CONNACK
+        # and SUBACK is not routed to us, so readiness waits for this, not for `connected`.
+        self.subscribed = threading.Event()
         self._client = _new_client(cfg, cfg.client_id, persistent=True, manual_ack=True)
         self._client.will_set(self._status_topic, b"offline", qos=1, retain=True)
         self._client.max_queued_messages_set(cfg.max_queued_messages)
         self._set_backoff()
         self._client.on_connect = self._on_connect
+        self._client.on_subscribe = self._on_subscribe
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
         self._client.on_connect_fail = self._on_connect_fail
@@ -165,11 +169,27 @@ class MqttLink:
                 client.subscribe([(f, opts) for f in self._subscriptions])
             else:
                 client.subscribe([(f, int(self._cfg.qos)) for f in self._subscriptions])
+        else:
+            self.subscribed.set()
         client.publish(self._status_topic, b"online", qos=1, retain=True)
         self.connected.set()
         if self._metrics is not None:
             self._metrics.mqtt_connected.set(1)
             self._metrics.mqtt_connects.inc()
+
+    def _on_subscribe(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        mid: int,
+        reason_codes: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        refused = [str(rc) for rc in reason_codes if rc.is_failure]
+        if refused:
+            log.error("MQTT broker refused subscriptions %s: %s", self._subscriptions, ", ".join(refused))
+            return
+        self.subscribed.set()
 
     def _on_disconnect(
         self,
@@ -180,6 +200,7 @@ class MqttLink:
         properties: Properties | None,
     ) -> None:
         self.connected.clear()
+        self.subscribed.clear()
         if self._metrics is not None:
             self._metrics.mqtt_connected.set(0)
         if not self._stopping:
