@@ -134,21 +134,27 @@ def read_signals(path: str | Path, units: Sequence[str]) -> dict[str, Signals]:
     return {unit: Signals(sensors, data.ts[rows], data.values[unit]) for unit, rows in data.row_of_unit.items()}
 
 
+def _binned(
+    ts: npt.NDArray[np.float64], values: npt.NDArray[np.float64], max_points: int
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Rows grouped into at most ``max_points`` equal bins: (each bin's first ts [M], values [M, bins, ...])."""
+    bins = math.ceil(ts.shape[0] / max_points)
+    usable = (ts.shape[0] // bins) * bins
+    binned = values[:usable].reshape(usable // bins, bins, *values.shape[1:])
+    return ts[:usable].reshape(-1, bins)[:, 0], binned
+
+
 def reduce_points(
     ts: npt.NDArray[np.float64], values: npt.NDArray[np.float64], max_points: int = MAX_POINTS
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """At most ``max_points`` points: each bin's maximum (NaN-aware), so short spikes survive; values [N] or [N, S]."""
-    n = ts.shape[0]
-    if n <= max_points:
+    if ts.shape[0] <= max_points:
         return ts, values
-    bins = math.ceil(n / max_points)
-    usable = (n // bins) * bins
-    shape = (usable // bins, bins, *values.shape[1:])
-    binned = values[:usable].reshape(shape)
+    starts, binned = _binned(ts, values, max_points)
     with np.errstate(invalid="ignore"):
         all_nan = np.isnan(binned).all(axis=1)
         peak = np.where(all_nan, np.nan, np.nanmax(np.where(np.isnan(binned), -np.inf, binned), axis=1))
-    return ts[:usable].reshape(-1, bins)[:, 0], np.asarray(peak, dtype=np.float64)
+    return starts, np.asarray(peak, dtype=np.float64)
 
 
 def _dates(ts: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
@@ -160,17 +166,14 @@ def mean_points(
     ts: npt.NDArray[np.float64], values: npt.NDArray[np.float64], max_points: int = SIGNAL_POINTS
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """At most ``max_points`` rows: each bin's mean (NaN-aware); values [N, S]."""
-    n = ts.shape[0]
-    if n <= max_points:
+    if ts.shape[0] <= max_points:
         return ts, values
-    bins = math.ceil(n / max_points)
-    usable = (n // bins) * bins
-    binned = values[:usable].reshape(usable // bins, bins, *values.shape[1:])
+    starts, binned = _binned(ts, values, max_points)
     counts = np.sum(~np.isnan(binned), axis=1)
     sums = np.nansum(binned, axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         means = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
-    return ts[:usable].reshape(-1, bins)[:, 0], np.asarray(means, dtype=np.float64)
+    return starts, np.asarray(means, dtype=np.float64)
 
 
 def _date(ts: float) -> float:
