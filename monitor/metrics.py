@@ -1,26 +1,44 @@
 """Every Prometheus metric of the service, in one class bound to an injected registry.
 
 API:
-    metrics = Metrics(registry, units={"R1": ("a", "b")}, models={"lstm_ae": "reconstruction"}, horizons=(1, 10))
-    metrics.rejected["late"].inc()                   # children pre-created for every bounded label value
-    metrics.unit("R1").received.inc()                # per-unit children, resolved once (hot path)
+    metrics = Metrics(registry, units={"R1": ("a", "b")}, models={"lstm_ae": "detector"}, horizons=(1, 10))
+    metrics.readings_rejected.labels("late").inc()    # global metrics: prometheus_client, children pre-created
+    table = metrics.per_unit                          # UnitTable: every per-unit series, numpy-backed
+    i = table.index["R1"]                             # unit position, resolved once (KeyError: not configured)
+    table.count_received(i)                           # ingest (paho's thread)
+    table.set_fill(i, 0.5); table.set_sensor_values(i, row)   # buffer thread; row [S], config sensor order
+    table.set_scores(out.scores); table.set_forecasts(out.forecasts)   # scheduler thread, per ScoringOutput
+    table.set_alert_active(i, "forecast", True); table.count_alert_fired(i, "forecast")
+    table.score[i, DETECTOR_INDEX["forecast"]]        # the arrays themselves, for reading (tests, diagnostics)
+
+Per-unit series (received, buffer fill, score, threshold, sensor error, sensor value, forecast value, alerts
+active and fired) live in preallocated float64 arrays of one UnitTable, which the registry collects at scrape
+time (prometheus_client's custom-collector pattern): no Python object, lock or ``.set()`` per series. Names,
+HELP, types, labels and values are what one prometheus_client child per series gave, ``_created`` included.
 
 Labels come only from the configuration (unit, sensor, model) or fixed enums (reason, detector, queue,
 stage), never from message content, so the series count is a function of the config: for U units of S
-sensors with a forecaster of horizon H it is about U * (S * (3 + len(horizons)) + 12).
-Every label value is created at start (value 0), so dashboards never see a missing series.
+sensors with forecast horizons H it is U * (S * (3 + len(H)) + 10), plus 3 ``_created`` samples per unit.
+Every label value exists from the start (value 0), so dashboards never see a missing series.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+import math
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
+import numpy as np
+import numpy.typing as npt
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import metrics as prometheus_metrics
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.samples import Sample
 
-from monitor.messages import REJECT_REASONS
+from monitor.messages import REJECT_REASONS, Forecast, Score
 
 DETECTORS = ("reconstruction", "forecast")
+DETECTOR_INDEX = {d: i for i, d in enumerate(DETECTORS)}
 SKIP_REASONS = ("gap", "backlog", "queue_full")
 QUEUES = ("ingest", "jobs", "publish")
 STAGES = ("ingest", "buffers", "scheduler", "outputs")
@@ -30,19 +48,255 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
 
 
-@dataclass(frozen=True, slots=True)
-class UnitMetrics:
-    """The children of one unit, looked up once so the hot path does no label hashing."""
+class _Family:
+    """One exported metric family: which array elements it exports, with their labels built once.
 
-    received: Counter
-    fill: Gauge
-    score: Mapping[str, Gauge]  # detector -> child
-    threshold: Mapping[str, Gauge]
-    sensor_error: Mapping[tuple[str, str], Gauge]  # (detector, sensor) -> child
-    alerts_active: Mapping[str, Gauge]
-    alerts_fired: Mapping[str, Counter]
-    forecast: Mapping[tuple[str, int], Gauge]  # (sensor, horizon step) -> child
-    value: tuple[Gauge, ...]  # per sensor, in config order: the newest aligned row (the "actual")
+    Every scrape's Samples share these label dicts (the exposition and get_sample_value only read them): about
+    7.5 MiB at 1,000 units x 8 sensors, against one dict per sample built again at every scrape."""
+
+    __slots__ = ("array", "counter", "doc", "flat", "label_names", "labels", "name")
+
+    def __init__(
+        self,
+        name: str,
+        doc: str,
+        counter: bool,
+        array: npt.NDArray[np.float64],
+        label_names: tuple[str, ...],
+        series: list[tuple[int, dict[str, str]]],  # (flat index into the array, labels), in exposition order
+    ) -> None:
+        self.name = name
+        self.doc = doc
+        self.counter = counter
+        self.array = array.reshape(-1)  # a view: writes to the table's array show here
+        self.label_names = label_names
+        self.flat = np.array([i for i, _ in series], dtype=np.intp)
+        self.labels = tuple(labels for _, labels in series)
+
+    def empty(self) -> Metric:
+        cls = CounterMetricFamily if self.counter else GaugeMetricFamily
+        return cls(self.name, self.doc, labels=self.label_names)
+
+    def collect(self, created: float | None) -> Metric:
+        family = self.empty()
+        values = self.array.take(self.flat).tolist()  # one copy per family, then Python floats
+        if not self.counter:
+            family.samples = [Sample(self.name, labels, v) for labels, v in zip(self.labels, values, strict=True)]
+            return family
+        total, made = self.name + "_total", self.name + "_created"
+        samples: list[Sample] = []
+        for labels, v in zip(self.labels, values, strict=True):  # per series: _total, then _created, as Counter does
+            samples.append(Sample(total, labels, v))
+            if created is not None:
+                samples.append(Sample(made, labels, created))
+        family.samples = samples
+        return family
+
+
+class UnitTable:
+    """Every per-unit series in preallocated numpy arrays, exported by one collector built at scrape time.
+
+    Indices: unit by ``index[unit]`` (config order), sensor by its position in the unit's config order (arrays
+    are as wide as the unit with most sensors; the pad columns are never exported), detector by DETECTORS,
+    horizon step by ``steps`` (ascending). Every series exists from the start, value 0, and counters have a
+    ``_created`` sample (the table's construction time) as prometheus_client's own counters do.
+
+    Threading, without a lock: each array has one writer thread. ``received``: paho's network thread (ingest);
+    ``fill`` and ``sensor_value``: the buffer thread; ``score``, ``threshold``, ``sensor_error``,
+    ``alerts_active``, ``alerts_fired`` and ``forecast_value``: the scheduler thread (``restore`` at start, before
+    it runs). A scrape (HTTP thread) copies each family's elements with one ``take``. The arrays are never
+    reallocated, and a float64 element is written whole (under the GIL, and as one aligned 8-byte store anyway),
+    so a reader sees each element's old or new value, never a torn one; a counter's one writer does its
+    read-modify-write alone, so it never loses an increment and never goes back. A scrape may show part of a
+    batch's rows new and the rest old (or a unit's score from one row, its threshold from the next): acceptable
+    for gauges that are overwritten every row.
+    """
+
+    def __init__(self, units: Mapping[str, Sequence[str]], horizons: Iterable[int] = ()) -> None:
+        self.units = tuple(units)
+        self.index = {unit: i for i, unit in enumerate(self.units)}
+        self.sensors = {unit: tuple(sensors) for unit, sensors in units.items()}  # config order
+        self.steps = tuple(sorted(set(horizons)))
+        n_units, n_det, n_steps = len(self.units), len(DETECTORS), len(self.steps)
+        width = max((len(s) for s in self.sensors.values()), default=0)
+        self._width = width
+        self.created = time.time()
+        # Written by paho's network thread (received) and the buffer thread (fill, sensor_value).
+        self.received = np.zeros(n_units)
+        self.fill = np.zeros(n_units)
+        self.sensor_value = np.zeros((n_units, width))
+        # Scheduler thread.
+        self.score = np.zeros((n_units, n_det))
+        self.threshold = np.zeros((n_units, n_det))
+        self.sensor_error = np.zeros((n_units, n_det, width))
+        self.alerts_active = np.zeros((n_units, n_det))
+        self.alerts_fired = np.zeros((n_units, n_det))
+        self.forecast_value = np.zeros((n_units, width, n_steps))
+        # Per unit: its sensor names padded to the width with None (never a key: their error reads as NaN).
+        self._columns = [s + (None,) * (width - len(s)) for s in self.sensors.values()]
+        self._step_rows = np.array(self.steps, dtype=np.intp) - 1  # forecast rows of the exported steps
+
+        u_labels = [{"unit": u} for u in self.units]
+        ud_labels = [{"unit": u, "detector": d} for u in self.units for d in DETECTORS]
+        per_unit = [(i, labels) for i, labels in enumerate(u_labels)]
+        per_detector = [(i, labels) for i, labels in enumerate(ud_labels)]
+        errors, values, forecasts = [], [], []
+        horizon_names = [str(h) for h in self.steps]
+        for i, (unit, sensors) in enumerate(self.sensors.items()):
+            for d, detector in enumerate(DETECTORS):
+                base = (i * n_det + d) * width
+                errors += [(base + j, {"unit": unit, "detector": detector, "sensor": s}) for j, s in enumerate(sensors)]
+            values += [(i * width + j, {"unit": unit, "sensor": s}) for j, s in enumerate(sensors)]
+            for j, s in enumerate(sensors):
+                base = (i * width + j) * n_steps
+                forecasts += [
+                    (base + k, {"unit": unit, "sensor": s, "horizon": h}) for k, h in enumerate(horizon_names)
+                ]
+        self._families = (
+            _Family(
+                "plantwatch_readings_received",
+                "Valid readings messages accepted by ingest.",
+                True,
+                self.received,
+                ("unit",),
+                per_unit,
+            ),
+            _Family(
+                "plantwatch_anomaly_score",
+                "Latest anomaly score.",
+                False,
+                self.score,
+                ("unit", "detector"),
+                per_detector,
+            ),
+            _Family(
+                "plantwatch_anomaly_threshold",
+                "Calibrated threshold of the score.",
+                False,
+                self.threshold,
+                ("unit", "detector"),
+                per_detector,
+            ),
+            _Family(
+                "plantwatch_sensor_error",
+                "Latest per-sensor contribution to the anomaly score.",
+                False,
+                self.sensor_error,
+                ("unit", "detector", "sensor"),
+                errors,
+            ),
+            _Family(
+                "plantwatch_sensor_value",
+                "Latest aligned reading, raw sensor units: the newest row of the unit's last window "
+                "(forecast vs actual).",
+                False,
+                self.sensor_value,
+                ("unit", "sensor"),
+                values,
+            ),
+            _Family(
+                "plantwatch_forecast_value",
+                "Latest forecast, raw sensor units, `horizon` periods after the newest row.",
+                False,
+                self.forecast_value,
+                ("unit", "sensor", "horizon"),
+                forecasts,
+            ),
+            _Family(
+                "plantwatch_alerts_fired",
+                "Alert episodes fired.",
+                True,
+                self.alerts_fired,
+                ("unit", "detector"),
+                per_detector,
+            ),
+            _Family(
+                "plantwatch_alerts_active",
+                "1 while an alert is firing.",
+                False,
+                self.alerts_active,
+                ("unit", "detector"),
+                per_detector,
+            ),
+            _Family(
+                "plantwatch_buffer_fill_ratio",
+                "Share of the unit's ring buffer holding rows.",
+                False,
+                self.fill,
+                ("unit",),
+                per_unit,
+            ),
+        )
+
+    # --- writers; ``i`` is ``index[unit]``, resolved once by the caller where it can be ---
+
+    def count_received(self, i: int) -> None:
+        self.received[i] += 1.0
+
+    def set_fill(self, i: int, ratio: float) -> None:
+        self.fill[i] = ratio
+
+    def set_sensor_values(self, i: int, row: npt.ArrayLike) -> None:
+        """The unit's newest aligned row, sensors in config order."""
+        row = np.asarray(row)
+        self.sensor_value[i, : row.shape[0]] = row
+
+    def set_scores(self, scores: Sequence[Score]) -> None:
+        """Score, threshold and per-sensor errors of one batch's Scores; the last Score of a (unit, detector) wins.
+
+        Sensors a Score does not name keep their value; names the unit does not have are ignored."""
+        if not scores:
+            return
+        n_det, index, columns = len(DETECTORS), self.index, self._columns
+        keys = np.array([index[s.unit] * n_det + DETECTOR_INDEX[s.detector] for s in scores], dtype=np.intp)
+        values = np.array([(s.score, s.threshold) for s in scores], dtype=np.float64)
+        errors = np.array(
+            [[s.sensor_errors.get(c, math.nan) for c in columns[index[s.unit]]] for s in scores],  # type: ignore[arg-type]
+            dtype=np.float64,
+        ).reshape(len(scores), self._width)
+        # Repeated keys: numpy does not promise which of several writes to one element wins, so keep the last.
+        _, first_from_end = np.unique(keys[::-1], return_index=True)
+        last = len(keys) - 1 - first_from_end
+        keys, values, errors = keys[last], values[last], errors[last]
+        self.score.reshape(-1)[keys] = values[:, 0]
+        self.threshold.reshape(-1)[keys] = values[:, 1]
+        flat_errors = self.sensor_error.reshape(-1, self._width)
+        flat_errors[keys] = np.where(np.isnan(errors), flat_errors[keys], errors)
+
+    def set_forecasts(self, forecasts: Sequence[Forecast]) -> None:
+        """Each Forecast's values ``[H, S]`` (sensors in config order) at the exported steps up to its H.
+
+        The last Forecast of a unit wins; one vectorised assignment per forecast shape."""
+        latest = {self.index[f.unit]: f.values for f in forecasts}
+        by_shape: dict[tuple[int, ...], tuple[list[int], list[npt.NDArray[np.float32]]]] = {}
+        for i, values in latest.items():
+            rows, arrays = by_shape.setdefault(values.shape, ([], []))
+            rows.append(i)
+            arrays.append(values)
+        for (horizon, n_sensors), (rows, arrays) in by_shape.items():
+            steps = self._step_rows[self._step_rows < horizon]
+            stacked = np.stack(arrays)[:, steps, :]  # [N, steps, S]
+            self.forecast_value[np.array(rows, dtype=np.intp), :n_sensors, : len(steps)] = stacked.transpose(0, 2, 1)
+
+    def set_alert_active(self, i: int, detector: str, active: bool) -> None:
+        self.alerts_active[i, DETECTOR_INDEX[detector]] = 1.0 if active else 0.0
+
+    def count_alert_fired(self, i: int, detector: str) -> None:
+        self.alerts_fired[i, DETECTOR_INDEX[detector]] += 1.0
+
+    # --- the prometheus_client collector protocol ---
+
+    def describe(self) -> Iterator[Metric]:
+        """The families without samples: lets the registry refuse a second metric of one of these names."""
+        for family in self._families:
+            yield family.empty()
+
+    def collect(self) -> Iterator[Metric]:
+        # prometheus_client's switch for the `_created` series (PROMETHEUS_DISABLE_CREATED_SERIES,
+        # disable_created_metrics()), read as its own counters read it: at every scrape.
+        created = self.created if getattr(prometheus_metrics, "_use_created", True) else None
+        for family in self._families:
+            yield family.collect(created)
 
 
 class Metrics:
@@ -57,41 +311,8 @@ class Metrics:
     ) -> None:
         self.registry = registry
         r = registry
-        self.readings_received = Counter(
-            "plantwatch_readings_received_total", "Valid readings messages accepted by ingest.", ["unit"], registry=r
-        )
         self.readings_rejected = Counter(
             "plantwatch_readings_rejected_total", "Messages or values refused, by reason.", ["reason"], registry=r
-        )
-        self.anomaly_score = Gauge(
-            "plantwatch_anomaly_score", "Latest anomaly score.", ["unit", "detector"], registry=r
-        )
-        self.anomaly_threshold = Gauge(
-            "plantwatch_anomaly_threshold", "Calibrated threshold of the score.", ["unit", "detector"], registry=r
-        )
-        self.sensor_error = Gauge(
-            "plantwatch_sensor_error",
-            "Latest per-sensor contribution to the anomaly score.",
-            ["unit", "detector", "sensor"],
-            registry=r,
-        )
-        self.sensor_value = Gauge(
-            "plantwatch_sensor_value",
-            "Latest aligned reading, raw sensor units: the newest row of the unit's last window (forecast vs actual).",
-            ["unit", "sensor"],
-            registry=r,
-        )
-        self.forecast_value = Gauge(
-            "plantwatch_forecast_value",
-            "Latest forecast, raw sensor units, `horizon` periods after the newest row.",
-            ["unit", "sensor", "horizon"],
-            registry=r,
-        )
-        self.alerts_fired = Counter(
-            "plantwatch_alerts_fired_total", "Alert episodes fired.", ["unit", "detector"], registry=r
-        )
-        self.alerts_active = Gauge(
-            "plantwatch_alerts_active", "1 while an alert is firing.", ["unit", "detector"], registry=r
         )
         self.alerts_published = Counter(
             "plantwatch_alert_events_published_total", "Alert events handed to MQTT.", ["state"], registry=r
@@ -123,9 +344,6 @@ class Metrics:
         )
         self.windows_skipped = Counter(
             "plantwatch_windows_skipped_total", "Windows not scored, by reason.", ["reason"], registry=r
-        )
-        self.buffer_fill = Gauge(
-            "plantwatch_buffer_fill_ratio", "Share of the unit's ring buffer holding rows.", ["unit"], registry=r
         )
         self.queue_depth = Gauge("plantwatch_queue_depth", "Items waiting in a queue.", ["queue"], registry=r)
         self.queue_dropped = Counter(
@@ -173,28 +391,5 @@ class Metrics:
             self.windows_scored.labels(detector)
         for model in models:
             self.inference_seconds.labels(model)
-        steps = tuple(sorted(set(horizons)))
-        self._units: dict[str, UnitMetrics] = {
-            unit: self._unit_children(unit, sensors, steps) for unit, sensors in units.items()
-        }
-
-    def _unit_children(self, unit: str, sensors: Sequence[str], steps: tuple[int, ...]) -> UnitMetrics:
-        return UnitMetrics(
-            received=self.readings_received.labels(unit),
-            fill=self.buffer_fill.labels(unit),
-            score={d: self.anomaly_score.labels(unit, d) for d in DETECTORS},
-            threshold={d: self.anomaly_threshold.labels(unit, d) for d in DETECTORS},
-            sensor_error={(d, s): self.sensor_error.labels(unit, d, s) for d in DETECTORS for s in sensors},
-            alerts_active={d: self.alerts_active.labels(unit, d) for d in DETECTORS},
-            alerts_fired={d: self.alerts_fired.labels(unit, d) for d in DETECTORS},
-            forecast={(s, h): self.forecast_value.labels(unit, s, str(h)) for s in sensors for h in steps},
-            value=tuple(self.sensor_value.labels(unit, s) for s in sensors),
-        )
-
-    def unit(self, name: str) -> UnitMetrics:
-        """Children of a configured unit (KeyError for others: labels never come from input)."""
-        return self._units[name]
-
-    @property
-    def units(self) -> tuple[str, ...]:
-        return tuple(self._units)
+        self.per_unit = UnitTable(units, horizons)
+        registry.register(self.per_unit)

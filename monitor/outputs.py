@@ -23,7 +23,7 @@ from typing import Any
 
 from monitor.alerts import AlertBoard, event_to_json
 from monitor.messages import Forecast, Score
-from monitor.metrics import Metrics
+from monitor.metrics import DETECTORS, Metrics
 from monitor.scoring import ScoringOutput
 
 log = logging.getLogger(__name__)
@@ -52,8 +52,9 @@ class OutputStage:
         self._publish_scores = publish_scores
         self._publish_forecasts = publish_forecasts
         self._sensors = dict(sensors or {})
+        self._table = metrics.per_unit
         self._fired = {state: metrics.alerts_published.labels(state) for state in ("firing", "resolved")}
-        self._exported_steps = sorted({int(k[1]) for u in metrics.units for k in metrics.unit(u).forecast})
+        self._scored = {detector: metrics.windows_scored.labels(detector) for detector in DETECTORS}
 
     def restore(self, retained: Mapping[str, bytes]) -> int:
         """Restore the trackers from retained state payloads; returns how many units were restored."""
@@ -61,7 +62,7 @@ class OutputStage:
         for topic, payload in retained.items():
             parts = topic.split("/")
             unit = parts[-2] if len(parts) >= 3 else ""
-            if unit not in self._metrics.units or not payload:
+            if unit not in self._table.index or not payload:
                 continue
             try:
                 self._board.restore_payload(unit, payload)
@@ -70,14 +71,19 @@ class OutputStage:
                 continue
             restored += 1
             for event in self._board.active(unit):
-                self._metrics.unit(unit).alerts_active[event.detector].set(1)
+                self._table.set_alert_active(self._table.index[unit], event.detector, True)
         return restored
 
     def handle(self, out: ScoringOutput) -> None:
         now = time.time()
+        self._table.set_scores(out.scores)
+        scored = dict.fromkeys(DETECTORS, 0)
         rows: dict[tuple[str, float], dict[str, Any]] = {}
         for score in out.scores:
-            self._score_metrics(score, now)
+            scored[score.detector] += 1
+            if score.detector == "reconstruction":  # one latency sample per scored row
+                self._metrics.publish_to_score.observe(max(0.0, now - score.ts))
+                self._metrics.receive_to_score.observe(max(0.0, now - score.received_at))
             self._alert(score)
             if self._publish_scores:
                 rows.setdefault((score.unit, score.ts), {})[score.detector] = {
@@ -86,37 +92,29 @@ class OutputStage:
                     "model": score.model,
                     "sensors": dict(score.sensor_errors),
                 }
+        for detector, count in scored.items():
+            if count:
+                self._scored[detector].inc(count)
         if out.non_finite:
             self._metrics.stage_errors.labels("scheduler").inc(out.non_finite)
         for (unit, ts), scores in rows.items():
             body = {"schema": SCHEMA, "unit": unit, "ts": ts, "scores": scores}
             self._publish(f"{self._prefix}/scores/{unit}", json.dumps(body).encode(), 0, False)
-        for forecast in out.forecasts:
-            self._forecast(forecast)
-
-    def _score_metrics(self, score: Score, now: float) -> None:
-        unit = self._metrics.unit(score.unit)
-        unit.score[score.detector].set(score.score)
-        unit.threshold[score.detector].set(score.threshold)
-        for sensor, error in score.sensor_errors.items():
-            child = unit.sensor_error.get((score.detector, sensor))
-            if child is not None:
-                child.set(error)
-        self._metrics.windows_scored.labels(score.detector).inc()
-        if score.detector == "reconstruction":  # one latency sample per scored row
-            self._metrics.publish_to_score.observe(max(0.0, now - score.ts))
-            self._metrics.receive_to_score.observe(max(0.0, now - score.received_at))
+        self._table.set_forecasts(out.forecasts)
+        if self._publish_forecasts:
+            for forecast in out.forecasts:
+                self._publish_forecast(forecast)
 
     def _alert(self, score: Score) -> None:
         was_firing = self._board.tracker(score.unit, score.detector).firing is not None
         event = self._board.update(score)
         if event is None:
             return
-        unit = self._metrics.unit(score.unit)
+        i = self._table.index[event.unit]
         if event.state == "firing":
-            unit.alerts_active[event.detector].set(1)
+            self._table.set_alert_active(i, event.detector, True)
             if not was_firing:
-                unit.alerts_fired[event.detector].inc()
+                self._table.count_alert_fired(i, event.detector)
                 log.warning(
                     "alert %s firing: unit %s, %s score %.4g > %.4g (%s)",
                     event.alert_id,
@@ -127,32 +125,23 @@ class OutputStage:
                     ", ".join(s for s, _ in event.sensors),
                 )
         else:
-            unit.alerts_active[event.detector].set(0)
+            self._table.set_alert_active(i, event.detector, False)
             log.info("alert %s resolved: unit %s", event.alert_id, event.unit)
         self._publish(f"{self._prefix}/alerts/{event.unit}", event_to_json(event), 1, False)
         self._fired[event.state].inc()
         self._publish(f"{self._prefix}/alerts/{event.unit}/state", self._board.state_payload(event.unit), 1, True)
 
-    def _forecast(self, forecast: Forecast) -> None:
+    def _publish_forecast(self, forecast: Forecast) -> None:
         sensors = self._sensors.get(forecast.unit)
         if sensors is None:
             return
-        unit = self._metrics.unit(forecast.unit)
-        values = forecast.values  # [H, S]
-        for step in self._exported_steps:
-            if step <= values.shape[0]:
-                for j, sensor in enumerate(sensors):
-                    child = unit.forecast.get((sensor, step))
-                    if child is not None:
-                        child.set(float(values[step - 1, j]))
-        if self._publish_forecasts:
-            body = {
-                "schema": SCHEMA,
-                "unit": forecast.unit,
-                "model": forecast.model,
-                "ts": forecast.ts,
-                "period_s": forecast.period_s,
-                "sensors": list(sensors),
-                "values": values.tolist(),
-            }
-            self._publish(f"{self._prefix}/forecast/{forecast.unit}", json.dumps(body).encode(), 0, False)
+        body = {
+            "schema": SCHEMA,
+            "unit": forecast.unit,
+            "model": forecast.model,
+            "ts": forecast.ts,
+            "period_s": forecast.period_s,
+            "sensors": list(sensors),
+            "values": forecast.values.tolist(),
+        }
+        self._publish(f"{self._prefix}/forecast/{forecast.unit}", json.dumps(body).encode(), 0, False)

@@ -89,7 +89,7 @@ class IngestStage:
         self._readings = readings
         self._metrics = metrics
         self._rejected = {r: metrics.readings_rejected.labels(r) for r in REJECT_REASONS}
-        self._received = {u: metrics.unit(u).received for u in metrics.units}
+        self._table = metrics.per_unit
         self._dropped = metrics.queue_dropped.labels("ingest")
         self._log = RateLimitedLog()
 
@@ -106,7 +106,7 @@ class IngestStage:
             self._dropped.inc()
             self._log.warning("queue_full", "ingest queue full: dropped a reading of unit %s", result.unit)
             return True
-        self._received[result.unit].inc()
+        self._table.count_received(self._table.index[result.unit])
         return True
 
 
@@ -119,6 +119,8 @@ class BufferStage:
         self._jobs = jobs
         self._metrics = metrics
         self._rejected = {r: metrics.readings_rejected.labels(r) for r in REJECT_REASONS}
+        self._table = metrics.per_unit
+        self._fill_rows = [(unit, self._table.index[unit]) for unit in buffers.units]
         self._log = RateLimitedLog()
         self._next_gauges = 0.0
 
@@ -135,12 +137,11 @@ class BufferStage:
         if result.jobs:
             # The newest aligned row is the "actual" that dashboards draw against the forecasts (once per row).
             newest = result.jobs[-1]
-            for gauge, value in zip(self._metrics.unit(newest.unit).value, newest.window[-1].tolist(), strict=True):
-                gauge.set(value)
+            self._table.set_sensor_values(self._table.index[newest.unit], newest.window[-1])
 
     def update_gauges(self) -> None:
-        for unit in self._buffers.units:
-            self._metrics.unit(unit).fill.set(self._buffers.fill(unit))
+        for unit, i in self._fill_rows:
+            self._table.set_fill(i, self._buffers.fill(unit))
         self._metrics.queue_depth.labels("ingest").set(len(self._readings))
         self._metrics.queue_depth.labels("jobs").set(len(self._jobs))
 

@@ -29,7 +29,8 @@ def test_label_values_are_precreated() -> None:
         registry.get_sample_value("plantwatch_sensor_error", {"unit": "R1", "detector": "forecast", "sensor": "b"}) == 0
     )
     assert registry.get_sample_value("plantwatch_forecast_value", {"unit": "R1", "sensor": "a", "horizon": "5"}) == 0
-    metrics.unit("R1").received.inc(3)
+    for _ in range(3):
+        metrics.per_unit.count_received(metrics.per_unit.index["R1"])
     assert registry.get_sample_value("plantwatch_readings_received_total", {"unit": "R1"}) == 3.0
 
 
