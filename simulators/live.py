@@ -9,6 +9,9 @@ fault's start and end::
     {"event": "start", "unit": "reactor-01", "kind": "bias", "start": ..., "end": ..., "sensors": [...], "ts": ...}
 
 Pacing: the row with event time ``ts`` is sent at ``wall_start + (ts - ts_first) / speed``;
+``stagger=True`` spreads the units over each sampling period instead of sending every unit's row at
+the period's start, as independent plant gateways do: unit ``i`` of ``N`` samples, stamps and sends
+``(i / N - 1/2) * period_s`` off its row time (still inside the row the service aligns it to);
 ``speed=0`` sends as fast as the broker acknowledges. At QoS >= 1 at most ``max_pending``
 messages are unacknowledged at any time, so a slow broker slows the publisher instead of
 growing paho's queue without bound.
@@ -120,6 +123,7 @@ class LivePublisher:
         max_pending: int = 1000,
         connect_timeout_s: float = 10.0,
         drain_timeout_s: float = 30.0,
+        stagger: bool = False,
     ) -> None:
         if speed < 0 or not np.isfinite(speed):
             raise ValueError(f"speed must be >= 0 (0 = as fast as possible), got {speed}")
@@ -138,6 +142,13 @@ class LivePublisher:
         else:
             self._rows = source
             default_events = []
+        # Event-time offset per unit (stagger): evenly spaced in unit order, so the row order stays the send order.
+        self._offsets: dict[str, float] = {}
+        if stagger:
+            if not isinstance(source, SimResult | Simulation):
+                raise ValueError("stagger needs a SimResult or Simulation source (its units and period)")
+            n = len(source.units)
+            self._offsets = {u: (i / n - 0.5) * source.period_s for i, u in enumerate(source.units)}
         self._events = sorted(events, key=lambda e: e[0]) if events is not None else default_events
         self.speed = speed
         self.qos = qos
@@ -242,8 +253,9 @@ class LivePublisher:
                 return
             if first_ts is None:
                 first_ts = row.ts
+            ts = row.ts + self._offsets.get(row.unit, 0.0)
             if self.speed > 0:
-                delay = wall_start + (row.ts - first_ts) / self.speed - time.monotonic()
+                delay = wall_start + (ts - first_ts) / self.speed - time.monotonic()
                 if delay > 0 and self._stop.wait(delay):
                     return
             while next_event < len(events) and events[next_event][0] <= row.ts:
@@ -253,13 +265,11 @@ class LivePublisher:
             if not row.values:
                 continue  # every sensor dropped out: no message at all
             if self.payload == "readings":
-                self._send(
-                    client, self.readings_topic.format(unit=row.unit), encode_readings(row.ts, row.values), self.qos
-                )
+                self._send(client, self.readings_topic.format(unit=row.unit), encode_readings(ts, row.values), self.qos)
             else:
                 for sensor, value in row.values.items():
                     topic = self.sensor_topic.format(unit=row.unit, sensor=sensor)
-                    self._send(client, topic, encode_sensor_value(row.ts, value), self.qos)
+                    self._send(client, topic, encode_sensor_value(ts, value), self.qos)
         # Events past the last row (a fault that ends with the run) still go out.
         for _, unit, body in events[next_event:]:
             self._send(client, self.faults_topic.format(unit=unit), body, max(self.qos, 1), event=True)

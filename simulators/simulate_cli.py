@@ -2,6 +2,7 @@
 
 Offline:  plantwatch simulate --scenario S --out data.csv --labels labels.csv --duration 2d [--seed N] [--start T]
 Live:     plantwatch simulate --scenario S --broker HOST:PORT --speed X [--payload readings|per-sensor] [--qos 1]
+          [--stagger]
 
 ``--scenario`` is a YAML file, the name of a file in config/scenarios (``demo``), or
 ``random:SEED[:UNITS]`` for a generated one. Exit codes: 0 ok, 1 broker or publish failure,
@@ -45,6 +46,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_broker_arguments(parser, required=False)
     live = parser.add_argument_group("live")
     live.add_argument("--speed", type=float, default=1.0, help="simulated seconds per wall second (0 = max)")
+    live.add_argument(
+        "--stagger",
+        action="store_true",
+        help="spread the units over each sampling period (independent gateways) instead of sending all at once",
+    )
 
 
 def resolve_scenario(text: str) -> Scenario:
@@ -128,7 +134,13 @@ def _live(args: argparse.Namespace, scenario: Scenario, duration_s: float | None
             )
     sim = Simulation(scenario, seed=args.seed, start_epoch=start)
     publisher = LivePublisher(
-        sim, options=options, speed=args.speed, qos=args.qos, payload=args.payload, duration_s=duration_s
+        sim,
+        options=options,
+        speed=args.speed,
+        qos=args.qos,
+        payload=args.payload,
+        duration_s=duration_s,
+        stagger=args.stagger,
     )
     stop_on_signal(publisher.stop)
     publisher.start()

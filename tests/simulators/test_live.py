@@ -68,6 +68,23 @@ def test_per_sensor_payload_in_order(mosquitto: Broker, mqtt_recorder, unique_pr
     assert [m.json()["ts"] for m in got] == result.timestamps.tolist()
 
 
+def test_stagger_spreads_units_over_the_period_inside_their_rows(
+    mosquitto: Broker, mqtt_recorder, unique_prefix: str
+) -> None:
+    units = [f"{unique_prefix}-{i}" for i in range(4)]
+    result = simulate(parse_scenario({"units": units}), 3, seed=4)
+    recorder = mqtt_recorder("plant/+/readings")
+    publisher = LivePublisher(result, mosquitto.host, mosquitto.port, speed=0, qos=1, stagger=True).start()
+    assert publisher.wait(30) and publisher.error is None
+    for i, unit in enumerate(units):
+        stamps = [m.json()["ts"] for m in recorder.wait_for(f"plant/{unit}/readings", count=3)]
+        # Unit i of 4 is (i/4 - 1/2) periods off its row time: -0.5, -0.25, 0, +0.25 s, so it stays in its row.
+        assert stamps == pytest.approx((result.timestamps + (i / 4 - 0.5) * result.period_s).tolist())
+        assert [math.floor(t - result.timestamps[0] + 0.5) for t in stamps] == [0, 1, 2]  # the service's row rule
+    with pytest.raises(ValueError, match="stagger"):
+        LivePublisher([Row(0.0, "u", {"a": 1.0})], mosquitto.host, mosquitto.port, stagger=True)
+
+
 def test_speed_paces_by_event_time(mosquitto: Broker, mqtt_recorder, unique_prefix: str) -> None:
     rows = [Row(1000.0 + i, unique_prefix, {"x": float(i)}) for i in range(5)]
     recorder = mqtt_recorder(f"plant/{unique_prefix}/readings")
