@@ -111,13 +111,14 @@ class AddResult:
 class _OpenRow:
     """A row still receiving readings."""
 
-    __slots__ = ("count", "observed", "received_at", "values")
+    __slots__ = ("count", "newest_ts", "observed", "received_at", "values")
 
     def __init__(self, n_sensors: int) -> None:
         self.values = [math.nan] * n_sensors
         self.observed = [False] * n_sensors
         self.count = 0
         self.received_at = -math.inf
+        self.newest_ts = -math.inf
 
 
 class _Unit:
@@ -196,6 +197,8 @@ class _Unit:
             row.count += 1
             if reading.received_at > row.received_at:
                 row.received_at = reading.received_at
+            if reading.ts > row.newest_ts:
+                row.newest_ts = reading.ts
         if row is None:
             return  # nothing placed: neither the watermark nor any row changes
         if reading.ts > self.max_ts:
@@ -299,8 +302,10 @@ class _Unit:
         self.valid_run = self.valid_run + 1 if valid else 0
         w = self.spec.window_rows
         if self.valid_run >= w:
+            row_ts = k * self.spec.period_s
             received_at = row.received_at if row is not None else self.last_received_at
-            out.jobs.append(WindowJob(self.name, k * self.spec.period_s, self.window(w), received_at))
+            source_ts = row.newest_ts if row is not None else row_ts
+            out.jobs.append(WindowJob(self.name, row_ts, self.window(w), received_at, source_ts))
         elif self.rows_closed >= w:
             out.skipped[SKIP_GAP] = out.skipped.get(SKIP_GAP, 0) + 1
 

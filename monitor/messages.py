@@ -69,6 +69,9 @@ class WindowJob:
     end_ts: float  # event time of the window's newest row
     window: npt.NDArray[np.float32]  # [W, S] raw values, rows oldest -> newest, sensors in config order
     received_at: float  # arrival time of the reading that completed the newest row
+    # Event time of the newest reading in the newest row: when its data left the source. It differs from end_ts
+    # (the row's time) when a source samples off the row grid; None means end_ts.
+    source_ts: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +87,7 @@ class Score:
     sensor_errors: Mapping[str, float]  # sensor -> contribution to the score
     received_at: float
     attention_steps: tuple[int, ...] = ()  # steps back from ts the model weighed most, if it has attention
+    source_ts: float | None = None  # WindowJob.source_ts of the scored window (None: ts)
 
 
 @dataclass(frozen=True, slots=True)

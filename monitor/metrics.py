@@ -329,7 +329,8 @@ class Metrics:
         )
         self.publish_to_score = Histogram(
             "plantwatch_publish_to_score_seconds",
-            "Wall clock at scoring minus the scored row's event time (publish time at the source).",
+            "Wall clock at scoring minus the event time of the newest reading in the scored row (when the source "
+            "published it).",
             buckets=LATENCY_BUCKETS,
             registry=r,
         )

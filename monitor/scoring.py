@@ -210,7 +210,17 @@ class ScoringEngine:
                 (
                     i,
                     0,
-                    Score(job.unit, "reconstruction", name, job.end_ts, value, threshold, per_sensor, job.received_at),
+                    Score(
+                        job.unit,
+                        "reconstruction",
+                        name,
+                        job.end_ts,
+                        value,
+                        threshold,
+                        per_sensor,
+                        job.received_at,
+                        source_ts=job.source_ts,
+                    ),
                 )
             )
         return dropped
@@ -276,6 +286,7 @@ class ScoringEngine:
                         errors,
                         job.received_at,
                         pending.attention_steps,
+                        source_ts=job.source_ts,
                     ),
                 )
             )

@@ -244,3 +244,19 @@ def test_spec_validation() -> None:
         UnitSpec(sensors=("a", "a"))
     with pytest.raises(ValueError, match="period_s"):
         spec(period_s=0.0)
+
+
+def test_job_carries_the_newest_reading_event_time_of_an_off_grid_source() -> None:
+    # A gateway that samples 0.4 periods after the row time: the row is T0 + k, the data left the source at
+    # T0 + k + 0.4. Publish-to-score latency is measured from the latter (monitor/outputs.py).
+    buffers = RingBuffers({"U": spec(sensors=("a", "b"))})
+    jobs = []
+    for k in range(6):
+        jobs += buffers.add(Reading("U", T0 + k + 0.4, {"a": 1.0}, received_at=T0 + k + 0.41)).jobs
+        jobs += buffers.add(Reading("U", T0 + k + 0.3, {"b": 2.0}, received_at=T0 + k + 0.42)).jobs
+    assert jobs
+    for job in jobs:
+        k = round(job.end_ts - T0)
+        assert job.end_ts == T0 + k
+        assert job.source_ts == pytest.approx(T0 + k + 0.4)
+        assert job.received_at == pytest.approx(T0 + k + 0.42)

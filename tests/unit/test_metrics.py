@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -234,3 +235,18 @@ def test_scrape_during_concurrent_writes() -> None:
             t.join(timeout=10)
     assert not errors, errors
     assert last_received > 0
+
+
+def test_publish_to_score_is_measured_from_the_newest_reading_not_the_row_time() -> None:
+    from monitor.alerts import AlertBoard, AlertPolicy
+    from monitor.outputs import OutputStage
+    from monitor.scoring import ScoringOutput
+
+    registry = CollectorRegistry()
+    metrics = Metrics(registry, units={"R1": ("a",)}, models={"m": "detector"})
+    stage = OutputStage(AlertBoard({"R1": AlertPolicy()}), lambda *_: True, metrics, publish_scores=False)
+    now = time.time()
+    # Row time 3 s ago, but its reading left the source (off the row grid) only 0.2 s ago.
+    on_time = Score("R1", "reconstruction", "m", now - 3.0, 0.1, 1.0, {"a": 0.1}, now - 0.1, source_ts=now - 0.2)
+    stage.handle(ScoringOutput(scores=[on_time], forecasts=[], non_finite=0))
+    assert registry.get_sample_value("plantwatch_publish_to_score_seconds_bucket", {"le": "1.0"}) == 1.0
