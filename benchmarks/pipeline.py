@@ -75,6 +75,7 @@ def start_mosquitto(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
         "allow_anonymous true",
         # The ceiling test preloads a queue of K messages for an offline persistent session.
         "max_queued_messages 1000000",
+        *os.environ.get("BENCH_MOSQ_EXTRA", "").split(";"),
     ]
     if os.geteuid() == 0:
         lines.append("user root")
@@ -172,7 +173,14 @@ def unit_names(n: int) -> list[str]:
 
 
 def sustain(
-    n: int, port: int, artifacts: dict[str, Path], workdir: Path, measure_s: int, outputs: bool, torch_threads: int
+    n: int,
+    port: int,
+    artifacts: dict[str, Path],
+    workdir: Path,
+    measure_s: int,
+    outputs: bool,
+    torch_threads: int,
+    arrival: str,
 ) -> dict[str, Any]:
     names = unit_names(n)
     metrics_port = free_port()
@@ -224,8 +232,12 @@ def sustain(
         result = simulate(parse_scenario({"units": {"names": names}, "seed": 2}), duration, seed=2)
         t_start = math.ceil(time.time()) + 2.0
         result = replace(result, timestamps=result.timestamps - result.timestamps[0] + t_start)
-        publisher = LivePublisher(result, "127.0.0.1", port, speed=1.0, qos=1, max_pending=max(1000, 2 * n))
-        time.sleep(max(0.0, t_start - time.time() - 0.05))
+        publisher = LivePublisher(
+            result, "127.0.0.1", port, speed=1.0, qos=1, max_pending=max(1000, 2 * n), stagger=arrival == "spread"
+        )
+        # Start on the dot: the publisher maps its start to the first row's event time, so an early start would
+        # send every row early and understate publish-to-score by as much.
+        time.sleep(max(0.0, t_start - time.time()))
         publisher.start()
 
         time.sleep(max(0.0, t_start + WARMUP_S - time.time()))
@@ -288,6 +300,7 @@ def sustain(
     )
     return {
         "units": n,
+        "arrival": arrival,
         "published": publisher.published,
         "acked": publisher.acked,
         "publisher_error": publisher.error,
@@ -303,6 +316,8 @@ def sustain(
         "p99_receive_to_score_s": quantile(r2s_a, r2s_b, 0.99),
         "infer": infer,
         "mean_batch": windows / batches if batches else math.nan,
+        "full_gc_collections": total(b, "python_gc_collections_total", 'generation="2"')
+        - total(a, "python_gc_collections_total", 'generation="2"'),
         "cpu_cores": (cpu_b - cpu_a) / measure_s,
         "rss_idle_mb": rss_idle,
         "rss_mb": rss_b,
@@ -485,6 +500,14 @@ def main() -> int:
     parser.add_argument("--ceiling-rows", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--keep-going", action="store_true", help="run every unit count even after a miss")
+    parser.add_argument(
+        "--arrival",
+        nargs="+",
+        choices=("spread", "burst"),
+        default=["spread", "burst"],
+        help="spread: each unit at its own instant in the period (independent gateways; LivePublisher stagger); "
+        "burst: every unit's row sent at the start of the second",
+    )
     args = parser.parse_args()
 
     print(
@@ -504,20 +527,23 @@ def main() -> int:
                     artifacts = train_artifacts(artifacts_dir)
                 print("\n## Sustained units at 1 Hz (lstm_ae detector + lstm forecaster on every row)\n")
                 print(
-                    "| units | published | lost | skipped | scored / expected | p50 / p99 publish->score ms | "
-                    "p99 receive->score ms | mean batch | infer ms per call (ae, lstm) | service CPU cores | "
+                    "| arrival | units | published | lost | skipped | scored / expected | "
+                    "p50 / p99 publish->score ms | p99 receive->score ms | mean batch | infer ms per call (ae, lstm) | "
+                    "service CPU cores | "
                     "RSS MB (idle / loaded / peak) | sustained |"
                 )
-                print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+                print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
                 results = []
-                for n in args.units:
-                    r = sustain(n, port, artifacts, workdir, args.measure_s, args.outputs, args.torch_threads)
+                for arrival, n in [(a, n) for a in args.arrival for n in args.units]:
+                    if any(r["arrival"] == arrival and not r["sustained"] for r in results) and not args.keep_going:
+                        continue
+                    r = sustain(n, port, artifacts, workdir, args.measure_s, args.outputs, args.torch_threads, arrival)
                     results.append(r)
                     infer = ", ".join(
                         f"{1000 * secs / calls:.0f}" if calls else "-" for calls, secs in r["infer"].values()
                     )
                     print(
-                        f"| {n} | {r['published']} | {r['lost']:.0f} | {sum(r['skipped'].values()):.0f} | "
+                        f"| {arrival} | {n} | {r['published']} | {r['lost']:.0f} | {sum(r['skipped'].values()):.0f} | "
                         f"{r['scored']:.0f} / {r['expected_scored']} | "
                         f"{1000 * r['p50_publish_to_score_s']:.0f} / {1000 * r['p99_publish_to_score_s']:.0f} | "
                         f"{1000 * r['p99_receive_to_score_s']:.0f} | {r['mean_batch']:.0f} | {infer} | "
@@ -526,10 +552,9 @@ def main() -> int:
                         flush=True,
                     )
                     print(json.dumps(r, default=str), file=sys.stderr, flush=True)
-                    if not r["sustained"] and not args.keep_going:
-                        break
-                ok = [r["units"] for r in results if r["sustained"]]
-                print(f"\nLargest unit count sustained: {max(ok) if ok else 'none of those tried'}")
+                for arrival in args.arrival:
+                    ok = [r["units"] for r in results if r["sustained"] and r["arrival"] == arrival]
+                    print(f"\nLargest unit count sustained ({arrival}): {max(ok) if ok else 'none of those tried'}")
             if not args.skip_ceiling:
                 print("\n## Ingest ceiling, scoring off\n")
                 print("\n".join(ceiling(port, args.ceiling_units, args.ceiling_rows, args.repeats)))
