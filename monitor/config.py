@@ -206,7 +206,9 @@ class MetricsConfig(Strict):
 
 class SchedulerConfig(Strict):
     device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="auto: CUDA when present, else CPU.")
-    max_batch: int = Field(default=512, ge=1, description="Most windows per model forward.")
+    # 256: as fast per window as 512 on the CPU (benchmarks/models.py), and oneDNN's workspace for a 512 batch
+    # added ~20 MiB of RSS at 1,000 units (benchmarks/memory.py).
+    max_batch: int = Field(default=256, ge=1, description="Most windows per model forward.")
     max_delay_ms: float = Field(default=20.0, ge=0, description="Longest a ready window waits for a fuller batch.")
     precision: Literal["fp32", "fp16", "bf16"] = Field(default="fp32", description="Inference precision (CUDA only).")
     max_lag_s: float = Field(

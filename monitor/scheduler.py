@@ -2,7 +2,7 @@
 
 API:
     jobs = JobQueue(maxsize=10000, metrics=metrics)        # buffer thread: jobs.put(job)
-    scheduler = Scheduler(engine, jobs, sink, metrics, max_batch=512, max_delay_s=0.02, max_lag_s=2.0)
+    scheduler = Scheduler(engine, jobs, sink, metrics, max_batch=256, max_delay_s=0.02, max_lag_s=2.0)
     threading.Thread(target=scheduler.run, args=(stop,), name="scheduler").start()   # after stop: drains the queue
     scheduler.process(list_of_jobs)                        # one step, synchronously (tests)
     scheduler.replace_models(models, timeout_s) -> None    # SIGHUP: swapped between batches; ValueError if refused
@@ -176,7 +176,7 @@ class Scheduler:
         jobs: JobQueue,
         sink: Sink,
         metrics: Metrics | None = None,
-        max_batch: int = 512,
+        max_batch: int = 256,
         max_delay_s: float = 0.02,
         max_lag_s: float = 2.0,
     ) -> None:
