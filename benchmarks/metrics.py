@@ -136,6 +136,7 @@ def scores_and_forecasts(units: list[str], ts: float, rng: np.random.Generator) 
                     THRESHOLD,
                     dict(zip(SENSORS, errors.tolist(), strict=True)),
                     ts + 0.05,
+                    ts,
                 )
             )
         values = rng.normal(100.0, 10.0, (max(HORIZONS), len(SENSORS))).astype(np.float32)

@@ -75,7 +75,6 @@ def start_mosquitto(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
         "allow_anonymous true",
         # The ceiling test preloads a queue of K messages for an offline persistent session.
         "max_queued_messages 1000000",
-        *os.environ.get("BENCH_MOSQ_EXTRA", "").split(";"),
     ]
     if os.geteuid() == 0:
         lines.append("user root")

@@ -14,28 +14,25 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import logging
 import sys
 from typing import Any
 
 log = logging.getLogger(__name__)
 
-_libc: Any = None
-_loaded = False
 
-
+@functools.cache
 def _malloc_trim() -> Any:
-    global _libc, _loaded
-    if not _loaded:
-        _loaded = True
-        if sys.platform.startswith("linux"):
-            try:
-                libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-                if hasattr(libc, "malloc_trim"):  # glibc only (musl has no malloc_trim)
-                    _libc = libc
-            except OSError as exc:
-                log.debug("no malloc_trim: %s", exc)
-    return None if _libc is None else _libc.malloc_trim
+    """glibc's malloc_trim, looked up once; None elsewhere (musl has none, other systems no glibc)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError as exc:
+        log.debug("no malloc_trim: %s", exc)
+        return None
+    return getattr(libc, "malloc_trim", None)
 
 
 def trim() -> bool:

@@ -70,8 +70,8 @@ class WindowJob:
     window: npt.NDArray[np.float32]  # [W, S] raw values, rows oldest -> newest, sensors in config order
     received_at: float  # arrival time of the reading that completed the newest row
     # Event time of the newest reading in the newest row: when its data left the source. It differs from end_ts
-    # (the row's time) when a source samples off the row grid; None means end_ts.
-    source_ts: float | None = None
+    # (the row's time) when a source samples off the row grid; a row that received nothing has end_ts.
+    source_ts: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +86,8 @@ class Score:
     threshold: float
     sensor_errors: Mapping[str, float]  # sensor -> contribution to the score
     received_at: float
+    source_ts: float  # WindowJob.source_ts of the scored window: publish-to-score is measured from it
     attention_steps: tuple[int, ...] = ()  # steps back from ts the model weighed most, if it has attention
-    source_ts: float | None = None  # WindowJob.source_ts of the scored window (None: ts)
 
 
 @dataclass(frozen=True, slots=True)

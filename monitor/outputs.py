@@ -84,8 +84,7 @@ class OutputStage:
             if score.detector == "reconstruction":  # one latency sample per scored row
                 # The newest reading's own event time, not the row's: a source sampling off the row grid (half a
                 # period early or late) would otherwise shift every sample by that offset.
-                sent = score.ts if score.source_ts is None else score.source_ts
-                self._metrics.publish_to_score.observe(max(0.0, now - sent))
+                self._metrics.publish_to_score.observe(max(0.0, now - score.source_ts))
                 self._metrics.receive_to_score.observe(max(0.0, now - score.received_at))
             self._alert(score)
             if self._publish_scores:

@@ -203,18 +203,16 @@ class Scheduler:
             self._apply_swap()
             stopping = stop.is_set()
             jobs = self._jobs.take(self._max_batch, 0.0 if stopping else self._max_delay_s, 0.05 if stopping else 0.5)
-            if not jobs:
-                if stopping:
-                    self._idle.set()
-                    return
-                self._maybe_trim()
-                continue
-            try:
-                self.process(jobs)
-            except Exception:
-                log.exception("scoring a batch of %d windows failed", len(jobs))
-                if self._metrics is not None:
-                    self._metrics.stage_errors.labels("scheduler").inc()
+            if jobs:
+                try:
+                    self.process(jobs)
+                except Exception:
+                    log.exception("scoring a batch of %d windows failed", len(jobs))
+                    if self._metrics is not None:
+                        self._metrics.stage_errors.labels("scheduler").inc()
+            elif stopping:
+                self._idle.set()
+                return
             self._maybe_trim()
 
     def _maybe_trim(self) -> None:

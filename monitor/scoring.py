@@ -219,7 +219,7 @@ class ScoringEngine:
                         threshold,
                         per_sensor,
                         job.received_at,
-                        source_ts=job.source_ts,
+                        job.source_ts,
                     ),
                 )
             )
@@ -285,8 +285,8 @@ class ScoringEngine:
                         threshold,
                         errors,
                         job.received_at,
+                        job.source_ts,
                         pending.attention_steps,
-                        source_ts=job.source_ts,
                     ),
                 )
             )

@@ -30,7 +30,13 @@ def jobs_for(
     """Consecutive windows ending at rows first_row .. first_row + n_jobs - 1 of data (columns in ``order``)."""
     cols = [SENSORS.index(s) for s in order]
     return [
-        WindowJob(unit, T0 + k, data[k - w + 1 : k + 1][:, cols].astype(np.float32), received_at=T0 + k + 0.01)
+        WindowJob(
+            unit,
+            T0 + k,
+            data[k - w + 1 : k + 1][:, cols].astype(np.float32),
+            received_at=T0 + k + 0.01,
+            source_ts=T0 + k,
+        )
         for k in range(first_row, first_row + n_jobs)
     ]
 
@@ -139,7 +145,7 @@ def test_window_without_a_sensor_is_dropped_and_counted(artifacts: Artifacts) ->
     job = jobs_for("A", normal_data(50, np.random.default_rng(5)), 20, 1, 16)[0]
     window = job.window.copy()
     window[:, 1] = np.nan
-    out = engine.run([WindowJob("A", job.end_ts, window, job.received_at)])
+    out = engine.run([WindowJob("A", job.end_ts, window, job.received_at, job.source_ts)])
     assert out.scores == [] and out.non_finite == 1
 
 
@@ -152,11 +158,11 @@ def test_misconfiguration_is_refused(artifacts: Artifacts) -> None:
     with pytest.raises(ValueError, match="expects sensors"):
         ScoringEngine({"A": UnitModels(("temp", "flow", "x"), detector="det")}, models)
     engine = ScoringEngine({"A": UnitModels(SENSORS, detector="det")}, models)
-    short = WindowJob("A", T0, np.zeros((8, 3), np.float32), T0)
+    short = WindowJob("A", T0, np.zeros((8, 3), np.float32), T0, T0)
     with pytest.raises(ValueError, match="has 8 rows, model 'det' needs 16"):
         engine.score([short])
     with pytest.raises(ValueError, match="unknown unit"):
-        engine.score([WindowJob("Z", T0, np.zeros((16, 3), np.float32), T0)])
+        engine.score([WindowJob("Z", T0, np.zeros((16, 3), np.float32), T0, T0)])
 
 
 def test_replace_models_keeps_state_of_unchanged_forecasters_and_to_cpu(artifacts: Artifacts) -> None:

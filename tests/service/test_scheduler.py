@@ -21,7 +21,7 @@ from monitor.scoring import ScoringEngine, ScoringOutput
 def job(unit: str, ts: float, received_at: float | None = None) -> WindowJob:
     """received_at defaults to now (a fresh window); pass an old time for a window that waited."""
     arrived = time.time() if received_at is None else received_at
-    return WindowJob(unit=unit, end_ts=ts, window=np.zeros((4, 2), dtype=np.float32), received_at=arrived)
+    return WindowJob(unit=unit, end_ts=ts, window=np.zeros((4, 2), dtype=np.float32), received_at=arrived, source_ts=ts)
 
 
 class FakeEngine:
@@ -37,7 +37,9 @@ class FakeEngine:
         if self.device == "cuda" and self.oom_above is not None and len(jobs) > self.oom_above:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (test)")
         self.calls.append(len(jobs))
-        scores = [Score(j.unit, "reconstruction", "m", j.end_ts, 1.0, 2.0, {}, j.received_at) for j in jobs]
+        scores = [
+            Score(j.unit, "reconstruction", "m", j.end_ts, 1.0, 2.0, {}, j.received_at, j.source_ts) for j in jobs
+        ]
         return ScoringOutput(scores=scores)
 
     def to(self, device: str) -> FakeEngine:

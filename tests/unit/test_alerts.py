@@ -35,6 +35,7 @@ def score(i: int, value: float, errors: dict[str, float] | None = None, unit: st
         threshold=THR,
         sensor_errors=errors if errors is not None else {"temp": 0.6 * value, "flow": 0.3 * value, "lvl": 0.1 * value},
         received_at=T0 + i + 0.1,
+        source_ts=T0 + i,
     )
 
 
@@ -123,7 +124,7 @@ def test_non_finite_and_replayed_scores_are_ignored() -> None:
     tracker = AlertTracker("R1", "reconstruction", POLICY)
     assert tracker.update(score(0, math.nan)) is None
     assert tracker.update(score(1, math.inf)) is None
-    bad_threshold = Score("R1", "reconstruction", "m", T0 + 2, 5.0, math.nan, {}, 0.0)
+    bad_threshold = Score("R1", "reconstruction", "m", T0 + 2, 5.0, math.nan, {}, 0.0, T0 + 2)
     assert tracker.update(bad_threshold) is None
     run(tracker, [1.5, 1.5], start=3)
     # The same ts again (a replay) does not count as a third hit.
@@ -181,7 +182,7 @@ def test_board_routes_scores_and_round_trips_the_retained_state() -> None:
     for i in range(3):
         board.update(score(i, 1.5, unit="R1"))
         board.update(score(i, 0.1, unit="R2"))
-    forecast = Score("R1", "forecast", "lstm", T0 + 1, 0.2, 1.0, {"temp": 0.2}, 0.0)
+    forecast = Score("R1", "forecast", "lstm", T0 + 1, 0.2, 1.0, {"temp": 0.2}, 0.0, T0 + 1)
     assert board.update(forecast) is None
     payload = board.state_payload("R1")
     body = json.loads(payload)

@@ -48,7 +48,7 @@ def key(name: str, **labels: str) -> tuple[str, frozenset[tuple[str, str]]]:
 
 
 def score(unit: str, detector: str, value: float, errors: dict[str, float], ts: float = 100.0) -> Score:
-    return Score(unit, detector, "m", ts, value, 2.0 * value, errors, ts)  # type: ignore[arg-type]
+    return Score(unit, detector, "m", ts, value, 2.0 * value, errors, ts, ts)  # type: ignore[arg-type]
 
 
 def per_unit_samples(registry: CollectorRegistry) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -247,6 +247,6 @@ def test_publish_to_score_is_measured_from_the_newest_reading_not_the_row_time()
     stage = OutputStage(AlertBoard({"R1": AlertPolicy()}), lambda *_: True, metrics, publish_scores=False)
     now = time.time()
     # Row time 3 s ago, but its reading left the source (off the row grid) only 0.2 s ago.
-    on_time = Score("R1", "reconstruction", "m", now - 3.0, 0.1, 1.0, {"a": 0.1}, now - 0.1, source_ts=now - 0.2)
+    on_time = Score("R1", "reconstruction", "m", now - 3.0, 0.1, 1.0, {"a": 0.1}, now - 0.1, now - 0.2)
     stage.handle(ScoringOutput(scores=[on_time], forecasts=[], non_finite=0))
     assert registry.get_sample_value("plantwatch_publish_to_score_seconds_bucket", {"le": "1.0"}) == 1.0
