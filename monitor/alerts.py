@@ -37,10 +37,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
-from monitor.messages import AlertEvent, Detector, Score
+from monitor.messages import DETECTORS, AlertEvent, Detector, Score
 
 SCHEMA = 1
-DETECTORS: tuple[Detector, ...] = ("reconstruction", "forecast")
 Severity = Literal["warning", "critical"]
 
 
@@ -308,6 +307,12 @@ def event_to_dict(event: AlertEvent) -> dict[str, Any]:
         "sensors": [{"sensor": s, "share": share} for s, share in event.sensors],
         "model": event.model,
         "attention_steps": list(event.attention_steps),
+        "reason": event.reason,
+        "normalized_score": _finite_or_none(event.normalized_score),
+        "calibrated_threshold": _finite_or_none(event.calibrated_threshold),
+        # Whether the unit was inside the model's training envelope: outside, the model has never seen this
+        # operating point, and the alert may say more about the model than about the plant.
+        "envelope": {"inside": not event.outside_envelope, "sensors": list(event.outside_envelope)},
     }
 
 
@@ -346,6 +351,9 @@ def event_from_dict(body: Any) -> AlertEvent:
             sensors=sensors,
             model=_str(body["model"]),
             attention_steps=tuple(int(_num(x)) for x in body.get("attention_steps", ())),
+            reason=_str(body.get("reason", "")),
+            calibrated_threshold=_num_or(body.get("calibrated_threshold"), math.nan),
+            outside_envelope=tuple(_str(s) for s in (body.get("envelope") or {}).get("sensors", ())),
         )
     except (KeyError, TypeError) as exc:
         raise ValueError(f"malformed alert event: missing or wrong {exc}") from exc

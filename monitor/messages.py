@@ -5,6 +5,7 @@ Each record is immutable so a stage can hand it to the next thread without a loc
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -38,7 +39,9 @@ REJECT_REASONS: tuple[RejectReason, ...] = (
     "duplicate",
 )
 
-Detector = Literal["reconstruction", "forecast"]
+Detector = Literal["reconstruction", "forecast", "sensor"]
+# Every detector of a unit, in the order their scores and metrics are listed: the one definition of the set.
+DETECTORS: tuple[Detector, ...] = ("reconstruction", "forecast", "sensor")
 AlertState = Literal["firing", "resolved"]
 
 
@@ -88,6 +91,14 @@ class Score:
     received_at: float
     source_ts: float  # WindowJob.source_ts of the scored window: publish-to-score is measured from it
     attention_steps: tuple[int, ...] = ()  # steps back from ts the model weighed most, if it has attention
+    # Calibrated levels of the same score (the model's artifact): an episode resolves under resolve_level and is
+    # critical above critical_level. NaN: not calibrated, the alert policy's ratios of the threshold apply.
+    resolve_level: float = math.nan
+    critical_level: float = math.nan
+    # Sensors whose newest value lies outside the model's training envelope (the model never saw this range).
+    outside_envelope: tuple[str, ...] = ()
+    # The sensor detector: what is wrong with the top sensor ("silent", "stuck", "out_of_range"); "" otherwise.
+    reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +117,14 @@ class AlertEvent:
     sensors: tuple[tuple[str, float], ...]  # top contributors and their share of the score, largest first
     model: str
     attention_steps: tuple[int, ...] = ()
+    reason: str = ""  # Score.reason of the sensor detector ("silent", "stuck", "out_of_range"); "" otherwise
+    calibrated_threshold: float = math.nan  # the artifact's threshold; ``threshold`` is the adapted one in force
+    outside_envelope: tuple[str, ...] = ()  # sensors outside the model's training envelope at this event
+
+    @property
+    def normalized_score(self) -> float:
+        """score / threshold: above 1 is anomalous, whatever the detector's own scale."""
+        return self.score / self.threshold if self.threshold > 0 else math.nan
 
 
 @dataclass(frozen=True, slots=True)

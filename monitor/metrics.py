@@ -35,10 +35,9 @@ from prometheus_client import metrics as prometheus_metrics
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.samples import Sample
 
-from monitor.messages import REJECT_REASONS, Forecast, Score
+from monitor.messages import DETECTORS, REJECT_REASONS, Forecast, Score
 
-DETECTORS = ("reconstruction", "forecast")
-DETECTOR_INDEX = {d: i for i, d in enumerate(DETECTORS)}
+DETECTOR_INDEX: dict[str, int] = {d: i for i, d in enumerate(DETECTORS)}
 SKIP_REASONS = ("gap", "backlog", "queue_full")
 QUEUES = ("ingest", "jobs", "publish")
 STAGES = ("ingest", "buffers", "scheduler", "outputs")

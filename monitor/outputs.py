@@ -22,8 +22,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from monitor.alerts import AlertBoard, event_to_json
-from monitor.messages import Forecast, Score
-from monitor.metrics import DETECTORS, Metrics
+from monitor.messages import DETECTORS, Forecast, Score
+from monitor.metrics import Metrics
 from monitor.scoring import ScoringOutput
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor.messages import Forecast, Score
+from monitor.messages import DETECTORS, Forecast, Score
 from monitor.metrics import Metrics
 
 UNITS = {"R1": ("a", "b"), "R2": ("c",)}  # unequal sensor counts: R2's row has a pad column
@@ -68,7 +68,7 @@ def expected_zeros() -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     for unit, sensors in UNITS.items():
         out[key("plantwatch_readings_received_total", unit=unit)] = 0.0
         out[key("plantwatch_buffer_fill_ratio", unit=unit)] = 0.0
-        for d in ("reconstruction", "forecast"):
+        for d in DETECTORS:
             for name in ("anomaly_score", "anomaly_threshold", "alerts_fired_total", "alerts_active"):
                 out[key(f"plantwatch_{name}", unit=unit, detector=d)] = 0.0
             for s in sensors:
