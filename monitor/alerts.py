@@ -2,8 +2,8 @@
 
 API (pure, single-threaded; the alert stage and the backtest own the trackers)::
 
-    policy = AlertPolicy(fire_hits=3, fire_window=5, resolve_hits=10, resolve_ratio=0.8,
-                         min_duration_s=30, renotify_s=600, critical_ratio=2.0)
+    policy = AlertPolicy(fire_hits=3, fire_window=5, resolve_hits=10, min_duration_s=30, renotify_s=600,
+                         adapt=AdaptPolicy(), outside_envelope="warn")
     tracker = AlertTracker("R1", "reconstruction", policy)
     event = tracker.update(score)          # -> AlertEvent | None (firing, re-notify, escalation, resolved)
     state = tracker.snapshot()             # JSON-able dict; publish it retained
@@ -15,14 +15,29 @@ API (pure, single-threaded; the alert stage and the backtest own the trackers)::
     board.restore_payload("R1", payload)   # read back at start (ValueError if it is not ours)
     event_to_json(event) -> bytes, event_from_json(bytes) -> AlertEvent   # the plantwatch/alerts/{unit} payload
 
-States. ``idle``: each score is a hit when ``score > threshold``; the alert fires when at least ``fire_hits`` of
-the last ``fire_window`` scores are hits. The episode starts at the first hit of those (``started_at``) and its
-``alert_id`` is ``"{unit}:{detector}:{started_at in ms}"``: stable through the episode and the same after a
-restart. ``firing``: it resolves after ``resolve_hits`` consecutive scores under ``resolve_ratio * threshold``
-(hysteresis: a score between the two levels neither resolves nor counts as quiet) and only once the episode is
-``min_duration_s`` old. While firing, a ``firing`` event is repeated every ``renotify_s`` of event time, and once
-when the severity rises from warning to critical (``score > critical_ratio * threshold``). All times are event
-times, so a backtest gives the same events as the live service.
+Levels, all in the score's own terms. A Score carries its model's calibrated threshold and, from the same
+calibration, a resolve level (a high quantile of normal scores) and a critical level (the fitted tail at a far
+rarer rate). The threshold in force is the calibrated one adapted online (monitor.thresholds: SPOT over the
+scores judged normal, with guards); the resolve and critical levels move with it by the same factor. A Score
+without calibrated levels (an old artifact) falls back to ``resolve_ratio`` and ``critical_ratio`` x threshold.
+
+States. ``idle``: each score is a hit when it is above the threshold in force; the alert fires when at least
+``fire_hits`` of the last ``fire_window`` scores are hits. The episode starts at the first hit of those
+(``started_at``) and its ``alert_id`` is ``"{unit}:{detector}:{started_at in ms}"``: stable through the episode
+and the same after a restart. ``firing``: it resolves after ``resolve_hits`` consecutive scores under the resolve
+level (hysteresis: a score between the two levels neither resolves nor counts as quiet) and only once the
+episode is ``min_duration_s`` old; normal data is under the resolve level most of the time by construction, so
+it resolves an episode. While firing, a ``firing`` event is repeated every ``renotify_s`` of event time, and once
+when the severity rises from warning to critical (score above the critical level). A resolved event carries the
+severity the episode ended with. All times are event times, so a backtest gives the same events as the live
+service.
+
+Learning. A score teaches the adaptive threshold only when the tracker is idle, no hit is in the fire window,
+the last episode resolved at least ``adapt.guard_s`` ago and the unit is inside its model's envelope.
+
+Envelope. A Score whose unit lies outside the model's training envelope (``Score.outside_envelope``) is handled
+by ``outside_envelope``: ``"alert"`` as any other, ``"warn"`` (default) fires but never above warning severity,
+and the event says which sensors are outside; ``"suppress"`` does not count it as a hit.
 
 Scores that are not finite, or whose threshold is not a positive finite number, are ignored (never an alert with
 a NaN score); so are scores not newer than the last one seen (a replay after a restart).
@@ -30,17 +45,22 @@ a NaN score); so are scores not newer than the last one seen (a replay after a r
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
 from monitor.messages import DETECTORS, AlertEvent, Detector, Score
+from monitor.thresholds import AdaptiveThreshold, AdaptPolicy
 
 SCHEMA = 1
 Severity = Literal["warning", "critical"]
+EnvelopePolicy = Literal["alert", "warn", "suppress"]
+# Detectors whose threshold adapts online; the sensor detector's threshold is a fixed rule (1.0 = unhealthy).
+ADAPTIVE_DETECTORS: frozenset[str] = frozenset({"reconstruction", "forecast"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,12 +69,15 @@ class AlertPolicy:
 
     fire_hits: int = 3  # k: hits needed ...
     fire_window: int = 5  # n: ... among the last n scores
-    resolve_hits: int = 10  # m consecutive scores under resolve_ratio * threshold resolve it
-    resolve_ratio: float = 0.8
+    resolve_hits: int = 10  # m consecutive scores under the resolve level resolve it
+    resolve_ratio: float = 0.8  # resolve level / threshold where the Score has no calibrated resolve level
     min_duration_s: float = 30.0  # an episode lasts at least this long (event time)
     renotify_s: float = 600.0  # repeat a firing event this often while it lasts; 0 = never
-    critical_ratio: float = 2.0  # severity critical above critical_ratio * threshold
+    critical_ratio: float = 2.0  # critical level / threshold where the Score has no calibrated critical level
     top_sensors: int = 3  # contributors listed in an event
+    adapt: AdaptPolicy = field(default_factory=AdaptPolicy)
+    outside_envelope: EnvelopePolicy = "warn"
+    persist_s: float = 300.0  # republish the retained state this often (event time) while thresholds adapt
 
     def __post_init__(self) -> None:
         if not 1 <= self.fire_hits <= self.fire_window:
@@ -69,6 +92,19 @@ class AlertPolicy:
             raise ValueError(f"critical_ratio must be >= 1, got {self.critical_ratio}")
         if self.top_sensors < 1:
             raise ValueError(f"top_sensors must be >= 1, got {self.top_sensors}")
+        if self.outside_envelope not in ("alert", "warn", "suppress"):
+            raise ValueError(f"outside_envelope must be alert, warn or suppress, got {self.outside_envelope!r}")
+        if self.persist_s <= 0:
+            raise ValueError("persist_s must be > 0")
+
+
+@dataclass(frozen=True, slots=True)
+class Levels:
+    """The levels in force for one score: fire above ``threshold``, quiet under ``resolve``, critical above."""
+
+    threshold: float
+    resolve: float
+    critical: float
 
 
 def make_alert_id(unit: str, detector: str, started_at: float) -> str:
@@ -98,6 +134,13 @@ class AlertTracker:
         self._quiet_run = 0  # consecutive scores under the resolve level while firing
         self._last_notified_ts = -math.inf
         self._last_ts = -math.inf
+        self._last_resolved_ts = -math.inf
+        self._adaptive = AdaptiveThreshold(policy.adapt if detector in ADAPTIVE_DETECTORS else AdaptPolicy(False))
+        self.threshold_in_force = math.nan  # of the latest score, for the metrics
+
+    @property
+    def adaptive(self) -> AdaptiveThreshold:
+        return self._adaptive
 
     @property
     def firing(self) -> AlertEvent | None:
@@ -115,16 +158,48 @@ class AlertTracker:
         if score.ts <= self._last_ts:
             return None
         self._last_ts = score.ts
+        levels = self.levels(score)
+        self.threshold_in_force = levels.threshold
         if self._firing is None:
-            return self._update_idle(score)
-        return self._update_firing(score, self._firing)
+            event = self._update_idle(score, levels)
+        else:
+            event = self._update_firing(score, levels, self._firing)
+        if self._may_learn(score):
+            self._adaptive.learn(score.score, score.ts)
+        return event
 
-    def _severity(self, score: Score) -> Severity:
-        return "critical" if score.score > self.policy.critical_ratio * score.threshold else "warning"
+    def levels(self, score: Score) -> Levels:
+        """The score's calibrated levels, moved by the adaptive threshold's factor."""
+        p = self.policy
+        calibrated = score.threshold
+        resolve = score.resolve_level if _positive(score.resolve_level) else p.resolve_ratio * calibrated
+        critical = score.critical_level if _positive(score.critical_level) else p.critical_ratio * calibrated
+        threshold = self._adaptive.level(calibrated, resolve)
+        factor = threshold / calibrated
+        return Levels(threshold, min(resolve, calibrated) * factor, max(critical, calibrated) * factor)
+
+    def _may_learn(self, score: Score) -> bool:
+        return (
+            self._firing is None
+            and not any(over for over, _ in self._hits)
+            and score.ts - self._last_resolved_ts >= self.policy.adapt.guard_s
+            and not score.outside_envelope
+        )
+
+    def _is_hit(self, score: Score, levels: Levels) -> bool:
+        if score.outside_envelope and self.policy.outside_envelope == "suppress":
+            return False
+        return score.score > levels.threshold
+
+    def _severity(self, score: Score, levels: Levels) -> Severity:
+        if score.outside_envelope and self.policy.outside_envelope == "warn":
+            return "warning"  # the model has never seen this operating point: not a critical verdict on the plant
+        return "critical" if score.score > levels.critical else "warning"
 
     def _event(
         self,
         score: Score,
+        levels: Levels,
         state: Literal["firing", "resolved"],
         alert_id: str,
         started_at: float,
@@ -139,24 +214,28 @@ class AlertTracker:
             ts=score.ts,
             started_at=started_at,
             score=float(score.score),
-            threshold=float(score.threshold),
+            threshold=float(levels.threshold),
             severity=severity,
             sensors=sensors,
             model=score.model,
             attention_steps=tuple(score.attention_steps),
+            reason=score.reason,
+            calibrated_threshold=float(score.threshold),
+            outside_envelope=tuple(score.outside_envelope),
         )
 
-    def _update_idle(self, score: Score) -> AlertEvent | None:
-        self._hits.append((score.score > score.threshold, score.ts))
+    def _update_idle(self, score: Score, levels: Levels) -> AlertEvent | None:
+        self._hits.append((self._is_hit(score, levels), score.ts))
         if sum(1 for over, _ in self._hits if over) < self.policy.fire_hits:
             return None
         started_at = next(ts for over, ts in self._hits if over)
         event = self._event(
             score,
+            levels,
             "firing",
             make_alert_id(self.unit, self.detector, started_at),
             started_at,
-            self._severity(score),
+            self._severity(score, levels),
             top_contributors(score.sensor_errors, self.policy.top_sensors),
         )
         self._firing = event
@@ -165,29 +244,38 @@ class AlertTracker:
         self._hits.clear()
         return event
 
-    def _update_firing(self, score: Score, firing: AlertEvent) -> AlertEvent | None:
+    def _update_firing(self, score: Score, levels: Levels, firing: AlertEvent) -> AlertEvent | None:
         p = self.policy
-        if score.score < p.resolve_ratio * score.threshold:
+        if score.score < levels.resolve:
             self._quiet_run += 1
         else:
             self._quiet_run = 0
         if self._quiet_run >= p.resolve_hits and score.ts - firing.started_at >= p.min_duration_s:
             self._firing = None
             self._quiet_run = 0
-            # The resolved event names the sensors of the episode, not of the quiet score that ended it.
-            return self._event(score, "resolved", firing.alert_id, firing.started_at, firing.severity, firing.sensors)
-        escalated = firing.severity == "warning" and self._severity(score) == "critical"
+            self._last_resolved_ts = score.ts
+            # The resolved event names the sensors and severity of the episode, not of the quiet score that ended
+            # it (and keeps the episode's reason: the sensor detector's quiet score has none).
+            resolved = self._event(
+                score, levels, "resolved", firing.alert_id, firing.started_at, firing.severity, firing.sensors
+            )
+            return dataclasses.replace(resolved, reason=firing.reason)
+        escalated = firing.severity == "warning" and self._severity(score, levels) == "critical"
         renotify = p.renotify_s > 0 and score.ts - self._last_notified_ts >= p.renotify_s
         if not (escalated or renotify):
             return None
         sensors = top_contributors(score.sensor_errors, p.top_sensors) or firing.sensors
         severity: Severity = "critical" if escalated else firing.severity
-        event = self._event(score, "firing", firing.alert_id, firing.started_at, severity, sensors)
+        event = self._event(score, levels, "firing", firing.alert_id, firing.started_at, severity, sensors)
         self._firing = event
         self._last_notified_ts = score.ts
         return event
 
     # --- retained state ----------------------------------------------------------------------------------------
+    def snapshot_ts(self) -> float:
+        """Event time of the newest score this tracker has seen (-inf before the first)."""
+        return self._last_ts
+
     def snapshot(self) -> dict[str, Any]:
         """JSON-able state; ``restore`` of it continues the same episode without firing it again."""
         return {
@@ -200,6 +288,8 @@ class AlertTracker:
             "quiet_run": self._quiet_run,
             "last_notified_ts": _finite_or_none(self._last_notified_ts),
             "last_ts": _finite_or_none(self._last_ts),
+            "last_resolved_ts": _finite_or_none(self._last_resolved_ts),
+            "threshold": self._adaptive.snapshot(),
         }
 
     def restore(self, state: Mapping[str, Any]) -> None:
@@ -221,6 +311,13 @@ class AlertTracker:
             quiet_run = int(state["quiet_run"])
             last_notified = _num_or(state["last_notified_ts"], -math.inf)
             last_ts = _num_or(state["last_ts"], -math.inf)
+            last_resolved = _num_or(state.get("last_resolved_ts"), -math.inf)
+            threshold = state.get("threshold")  # absent in states written before thresholds adapted
+            adaptive = AdaptiveThreshold(self._adaptive.policy)
+            if threshold is not None:
+                if not isinstance(threshold, dict):
+                    raise ValueError("the threshold state must be an object")
+                adaptive.restore(threshold)
         except (KeyError, TypeError) as exc:
             raise ValueError(f"malformed alert state: {exc!r}") from exc
         self._firing = firing
@@ -228,6 +325,8 @@ class AlertTracker:
         self._quiet_run = max(0, quiet_run)
         self._last_notified_ts = last_notified
         self._last_ts = last_ts
+        self._last_resolved_ts = last_resolved
+        self._adaptive = adaptive
 
 
 class AlertBoard:
@@ -236,6 +335,7 @@ class AlertBoard:
     def __init__(self, policies: Mapping[str, AlertPolicy]) -> None:
         self._policies = dict(policies)
         self._trackers: dict[tuple[str, Detector], AlertTracker] = {}
+        self._persisted_at: dict[str, float] = {}  # unit -> event time its state was last handed out
 
     def tracker(self, unit: str, detector: Detector) -> AlertTracker:
         key = (unit, detector)
@@ -259,9 +359,22 @@ class AlertBoard:
                 out.append(tracker.firing)
         return out
 
+    def persist_due(self, unit: str, ts: float) -> bool:
+        """Whether the unit's retained state should be republished at event time ``ts`` (adapted thresholds)."""
+        last = self._persisted_at.get(unit)
+        if last is None:
+            self._persisted_at[unit] = ts  # the first score: nothing learned yet worth keeping
+            return False
+        policy = self._policies.get(unit)
+        return policy is not None and policy.adapt.enabled and ts - last >= policy.persist_s
+
     def state_payload(self, unit: str) -> bytes:
         """The retained ``plantwatch/alerts/{unit}/state`` payload: the unit's active alerts and tracker states."""
         trackers = {d: self.tracker(unit, d).snapshot() for d in DETECTORS}
+        self._persisted_at[unit] = max(
+            (t.snapshot_ts() for d in DETECTORS if (t := self._trackers.get((unit, d))) is not None),
+            default=-math.inf,
+        )
         body = {
             "schema": SCHEMA,
             "unit": unit,
@@ -391,3 +504,7 @@ def _strict_bool(x: Any) -> bool:
 
 def _finite_or_none(x: float) -> float | None:
     return x if math.isfinite(x) else None
+
+
+def _positive(x: float) -> bool:
+    return math.isfinite(x) and x > 0

@@ -49,23 +49,63 @@ class ModelRef(Strict):
     artifact: Path = Field(description="Artifact directory (manifest.json + weights.safetensors).")
 
 
+class AdaptiveThresholdConfig(Strict):
+    enabled: bool = Field(
+        default=True, description="Thresholds follow the normal score distribution online (SPOT with guards)."
+    )
+    target_far: float = Field(
+        default=1e-4, gt=0, lt=1, description="Share of normal windows the adapted threshold lets through."
+    )
+    max_drift_per_hour: float = Field(
+        default=0.25, ge=0, description="Most the threshold moves per hour, as a share of the calibrated one."
+    )
+    floor: float = Field(default=1.0, gt=0, le=1, description="Lowest threshold, as a multiple of the calibrated.")
+    ceiling: float = Field(default=3.0, ge=1, description="Highest threshold, as a multiple of the calibrated.")
+    guard_s: float = Field(
+        default=600.0, ge=0, description="No learning this long after an episode resolved (event time)."
+    )
+    max_peaks: int = Field(default=100, ge=2, description="Peaks over the base level kept for the tail fit.")
+    min_peaks: int = Field(default=30, ge=2, description="Peaks needed before the threshold moves.")
+
+    @model_validator(mode="after")
+    def _peaks(self) -> Self:
+        if self.min_peaks > self.max_peaks:
+            raise ValueError(f"min_peaks ({self.min_peaks}) must not exceed max_peaks ({self.max_peaks})")
+        return self
+
+
 class AlertsConfig(Strict):
     fire_hits: int = Field(
         default=3, ge=1, description="Fire when this many of the last `fire_window` windows are over."
     )
     fire_window: int = Field(default=5, ge=1, description="Number of recent windows the fire rule looks at.")
     resolve_hits: int = Field(
-        default=10, ge=1, description="Resolve after this many consecutive windows under the level."
+        default=10, ge=1, description="Resolve after this many consecutive windows under the resolve level."
     )
     resolve_ratio: float = Field(
-        default=0.8, gt=0, le=1, description="Resolve level as a fraction of the threshold (hysteresis)."
+        default=0.8,
+        gt=0,
+        le=1,
+        description="Resolve level as a fraction of the threshold, for artifacts without a calibrated one.",
     )
     min_duration_s: float = Field(
         default=30.0, ge=0, description="An episode stays firing at least this long (event time)."
     )
-    renotify_s: float = Field(default=600.0, gt=0, description="Re-publish a firing alert this often while it lasts.")
+    renotify_s: float = Field(
+        default=600.0, ge=0, description="Re-publish a firing alert this often while it lasts; 0 = never."
+    )
     critical_ratio: float = Field(
-        default=2.0, ge=1, description="Severity `critical` above this multiple of the threshold."
+        default=2.0,
+        ge=1,
+        description="Severity `critical` above this multiple of the threshold, for artifacts without a level.",
+    )
+    outside_envelope: Literal["alert", "warn", "suppress"] = Field(
+        default="warn",
+        description="Model alerts while the unit is outside the training envelope: as usual, warning at most, "
+        "or not at all.",
+    )
+    adaptive: AdaptiveThresholdConfig = Field(
+        default=AdaptiveThresholdConfig(), description="Online threshold adaptation."
     )
 
     @model_validator(mode="after")

@@ -13,6 +13,7 @@ from monitor.alerts import AlertPolicy
 from monitor.buffers import UnitSpec
 from monitor.config import PlantwatchConfig
 from monitor.scoring import UnitModels, required_window_rows
+from monitor.thresholds import AdaptPolicy
 
 if TYPE_CHECKING:
     from models.inference import LoadedModel
@@ -49,5 +50,16 @@ def specs_from_config(
             min_duration_s=a.min_duration_s,
             renotify_s=a.renotify_s,
             critical_ratio=a.critical_ratio,
+            outside_envelope=a.outside_envelope,
+            adapt=AdaptPolicy(
+                enabled=a.adaptive.enabled,
+                target_far=a.adaptive.target_far,
+                max_peaks=a.adaptive.max_peaks,
+                min_peaks=a.adaptive.min_peaks,
+                max_drift_per_hour=a.adaptive.max_drift_per_hour,
+                floor=a.adaptive.floor,
+                ceiling=a.adaptive.ceiling,
+                guard_s=a.adaptive.guard_s,
+            ),
         )
     return specs, policies, unit_models
