@@ -144,6 +144,8 @@ class AlertTracker:
             sensors=sensors,
             model=score.model,
             attention_steps=tuple(score.attention_steps),
+            reason=score.reason,
+            outside_envelope=tuple(score.outside_envelope),
         )
 
     def _update_idle(self, score: Score) -> AlertEvent | None:
