@@ -203,15 +203,17 @@ class SensorHealth:
                     bad[0, r, p.index[s]] = SILENT_BADNESS
 
         if rows >= 2:  # valid windows of units with the stuck rule
-            tails = np.stack([jobs[i].window[-rows:] for i in indices])  # [B, R, S]
-            std = tails.std(axis=1, dtype=np.float64)
-            constant = (tails.max(axis=1) == tails.min(axis=1)) & np.all(np.isfinite(tails), axis=1)
+            tails = np.stack([jobs[i].window[-rows:] for i in indices])  # [B, R, S], finite (valid windows)
             limit = np.stack([p.stuck_limit for p in params])  # [B, S]
             rule = np.stack([p.constant_rule for p in params])
-            with np.errstate(divide="ignore", invalid="ignore"):
-                ratio = np.where(std > 0, limit / std, np.where(limit > 0, np.inf, 0.0))
-            by_std = np.minimum(np.nan_to_num(ratio, nan=0.0, posinf=STUCK_BADNESS), STUCK_BADNESS)
-            bad[1] = np.where(rule, np.where(constant, STUCK_BADNESS, 0.0), by_std)
+            if (limit > 0).any():  # the envelope's rule: std under a share of training's smallest window std
+                std = tails.std(axis=1, dtype=np.float64)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    ratio = np.where(std > 0, limit / std, np.where(limit > 0, np.inf, 0.0))
+                bad[1] = np.minimum(np.nan_to_num(ratio, nan=0.0, posinf=STUCK_BADNESS), STUCK_BADNESS)
+            if rule.any():  # no envelope for the sensor: exactly constant
+                constant = tails.max(axis=1) == tails.min(axis=1)
+                bad[1] = np.where(rule, np.where(constant, STUCK_BADNESS, 0.0), bad[1])
 
         ranged = [r for r, p in enumerate(params) if p.spec.out_of_range]
         if ranged:
