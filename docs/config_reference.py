@@ -99,16 +99,19 @@ def _rows(model: type[BaseModel], prefix: str) -> list[str]:
         key = f"{prefix}{name}"
         nested = _model_of(annotation)
         is_list = get_origin(annotation) is list or any(get_origin(a) is list for a in get_args(annotation))
+        is_map = get_origin(annotation) is dict
         description = (field.description or "").replace("|", "\\|").replace("<", "&lt;")
         constraints = _constraints(field)
         if constraints:
             description += f" ({constraints})"
         type_name = "list of sections" if nested is not None and is_list else _type_name(annotation)
+        if nested is not None and is_map:
+            type_name = "map of name to section"
         if nested is not None and not is_list and "null" in type_name:
             type_name = "section \\| null"
         rows.append(f"| `{key}` | {type_name} | {_default(field)} | {description} |")
         if nested is not None:
-            rows.extend(_rows(nested, f"{key}[]." if is_list else f"{key}."))
+            rows.extend(_rows(nested, f"{key}[]." if is_list else f"{key}.<name>." if is_map else f"{key}."))
     return rows
 
 

@@ -15,7 +15,8 @@ name cannot hold ("Volume Flow RateRMS" -> "VolumeFlowRateRMS"). Other columns (
 
 Each CSV row becomes one Reading with ``received_at = ts`` (event time only: the results do not depend on the
 machine's speed). Windows are scored in batches of ``batch_size`` jobs, in row order, so every unit's scores reach
-its AlertTrackers in event-time order, exactly as in the live service.
+its AlertTrackers in event-time order, exactly as in the live service. The buffers' health-only records (rows
+skipped for a gap: a sensor gone silent) travel in the same batches to the sensor detector (monitor.sensor_health).
 
 Outputs in ``out_dir``: ``scores.csv`` (unit, ts, detector, model, score, threshold, top_sensor) and
 ``alerts.jsonl`` (one DESIGN.md alert payload per line).
@@ -216,7 +217,7 @@ def run_backtest(
 
         def process(jobs: list[WindowJob]) -> None:
             out = engine.run(jobs)
-            result.jobs += len(jobs)
+            result.jobs += sum(1 for j in jobs if j.valid)  # windows; health-only records are not counted
             result.scores += len(out.scores)
             result.non_finite += out.non_finite
             for s in out.scores:
@@ -235,14 +236,14 @@ def run_backtest(
             for rej in res.rejections:
                 result.rejected[rej.reason] += 1
             result.skipped.update(res.skipped)
-            if res.jobs:
-                pending.extend(res.jobs)
+            if res.records:  # the windows and the health-only records (sensor detector), in order
+                pending.extend(res.records)
                 if len(pending) >= batch_size:
                     process(pending)
                     pending = []
         res = buffers.flush()
         result.skipped.update(res.skipped)
-        pending.extend(res.jobs)
+        pending.extend(res.records)
         if pending:
             process(pending)
     result.wall_s = time.perf_counter() - start

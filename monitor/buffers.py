@@ -3,8 +3,10 @@
 API (pure, single-threaded; the buffer thread and the backtest own one instance each)::
 
     buffers = RingBuffers({"R1": UnitSpec(sensors=("a", "b"), period_s=1.0, window_rows=64)})
-    result = buffers.add(reading)      # -> AddResult(rejections, jobs, skipped)
+    result = buffers.add(reading)      # -> AddResult(rejections, jobs, skipped, records)
     result.jobs                        # WindowJobs that became due, oldest first, window [W, S] float32 (a copy)
+    result.records                     # what goes on to scoring, in event-time order: the jobs, and a health-only
+                                       # WindowJob (valid=False) per gap-skipped row (see "Silence" below)
     result.rejections                  # Rejected per refused value: late, duplicate, and (what ingest should
                                        # have caught) unknown_unit, unknown_sensor, non_finite, schema (bad ts)
     result.skipped                     # {"gap": n}: closed rows whose window held an invalid row, not emitted
@@ -25,6 +27,13 @@ in a row; beyond that the row is invalid. Rows that never received anything (a s
 under the same hold-over rule, once the watermark passes them. A closed row whose last ``window_rows`` rows are all
 valid yields a WindowJob; one whose window holds an invalid row is counted in ``skipped["gap"]`` (scoring
 fabricated data produces false alarms). Warm-up rows (fewer than ``window_rows`` closed so far) are neither.
+
+Silence. Each gap-skipped row also yields a health-only record in ``records`` (a WindowJob with ``valid=False``,
+``window`` its newest row only, ``silent`` the sensors past their hold-over): the sensor detector
+(monitor.sensor_health) alerts on it, the models never see it. A row whose sensors are all back but whose window
+still holds an invalid row is such a record with no silent sensor: the sensor is back, and the alert can resolve.
+A long silence closed in bulk yields its first row past the hold-over and ``silent_rows`` more one by one (enough
+for an alert's k of n to fire) and one record for the span's last row, not one per missed row.
 
 Memory per unit: the ring ``[capacity_rows, S]`` float32 plus row times and flags, preallocated, plus at most about
 ``max_lateness_s / period_s + 2`` open rows; it does not grow with traffic.
@@ -69,6 +78,9 @@ class UnitSpec:
     max_gap_periods: int = 3
     window_rows: int = 64
     capacity_rows: int | None = None
+    # Rows of a silence closed in bulk that yield a health record each after the first row past the hold-over
+    # (the alert policy's fire_window: enough for k of n to fire); then one more for the span's last row.
+    silent_rows: int = 5
 
     def __post_init__(self) -> None:
         if not self.sensors:
@@ -85,6 +97,8 @@ class UnitSpec:
             raise ValueError(f"window_rows must be >= 1, got {self.window_rows}")
         if self.capacity_rows is not None and self.capacity_rows < self.window_rows:
             raise ValueError(f"capacity_rows {self.capacity_rows} is smaller than window_rows {self.window_rows}")
+        if self.silent_rows < 0:
+            raise ValueError(f"silent_rows must be >= 0, got {self.silent_rows}")
 
     @property
     def capacity(self) -> int:
@@ -100,10 +114,13 @@ class AddResult:
     rejections: list[Rejected] = field(default_factory=list)
     jobs: list[WindowJob] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)
+    # Everything due for scoring, in event-time order per unit: every job above, and the health-only records.
+    records: list[WindowJob] = field(default_factory=list)
 
     def merge(self, other: AddResult) -> None:
         self.rejections.extend(other.rejections)
         self.jobs.extend(other.jobs)
+        self.records.extend(other.records)
         for reason, n in other.skipped.items():
             self.skipped[reason] = self.skipped.get(reason, 0) + n
 
@@ -238,9 +255,9 @@ class _Unit:
             self.close_empty_span(nxt, last - nxt + 1, out)
 
     def close_empty_span(self, first_k: int, n_rows: int, out: AddResult) -> None:
-        # Rows one by one while a hold-over may still apply, then the rest in bulk (a long silence must not
-        # cost a loop over every missed period).
-        one_by_one = min(n_rows, self.spec.max_gap_periods + 1)
+        # Rows one by one while a hold-over may still apply, and silent_rows more (each a health record), then the
+        # rest in bulk (a long silence must not cost a loop over every missed period).
+        one_by_one = min(n_rows, self.spec.max_gap_periods + 1 + self.spec.silent_rows)
         for j in range(one_by_one):
             self.close_row(first_k + j, None, out)
         rest = n_rows - one_by_one
@@ -265,6 +282,8 @@ class _Unit:
         counted = self.rows_closed - max(before, self.spec.window_rows - 1)
         if counted > 0:
             out.skipped[SKIP_GAP] = out.skipped.get(SKIP_GAP, 0) + counted
+            # One health record for the span's end: the sensor alert stays firing through the silence.
+            self.health_record(last_k, None, (self.head - 1) % self.cap, out)
 
     def close_row(self, k: int, row: _OpenRow | None, out: AddResult) -> None:
         slot = self.head
@@ -306,8 +325,20 @@ class _Unit:
             received_at = row.received_at if row is not None else self.last_received_at
             source_ts = row.newest_ts if row is not None else row_ts
             out.jobs.append(WindowJob(self.name, row_ts, self.window(w), received_at, source_ts))
+            out.records.append(out.jobs[-1])
         elif self.rows_closed >= w:
             out.skipped[SKIP_GAP] = out.skipped.get(SKIP_GAP, 0) + 1
+            self.health_record(k, row, slot, out)
+
+    def health_record(self, k: int, row: _OpenRow | None, slot: int, out: AddResult) -> None:
+        """The health-only record of gap-skipped row k (ring slot ``slot``): its newest row and silent sensors."""
+        row_ts = k * self.spec.period_s  # the row time of close_row's jobs
+        received_at = row.received_at if row is not None else self.last_received_at
+        source_ts = row.newest_ts if row is not None else row_ts
+        max_gap = self.spec.max_gap_periods
+        silent = tuple(s for s, a in zip(self.spec.sensors, self.age, strict=True) if a > max_gap)
+        window = self.values[slot : slot + 1].copy()
+        out.records.append(WindowJob(self.name, row_ts, window, received_at, source_ts, valid=False, silent=silent))
 
     def window(self, w: int) -> npt.NDArray[np.float32]:
         """A copy of the newest w closed rows, oldest first: [w, S] float32."""

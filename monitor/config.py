@@ -15,6 +15,7 @@ Every model rejects unknown keys, so a typo is an error, not an ignored setting.
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Any, Literal, Self
@@ -115,6 +116,64 @@ class AlertsConfig(Strict):
         return self
 
 
+class SensorLimits(Strict):
+    min: float = Field(description="Lowest physically possible value (raw units).")
+    max: float = Field(description="Highest physically possible value (raw units).")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if not (math.isfinite(self.min) and math.isfinite(self.max) and self.min < self.max):
+            raise ValueError(f"need finite min < max, got min {self.min}, max {self.max}")
+        return self
+
+
+class SensorHealthConfig(Strict):
+    enabled: bool = Field(
+        default=True, description="The `sensor` detector: alerts naming a silent, stuck or out-of-range sensor."
+    )
+    silent: bool = Field(default=True, description="Alert on a sensor without a value for over `max_gap_periods`.")
+    stuck: bool = Field(default=True, description="Alert on a flat-lined sensor.")
+    stuck_rows: int = Field(
+        default=0,
+        ge=0,
+        description="Rows the flat-line test looks at: the newest of the scored window (0: all of it, the unit's "
+        "longest model window; never more). 1 is refused.",
+    )
+    stuck_std_ratio: float = Field(
+        default=0.1,
+        gt=0,
+        description="Stuck when the standard deviation over those rows is under this share of the smallest window "
+        "standard deviation in training (the artifact's envelope); a sensor flat in training is never stuck.",
+    )
+    stuck_constant: bool = Field(
+        default=True,
+        description="Without an envelope for the sensor (older artifacts): stuck when exactly constant over those "
+        "rows; false: no stuck test then.",
+    )
+    out_of_range: bool = Field(
+        default=True, description="Alert on a value outside the unit's `limits` or far outside the training range."
+    )
+    envelope_range_k: float = Field(
+        default=1.0,
+        ge=0,
+        description="Out of range beyond the training [min, max] widened by this many spans (max - min) on each "
+        "side (with an envelope).",
+    )
+    envelope_margin: float | None = Field(
+        default=0.05,
+        ge=0,
+        description="Model scores and alerts list the sensors outside the training [min, max] widened by this share "
+        "of the span (not an alert); null: off. Independent of `enabled`.",
+    )
+
+    @field_validator("stuck_rows")
+    @classmethod
+    def _stuck_rows(cls, value: int) -> int:
+        if value == 1:
+            raise ValueError("stuck_rows must be 0 (the whole window) or at least 2")
+        return value
+
+
 class UnitConfig(Strict):
     name: str = Field(
         pattern=UNIT_NAME_PATTERN, description="Unit id: topic segment and metric label (letters, digits, _ -)."
@@ -135,7 +194,14 @@ class UnitConfig(Strict):
     forecaster: ModelRef | None = Field(
         default=None, description="Forecaster artifact (forecasts + residual detector)."
     )
-    alerts: AlertsConfig = Field(default=AlertsConfig(), description="Alert policy for both detectors.")
+    alerts: AlertsConfig = Field(default=AlertsConfig(), description="Alert policy for every detector.")
+    limits: dict[str, SensorLimits] = Field(
+        default_factory=dict,
+        description="Physical limits per sensor name (a value outside is `out_of_range`); optional.",
+    )
+    sensor_health: SensorHealthConfig = Field(
+        default=SensorHealthConfig(), description="The sensor detector's rules and the envelope check."
+    )
 
     @field_validator("sensors")
     @classmethod
@@ -146,6 +212,13 @@ class UnitConfig(Strict):
         if len(set(sensors)) != len(sensors):
             raise ValueError("sensor names must be unique")
         return sensors
+
+    @model_validator(mode="after")
+    def _limits_of_own_sensors(self) -> Self:
+        unknown = sorted(set(self.limits) - set(self.sensors))
+        if unknown:
+            raise ValueError(f"limits name sensors the unit does not have: {', '.join(unknown)}")
+        return self
 
 
 class TlsConfig(Strict):

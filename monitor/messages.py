@@ -75,6 +75,12 @@ class WindowJob:
     # Event time of the newest reading in the newest row: when its data left the source. It differs from end_ts
     # (the row's time) when a source samples off the row grid; a row that received nothing has end_ts.
     source_ts: float
+    # False: a health-only record, a closed row whose window holds a row past the hold-over (counted as a skipped
+    # "gap" window). The models never score it; only the sensor detector does, and ``window`` is then just the
+    # newest row [1, S] (NaN for the sensors past their hold-over).
+    valid: bool = True
+    # Sensors (config order) with no value for longer than the unit's hold-over at this row: they are silent.
+    silent: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

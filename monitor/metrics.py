@@ -12,13 +12,15 @@ API:
     table.score[i, DETECTOR_INDEX["forecast"]]        # the arrays themselves, for reading (tests, diagnostics)
 
 Per-unit series (received, buffer fill, score, threshold, sensor error, sensor value, forecast value, alerts
-active and fired) live in preallocated float64 arrays of one UnitTable, which the registry collects at scrape
-time (prometheus_client's custom-collector pattern): no Python object, lock or ``.set()`` per series. Names,
+active and fired, outside the training envelope) live in preallocated float64 arrays of one UnitTable, which the
+registry collects at scrape time (prometheus_client's custom-collector pattern): no Python object, lock or
+``.set()`` per series. Names,
 HELP, types, labels and values are what one prometheus_client child per series gave, ``_created`` included.
 
 Labels come only from the configuration (unit, sensor, model) or fixed enums (reason, detector, queue,
 stage), never from message content, so the series count is a function of the config: for U units of S
-sensors with forecast horizons H it is U * (S * (3 + len(H)) + 10), plus 3 ``_created`` samples per unit.
+sensors with forecast horizons H and D detectors (DETECTORS) it is U * (S * (D + 1 + len(H)) + 4 * D + 3), plus
+D + 1 ``_created`` samples per unit.
 Every label value exists from the start (value 0), so dashboards never see a missing series.
 """
 
@@ -131,6 +133,10 @@ class UnitTable:
         self.alerts_active = np.zeros((n_units, n_det))
         self.alerts_fired = np.zeros((n_units, n_det))
         self.forecast_value = np.zeros((n_units, width, n_steps))
+        # 1 while the unit's latest model score (any detector but "sensor") names a sensor outside the envelope.
+        self.outside_envelope = np.zeros(n_units)
+        self._outside = np.zeros((n_units, n_det))  # per detector, latest score; not exported
+        self._model_detectors = np.array([d != "sensor" for d in DETECTORS])
         # Per unit: its sensor names padded to the width with None (never a key: their error reads as NaN).
         self._columns = [s + (None,) * (width - len(s)) for s in self.sensors.values()]
         self._step_rows = np.array(self.steps, dtype=np.intp) - 1  # forecast rows of the exported steps
@@ -218,6 +224,14 @@ class UnitTable:
                 per_detector,
             ),
             _Family(
+                "plantwatch_outside_envelope",
+                "1 while the unit's latest model score has a sensor outside the model's training envelope.",
+                False,
+                self.outside_envelope,
+                ("unit",),
+                per_unit,
+            ),
+            _Family(
                 "plantwatch_buffer_fill_ratio",
                 "Share of the unit's ring buffer holding rows.",
                 False,
@@ -241,14 +255,15 @@ class UnitTable:
         self.sensor_value[i, : row.shape[0]] = row
 
     def set_scores(self, scores: Sequence[Score]) -> None:
-        """Score, threshold and per-sensor errors of one batch's Scores; the last Score of a (unit, detector) wins.
+        """Score, threshold, per-sensor errors and outside-envelope flag of one batch's Scores; the last Score of a
+        (unit, detector) wins.
 
         Sensors a Score does not name keep their value; names the unit does not have are ignored."""
         if not scores:
             return
         n_det, index, columns = len(DETECTORS), self.index, self._columns
         keys = np.array([index[s.unit] * n_det + DETECTOR_INDEX[s.detector] for s in scores], dtype=np.intp)
-        values = np.array([(s.score, s.threshold) for s in scores], dtype=np.float64)
+        values = np.array([(s.score, s.threshold, 1.0 if s.outside_envelope else 0.0) for s in scores], np.float64)
         errors = np.array(
             [[s.sensor_errors.get(c, math.nan) for c in columns[index[s.unit]]] for s in scores],  # type: ignore[arg-type]
             dtype=np.float64,
@@ -261,6 +276,9 @@ class UnitTable:
         self.threshold.reshape(-1)[keys] = values[:, 1]
         flat_errors = self.sensor_error.reshape(-1, self._width)
         flat_errors[keys] = np.where(np.isnan(errors), flat_errors[keys], errors)
+        self._outside.reshape(-1)[keys] = values[:, 2]
+        touched = np.unique(keys // n_det)
+        self.outside_envelope[touched] = self._outside[touched][:, self._model_detectors].max(axis=1)
 
     def set_forecasts(self, forecasts: Sequence[Forecast]) -> None:
         """Each Forecast's values ``[H, S]`` (sensors in config order) at the exported steps up to its H.

@@ -13,6 +13,7 @@ from monitor.alerts import AlertPolicy
 from monitor.buffers import UnitSpec
 from monitor.config import PlantwatchConfig
 from monitor.scoring import UnitModels, required_window_rows
+from monitor.sensor_health import HealthSpec
 from monitor.thresholds import AdaptPolicy
 
 if TYPE_CHECKING:
@@ -27,11 +28,26 @@ def specs_from_config(
     policies: dict[str, AlertPolicy] = {}
     unit_models: dict[str, UnitModels] = {}
     for u in cfg.units:
+        h = u.sensor_health
+        health = None
+        if h.enabled:
+            health = HealthSpec(
+                silent=h.silent,
+                stuck=h.stuck,
+                stuck_rows=h.stuck_rows,
+                stuck_std_ratio=h.stuck_std_ratio,
+                stuck_constant=h.stuck_constant,
+                out_of_range=h.out_of_range,
+                limits={s: (lim.min, lim.max) for s, lim in u.limits.items()},
+                envelope_range_k=h.envelope_range_k,
+            )
         um = UnitModels(
             sensors=tuple(u.sensors),
             period_s=u.period_s,
             detector=u.detector.name,
             forecaster=u.forecaster.name if u.forecaster is not None else None,
+            health=health,
+            envelope_margin=h.envelope_margin,
         )
         unit_models[u.name] = um
         specs[u.name] = UnitSpec(
@@ -40,6 +56,7 @@ def specs_from_config(
             max_lateness_s=u.max_lateness_s,
             max_gap_periods=u.max_gap_periods,
             window_rows=required_window_rows(um, models),
+            silent_rows=u.alerts.fire_window,  # a long silence yields enough records for k of n to fire
         )
         a = u.alerts
         policies[u.name] = AlertPolicy(

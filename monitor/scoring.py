@@ -25,9 +25,17 @@ scored (a gap, or windows the scheduler skipped), gives no forecast Score: there
 Forecast Scores carry ``attention_steps`` when the forecaster has attention: the rows it weighed most, as steps
 back from the scored row (1 = the row before it).
 
-Scores come back in job order (reconstruction before forecast for the same job), so each (unit, detector) stream
-is in event-time order for the AlertTracker. A non-finite score (a model output gone bad) is dropped and counted
-in ``ScoringOutput.non_finite``: never a NaN into the alert stage.
+Sensor health (detector "sensor", monitor.sensor_health): a unit whose UnitModels has a ``health`` spec gets one
+sensor Score per job: silent, stuck and out-of-range sensors. Health-only records (``WindowJob.valid`` False: a
+row the buffers skipped for a gap) reach only this detector: the models never see them.
+
+Training envelope: every reconstruction and forecast Score lists in ``outside_envelope`` the sensors whose newest
+value lies outside ``[min - m*span, max + m*span]`` of the scoring model's ``envelope`` (m = the unit's
+``envelope_margin``; None or a model without an envelope: none), one vectorised comparison per model batch.
+
+Scores come back in job order (reconstruction, then forecast, then sensor for the same job), so each (unit,
+detector) stream is in event-time order for the AlertTracker. A non-finite score (a model output gone bad) is
+dropped and counted in ``ScoringOutput.non_finite``: never a NaN into the alert stage.
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ import numpy as np
 import numpy.typing as npt
 
 from monitor.messages import Forecast, Score, WindowJob
+from monitor.sensor_health import HealthSpec, SensorHealth, envelope_bounds
 
 if TYPE_CHECKING:  # models imports torch; the import is for annotations only
     from models.inference import LoadedModel
@@ -56,6 +65,8 @@ class UnitModels:
     period_s: float = 1.0
     detector: str | None = None
     forecaster: str | None = None
+    health: HealthSpec | None = None  # the sensor detector's rules; None: no sensor Scores
+    envelope_margin: float | None = 0.05  # outside_envelope margin, share of the training span; None: off
 
 
 @dataclass(slots=True)
@@ -94,6 +105,12 @@ def _permutation(unit_sensors: Sequence[str], model: LoadedModel, model_name: st
     return np.array([index[s] for s in model.sensors], dtype=np.intp)
 
 
+def _envelope(model: LoadedModel) -> Mapping[str, Any] | None:
+    """The model's training envelope (``model.envelope``: {"sensors": {name: {"min", "max", ...}}}), or None."""
+    envelope = getattr(model, "envelope", None)
+    return envelope if isinstance(envelope, Mapping) else None
+
+
 class ScoringEngine:
     """Batched scoring of WindowJobs for every configured unit; see the module docstring."""
 
@@ -102,6 +119,11 @@ class ScoringEngine:
         self._models: dict[str, LoadedModel] = {}
         self._perm: dict[tuple[str, str], npt.NDArray[np.intp] | None] = {}
         self._pending: dict[str, _Pending] = {}
+        self._bounds: dict[tuple[str, str], tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]] = {}
+        self._health = SensorHealth(
+            {unit: (spec.sensors, spec.health) for unit, spec in self._units.items() if spec.health is not None}
+        )
+        self._health_model = {unit: spec.detector or spec.forecaster or "sensor" for unit, spec in self._units.items()}
         self.replace_models(models)
 
     @property
@@ -121,6 +143,19 @@ class ScoringEngine:
                 if model.role != role:
                     raise ValueError(f"unit {unit!r}: model {name!r} is a {model.role}, configured as the {role}")
                 perm[(unit, name)] = _permutation(spec.sensors, model, name)
+        bounds = {}
+        for unit, spec in self._units.items():
+            for name in (spec.detector, spec.forecaster):
+                envelope = _envelope(models[name]) if name is not None else None
+                if name is not None and envelope is not None and spec.envelope_margin is not None:
+                    bounds[(unit, name)] = envelope_bounds(envelope, models[name].sensors, spec.envelope_margin)
+        self._health.set_envelopes(
+            {
+                unit: _envelope(models[self._health_model[unit]]) if self._health_model[unit] in models else None
+                for unit in self._units
+            }
+        )
+        self._bounds = bounds
         old = self._models
         self._models = dict(models)
         self._perm = perm
@@ -148,22 +183,25 @@ class ScoringEngine:
             spec = self._units.get(job.unit)
             if spec is None:
                 raise ValueError(f"job for unknown unit {job.unit!r}")
+            if not job.valid:  # a health-only record: the sensor detector's, never the models'
+                continue
             for name in (spec.detector, spec.forecaster):
                 if name is not None:
                     by_model.setdefault(name, []).append(i)
         # Every forward first, state changes after: a run that raises (CUDA out of memory, say) leaves the
         # per-unit forecasts untouched, so the caller can retry the same jobs (in halves, or on the CPU).
-        results = {
-            name: self._models[name].infer(self._stack(jobs, idx, name, self._models[name]))
-            for name, idx in by_model.items()
-        }
+        stacks = {name: self._stack(jobs, idx, name, self._models[name]) for name, idx in by_model.items()}
+        results = {name: self._models[name].infer(stacks[name]) for name in by_model}
         for name, indices in by_model.items():
             model = self._models[name]
             result = results[name]
+            outside = self._outside(jobs, indices, name, model, stacks[name])
             if model.role == "detector":
-                out.non_finite += self._reconstruction(jobs, indices, name, model, result, keyed)
+                out.non_finite += self._reconstruction(jobs, indices, name, model, result, keyed, outside)
             else:
-                out.non_finite += self._forecast(jobs, indices, name, model, result, keyed, out.forecasts)
+                out.non_finite += self._forecast(jobs, indices, name, model, result, keyed, out.forecasts, outside)
+        for i, score in self._health.score(jobs, self._health_model):
+            keyed.append((i, 2, score))
         keyed.sort(key=lambda k: (k[0], k[1]))
         out.scores = [s for _, _, s in keyed]
         return out
@@ -185,6 +223,30 @@ class ScoringEngine:
             windows[b] = tail if perm is None else tail[:, perm]
         return windows
 
+    def _outside(
+        self,
+        jobs: Sequence[WindowJob],
+        indices: list[int],
+        name: str,
+        model: LoadedModel,
+        windows: npt.NDArray[np.float32],
+    ) -> list[tuple[str, ...]]:
+        """Per job of the batch: the model's sensors whose newest value lies outside its training envelope."""
+        none: list[tuple[str, ...]] = [()] * len(indices)
+        bounds = [self._bounds.get((jobs[i].unit, name)) for i in indices]
+        if all(b is None for b in bounds):
+            return none
+        nan = np.full(len(model.sensors), np.nan)
+        lo = np.stack([b[0] if b is not None else nan for b in bounds])  # [B, S] model order
+        hi = np.stack([b[1] if b is not None else nan for b in bounds])
+        newest = windows[:, -1, :].astype(np.float64)
+        with np.errstate(invalid="ignore"):
+            mask = (newest < lo) | (newest > hi)  # NaN bounds or values: False
+        sensors = model.sensors
+        for b in np.flatnonzero(mask.any(axis=1)).tolist():
+            none[b] = tuple(s for s, m in zip(sensors, mask[b].tolist(), strict=True) if m)
+        return none
+
     def _reconstruction(
         self,
         jobs: Sequence[WindowJob],
@@ -193,6 +255,7 @@ class ScoringEngine:
         model: LoadedModel,
         result: Any,
         keyed: list[tuple[int, int, Score]],
+        outside: list[tuple[str, ...]],
     ) -> int:
         scores = np.asarray(result.scores, dtype=np.float64)  # [B]
         errors = np.asarray(result.sensor_errors, dtype=np.float64)  # [B, S]
@@ -220,6 +283,7 @@ class ScoringEngine:
                         per_sensor,
                         job.received_at,
                         job.source_ts,
+                        outside_envelope=outside[b],
                     ),
                 )
             )
@@ -234,12 +298,13 @@ class ScoringEngine:
         result: Any,
         keyed: list[tuple[int, int, Score]],
         forecasts_out: list[Forecast],
+        outside: list[tuple[str, ...]],
     ) -> int:
         forecasts = np.asarray(result.forecasts, dtype=np.float32)  # [B, H, S] model order
         attention = None if result.attention is None else np.asarray(result.attention)  # [B, W]
         pairs_forecast: list[npt.NDArray[np.float32]] = []
         pairs_actual: list[npt.NDArray[np.float32]] = []
-        pairs_meta: list[tuple[int, _Pending]] = []
+        pairs_meta: list[tuple[int, int, _Pending]] = []
         for b, i in enumerate(indices):
             job = jobs[i]
             spec = self._units[job.unit]
@@ -249,7 +314,7 @@ class ScoringEngine:
             if pending is not None and abs(job.end_ts - pending.made_at - spec.period_s) < 0.5 * spec.period_s:
                 pairs_forecast.append(pending.values)
                 pairs_actual.append(actual)
-                pairs_meta.append((i, pending))
+                pairs_meta.append((b, i, pending))
             steps: tuple[int, ...] = ()
             if attention is not None:
                 w = attention.shape[1]
@@ -265,7 +330,7 @@ class ScoringEngine:
         threshold = float(model.threshold)
         sensors = model.sensors
         dropped = 0
-        for p, (i, pending) in enumerate(pairs_meta):
+        for p, (b, i, pending) in enumerate(pairs_meta):
             value = float(score[p])
             if not math.isfinite(value):
                 dropped += 1
@@ -287,6 +352,7 @@ class ScoringEngine:
                         job.received_at,
                         job.source_ts,
                         pending.attention_steps,
+                        outside_envelope=outside[b],
                     ),
                 )
             )

@@ -132,7 +132,7 @@ class BufferStage:
             self._log.warning(reason, "refused a reading of unit %s: %s: %s", reading.unit, reason, rejection.detail)
         for reason_name, count in result.skipped.items():
             self._metrics.windows_skipped.labels(reason_name).inc(count)
-        for job in result.jobs:
+        for job in result.records:  # the jobs and the health-only records, in event-time order
             self._jobs.put(job)
         if result.jobs:
             # The newest aligned row is the "actual" that dashboards draw against the forecasts (once per row).

@@ -211,3 +211,41 @@ def test_a_failed_run_changes_no_state_so_it_can_be_retried(artifacts: Artifacts
     assert [(s.unit, s.detector, s.ts) for s in retried] == [(s.unit, s.detector, s.ts) for s in expected]
     assert [s.detector for s in retried].count("forecast") == 4
     np.testing.assert_allclose([s.score for s in retried], [s.score for s in expected], rtol=1e-5)
+
+
+def test_health_only_records_reach_the_sensor_detector_and_never_the_models(artifacts: Artifacts) -> None:
+    from monitor.sensor_health import HealthSpec
+
+    models = load(artifacts)
+    det_calls: list[int] = []
+    fc_calls: list[int] = []
+    counting(models["det"], det_calls)
+    counting(models["fc"], fc_calls)
+    unit = UnitModels(SENSORS, 1.0, detector="det", forecaster="fc", health=HealthSpec())
+    engine = ScoringEngine({"A": unit}, models)
+    jobs = jobs_for("A", normal_data(100, np.random.default_rng(8)), 30, 3, 16)
+    silent_row = np.array([[350.0, np.nan, 2.0]], dtype=np.float32)
+    record = WindowJob("A", T0 + 33, silent_row, T0 + 33, T0 + 33, valid=False, silent=("flow",))
+    out = engine.run([*jobs, record])
+    assert det_calls == [3] and fc_calls == [3]
+    # Per job: reconstruction, forecast, sensor; the record gets only its sensor Score.
+    assert [(s.ts - T0, s.detector) for s in out.scores] == [
+        (30, "reconstruction"),
+        (30, "sensor"),
+        (31, "reconstruction"),
+        (31, "forecast"),
+        (31, "sensor"),
+        (32, "reconstruction"),
+        (32, "forecast"),
+        (32, "sensor"),
+        (33, "sensor"),
+    ]
+    healthy, silent = out.scores[1], out.scores[-1]
+    assert healthy.score == 0.0 and healthy.reason == "" and healthy.model == "det" and healthy.threshold == 1.0
+    assert silent.score > silent.threshold and silent.reason == "silent"
+    assert max(silent.sensor_errors, key=silent.sensor_errors.__getitem__) == "flow"
+    # The forecast state did not move over the record: the next valid row after it has no forecast to compare.
+    assert len(out.forecasts) == 3
+    # Without a health spec, records are dropped: nothing scores them.
+    plain = ScoringEngine({"A": UnitModels(SENSORS, 1.0, detector="det")}, load(artifacts))
+    assert plain.run([record]).scores == []

@@ -107,6 +107,59 @@ units:
     assert any(e.startswith("units.1.name: String should match pattern") for e in errors)
 
 
+def test_sensor_health_defaults_limits_and_their_validation(tmp_path: Path) -> None:
+    from monitor.params import specs_from_config
+
+    cfg = load_config(_write(tmp_path, MINIMAL))
+    health = cfg.units[0].sensor_health
+    assert health.enabled and health.silent and health.stuck and health.out_of_range and health.stuck_constant
+    assert (health.stuck_rows, health.stuck_std_ratio, health.envelope_range_k, health.envelope_margin) == (
+        0,
+        0.1,
+        1.0,
+        0.05,
+    )
+    assert cfg.units[0].limits == {}
+
+    text = MINIMAL.replace(
+        "    detector: {name: det, artifact: arts/det}\n",
+        "    detector: {name: det, artifact: arts/det}\n"
+        "    limits: {a: {min: -10, max: 90.5}}\n"
+        "    sensor_health: {stuck_rows: 30, stuck: false, envelope_margin: null}\n",
+    )
+    cfg = load_config(_write(tmp_path, text))
+
+    class Model:
+        window = 16
+
+    specs, _, units = specs_from_config(cfg, {"det": Model()})  # type: ignore[dict-item]
+    spec = units["R1"].health
+    assert spec is not None and spec.limits == {"a": (-10.0, 90.5)} and spec.stuck_rows == 30 and not spec.stuck
+    assert units["R1"].envelope_margin is None
+    assert specs["R1"].silent_rows == cfg.units[0].alerts.fire_window
+    off = load_config(_write(tmp_path, text.replace("stuck: false", "enabled: false")))
+    assert specs_from_config(off, {"det": Model()})[2]["R1"].health is None  # type: ignore[dict-item]
+
+    bad = MINIMAL.replace(
+        "    detector: {name: det, artifact: arts/det}\n",
+        "    detector: {name: det, artifact: arts/det}\n"
+        "    limits: {a: {min: 5, max: 5}, zz: {min: 0, max: 1}}\n"
+        "    sensor_health: {stuck_rows: 1, envelope_range_k: -1, typo: 1}\n",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(_write(tmp_path, bad))
+    errors = "\n".join(info.value.errors)
+    assert "units.0.limits.a: Value error, need finite min < max, got min 5.0, max 5.0" in errors
+    assert "units.0.sensor_health.stuck_rows: Value error, stuck_rows must be 0 (the whole window) or at least 2" in (
+        errors
+    )
+    assert "units.0.sensor_health.envelope_range_k: Input should be greater than or equal to 0" in errors
+    assert "units.0.sensor_health.typo: Extra inputs are not permitted" in errors
+    unknown = bad.replace("a: {min: 5, max: 5}, ", "").replace("stuck_rows: 1, envelope_range_k: -1, typo: 1", "")
+    with pytest.raises(ConfigError, match="limits name sensors the unit does not have: zz"):
+        load_config(_write(tmp_path, unknown))
+
+
 def test_duplicate_units_and_max_units(tmp_path: Path) -> None:
     unit = "  - {name: R1, sensors: [a], detector: {name: d, artifact: x}}\n"
     with pytest.raises(ConfigError) as info:

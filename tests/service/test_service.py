@@ -92,7 +92,7 @@ def test_fault_fires_then_resolves_and_normal_unit_stays_quiet(
     assert state["unit"] == "R1" and state["state"] in ("ok", "firing")
 
     scores = [m.json() for m in recorder.wait_for(f"{unique_prefix}/pw/scores/R2", count=400 - WINDOW + 1)]
-    assert set(scores[-1]["scores"]) == {"reconstruction", "forecast"}
+    assert set(scores[-1]["scores"]) == {"reconstruction", "forecast", "sensor"}
     forecasts = recorder.wait_for(f"{unique_prefix}/pw/forecast/R2", count=400 - WINDOW + 1)
     assert forecasts[-1].json()["sensors"] == list(SENSORS)
     assert sample(app, "plantwatch_alerts_fired_total", unit="R1", detector="reconstruction") == 1

@@ -260,3 +260,55 @@ def test_job_carries_the_newest_reading_event_time_of_an_off_grid_source() -> No
         assert job.end_ts == T0 + k
         assert job.source_ts == pytest.approx(T0 + k + 0.4)
         assert job.received_at == pytest.approx(T0 + k + 0.42)
+
+
+def test_gap_skipped_rows_yield_health_records_in_order_with_the_jobs() -> None:
+    buffers = RingBuffers({"U": spec(max_lateness_s=0.0, max_gap_periods=2)})
+    total = AddResult()
+    for k in range(12):
+        vals = row_values(k)
+        if 4 <= k <= 7:  # c silent for 4 rows: 2 held over, then 2 past the hold-over
+            del vals["c"]
+        total.merge(buffers.add(Reading("U", T0 + k, vals, received_at=T0 + k)))
+    total.merge(buffers.flush("U"))
+    # jobs and gap counting exactly as without health records.
+    assert [int(j.end_ts - T0) for j in total.jobs] == [3, 4, 5, 11]
+    assert total.skipped == {"gap": 5}
+    assert all(j.valid and j.silent == () for j in total.jobs)
+    # records: every job, and one health-only record per gap-skipped row, in event-time order.
+    assert [int(r.end_ts - T0) for r in total.records] == list(range(3, 12))
+    health = [r for r in total.records if not r.valid]
+    assert [int(r.end_ts - T0) for r in health] == [6, 7, 8, 9, 10]
+    assert [r.silent for r in health] == [("c",), ("c",), (), (), ()]
+    assert all(r.window.shape == (1, 3) for r in health)
+    np.testing.assert_array_equal(health[0].window[0], [6.0, 106.0, np.nan])  # c past its hold-over: NaN
+    np.testing.assert_array_equal(health[2].window[0], [8.0, 108.0, -8.0])  # c back
+    assert health[0].received_at == T0 + 6 and health[0].source_ts == T0 + 6
+    assert [r for r in total.records if r.valid] == total.jobs
+
+
+def test_long_silence_yields_a_bounded_number_of_health_records() -> None:
+    buffers = RingBuffers({"U": spec(max_lateness_s=0.0, max_gap_periods=2, window_rows=4, silent_rows=3)})
+    for k in range(5):
+        buffers.add(Reading("U", T0 + k, row_values(k), received_at=0.0))
+    res = buffers.add(Reading("U", T0 + 86_405, row_values(86_405), received_at=0.0))
+    assert [int(j.end_ts - T0) for j in res.jobs] == [5, 6]
+    assert res.skipped == {"gap": 86_405 - 7 + 1}
+    health = [r for r in res.records if not r.valid]
+    # Row 7 (the first past the hold-over) and silent_rows more one by one, the span's last row, the new row.
+    assert [int(r.end_ts - T0) for r in health] == [7, 8, 9, 10, 86_404, 86_405]
+    assert [r.silent for r in health] == [SENSORS] * 5 + [()]
+    assert np.isnan(health[4].window).all()
+
+
+def test_warm_up_rows_yield_no_health_record_and_silent_rows_are_validated() -> None:
+    buffers = RingBuffers({"U": spec(max_lateness_s=0.0, max_gap_periods=0, window_rows=4)})
+    res = AddResult()
+    for k in range(4):  # c never sends: every row is past the hold-over, but warm-up rows (0..2) are neither
+        res.merge(buffers.add(Reading("U", T0 + k, {"a": 1.0, "b": 2.0}, received_at=0.0)))
+    assert res.records == [] and res.skipped == {}
+    res = buffers.add(Reading("U", T0 + 4, {"a": 1.0, "b": 2.0}, received_at=0.0))
+    res.merge(buffers.add(Reading("U", T0 + 5, {"a": 1.0, "b": 2.0}, received_at=0.0)))
+    assert [(int(r.end_ts - T0), r.silent) for r in res.records] == [(3, ("c",)), (4, ("c",))]
+    with pytest.raises(ValueError, match="silent_rows"):
+        spec(silent_rows=-1)

@@ -40,6 +40,11 @@ FAMILIES = {
     "plantwatch_alerts_fired": ("counter", "Alert episodes fired.", ("unit", "detector")),
     "plantwatch_alerts_active": ("gauge", "1 while an alert is firing.", ("unit", "detector")),
     "plantwatch_buffer_fill_ratio": ("gauge", "Share of the unit's ring buffer holding rows.", ("unit",)),
+    "plantwatch_outside_envelope": (
+        "gauge",
+        "1 while the unit's latest model score has a sensor outside the model's training envelope.",
+        ("unit",),
+    ),
 }
 
 
@@ -47,8 +52,10 @@ def key(name: str, **labels: str) -> tuple[str, frozenset[tuple[str, str]]]:
     return name, frozenset(labels.items())
 
 
-def score(unit: str, detector: str, value: float, errors: dict[str, float], ts: float = 100.0) -> Score:
-    return Score(unit, detector, "m", ts, value, 2.0 * value, errors, ts, ts)  # type: ignore[arg-type]
+def score(
+    unit: str, detector: str, value: float, errors: dict[str, float], ts: float = 100.0, outside: tuple[str, ...] = ()
+) -> Score:
+    return Score(unit, detector, "m", ts, value, 2.0 * value, errors, ts, ts, outside_envelope=outside)  # type: ignore[arg-type]
 
 
 def per_unit_samples(registry: CollectorRegistry) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -68,6 +75,7 @@ def expected_zeros() -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     for unit, sensors in UNITS.items():
         out[key("plantwatch_readings_received_total", unit=unit)] = 0.0
         out[key("plantwatch_buffer_fill_ratio", unit=unit)] = 0.0
+        out[key("plantwatch_outside_envelope", unit=unit)] = 0.0
         for d in DETECTORS:
             for name in ("anomaly_score", "anomaly_threshold", "alerts_fired_total", "alerts_active"):
                 out[key(f"plantwatch_{name}", unit=unit, detector=d)] = 0.0
@@ -165,6 +173,29 @@ def test_exposition_equals_the_per_child_series() -> None:
     assert 'plantwatch_forecast_value{horizon="5",sensor="b",unit="R1"} 9.0\n' in text
     assert 'plantwatch_alerts_fired_total{detector="forecast",unit="R2"} 2.0' in generate_openmetrics(registry).decode()
     assert registry.get_sample_value("plantwatch_anomaly_score", {"unit": "R2", "detector": "forecast"}) == 1.5
+
+
+def test_outside_envelope_is_one_while_a_latest_model_score_names_a_sensor() -> None:
+    registry = CollectorRegistry()
+    table = Metrics(registry, units=UNITS, models={}).per_unit
+
+    def gauge(unit: str) -> float | None:
+        return registry.get_sample_value("plantwatch_outside_envelope", {"unit": unit})
+
+    table.set_scores(
+        [
+            score("R1", "reconstruction", 1.0, {}, outside=("a",)),
+            score("R2", "forecast", 1.0, {}, outside=("c",)),
+            score("R2", "forecast", 1.0, {}, ts=101.0),  # the later score of the series wins: inside again
+        ]
+    )
+    assert (gauge("R1"), gauge("R2")) == (1.0, 0.0)
+    table.set_scores([score("R1", "sensor", 0.0, {})])  # the sensor detector's score does not clear it
+    assert gauge("R1") == 1.0
+    table.set_scores([score("R1", "forecast", 1.0, {}, ts=102.0)])  # still the reconstruction score's
+    assert gauge("R1") == 1.0
+    table.set_scores([score("R1", "reconstruction", 1.0, {}, ts=103.0)])
+    assert gauge("R1") == 0.0
 
 
 def test_a_second_metric_of_a_table_name_is_refused() -> None:

@@ -1,0 +1,254 @@
+"""The sensor detector: per-unit sensor health (silent, stuck, out of range) as Scores of detector "sensor".
+
+API (pure, single-threaded; the ScoringEngine owns one and calls it from ``run``, so the live service and the
+backtest get the same Scores)::
+
+    health = SensorHealth({"R1": (("temp", "flow"), HealthSpec(limits={"temp": (0.0, 900.0)}))})
+    health.set_envelopes({"R1": model.envelope})     # the unit's detector's training envelope, or None
+    health.score(jobs, {"R1": "lstm_ae"})            # -> [(job index, Score)], one per job of a unit with health
+    envelope_bounds(envelope, sensors, k)            # (lo [S], hi [S]): [min - k*span, max + k*span], NaN: none
+
+Rules, each giving every sensor a badness (1.0 is the line: above it the sensor is unhealthy):
+
+- ``silent``: the job names it in ``WindowJob.silent`` (no value for longer than the unit's hold-over; the buffers
+  emit a health-only record for such rows, see monitor.buffers): badness ``SILENT_BADNESS``.
+- ``stuck``: over the newest ``stuck_rows`` rows of a valid window (0: every row it carries, the unit's longest
+  model window; never more than it carries), the sensor's standard deviation is below ``stuck_std_ratio *
+  min_window_std`` of the envelope (the smallest window std seen in training): badness ``limit / std``, capped at
+  ``STUCK_BADNESS``. A sensor whose training history was flat (``min_window_std == 0``) is never stuck. Without a
+  ``min_window_std`` for the sensor (no envelope: artifacts from before envelopes) the exact-constant rule applies
+  when ``stuck_constant``: the same value in every one of those rows is stuck (badness ``STUCK_BADNESS``).
+  Health-only records carry one row: no stuck test.
+- ``out_of_range``: the newest value lies outside the configured physical limits ``[min, max]``, or, with an
+  envelope, outside ``[min - k*span, max + k*span]`` of the training range (``k = envelope_range_k``, span =
+  max - min; a sensor with span 0 gets no envelope bound): badness ``1.5 + excess / (hi - lo)``, capped at
+  ``RANGE_CAP`` (critical once beyond half the interval's width).
+
+A sensor's badness is its largest; the Score's ``score`` is the worst sensor's, ``threshold`` 1.0, ``resolve_level``
+``RESOLVE_LEVEL``, ``critical_level`` ``CRITICAL_LEVEL``, ``sensor_errors`` every sensor's badness (the top
+sensor of an alert is the culprit) and ``reason`` the top sensor's rule ("silent" | "stuck" | "out_of_range"), or
+"" while the score is under ``RESOLVE_LEVEL`` (healthy). Vectorised with numpy per group of jobs with the same
+sensor count and rows.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from monitor.messages import Score, WindowJob
+
+F64 = npt.NDArray[np.float64]
+
+THRESHOLD = 1.0
+RESOLVE_LEVEL = 0.5
+CRITICAL_LEVEL = 2.0
+SILENT_BADNESS = 1.5
+STUCK_BADNESS = 1.5
+RANGE_BADNESS = 1.5
+RANGE_CAP = 3.0
+REASONS = ("silent", "stuck", "out_of_range")  # rule order of the badness stack
+
+
+@dataclass(frozen=True, slots=True)
+class HealthSpec:
+    """A unit's sensor-health rules (converted from ``units[].sensor_health`` and ``units[].limits``)."""
+
+    silent: bool = True
+    stuck: bool = True
+    stuck_rows: int = 0  # 0: every row the job carries
+    stuck_std_ratio: float = 0.1
+    stuck_constant: bool = True  # exact-constant rule where the envelope has no min_window_std
+    out_of_range: bool = True
+    limits: Mapping[str, tuple[float, float]] = field(default_factory=dict)  # sensor -> (min, max)
+    envelope_range_k: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.stuck_rows == 1 or self.stuck_rows < 0:
+            raise ValueError(f"stuck_rows must be 0 or >= 2, got {self.stuck_rows}")
+        if not self.stuck_std_ratio > 0:
+            raise ValueError(f"stuck_std_ratio must be > 0, got {self.stuck_std_ratio}")
+        if not self.envelope_range_k >= 0:
+            raise ValueError(f"envelope_range_k must be >= 0, got {self.envelope_range_k}")
+        for sensor, (lo, hi) in self.limits.items():
+            if not lo < hi:
+                raise ValueError(f"limits of {sensor!r}: need min < max, got {lo}, {hi}")
+
+
+def _stat(envelope: Mapping[str, Any] | None, sensor: str, key: str) -> float:
+    if not envelope:
+        return math.nan
+    entry = (envelope.get("sensors") or {}).get(sensor)
+    if not isinstance(entry, Mapping):
+        return math.nan
+    value = entry.get(key)
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
+
+
+def envelope_bounds(envelope: Mapping[str, Any] | None, sensors: Sequence[str], k: float) -> tuple[F64, F64]:
+    """Per sensor ``[min - k*span, max + k*span]`` of the training envelope; NaN where there is none (no envelope,
+    sensor missing, span not positive): a NaN bound never compares true."""
+    lo = np.full(len(sensors), math.nan)
+    hi = np.full(len(sensors), math.nan)
+    for j, s in enumerate(sensors):
+        low, high = _stat(envelope, s, "min"), _stat(envelope, s, "max")
+        span = high - low
+        if math.isfinite(span) and span > 0:
+            lo[j], hi[j] = low - k * span, high + k * span
+    return lo, hi
+
+
+@dataclass(frozen=True, slots=True)
+class _Params:
+    """One unit's rules as arrays in its sensor order."""
+
+    sensors: tuple[str, ...]
+    index: Mapping[str, int]
+    spec: HealthSpec
+    limit_lo: F64  # [S] configured limits, NaN: none
+    limit_hi: F64
+    far_lo: F64  # [S] envelope bounds widened by envelope_range_k, NaN: none
+    far_hi: F64
+    stuck_limit: F64  # [S] std under which the sensor is stuck; 0: never (flat in training); NaN: no envelope
+    constant_rule: npt.NDArray[np.bool_]  # [S] exact-constant rule applies
+
+
+def _params(sensors: tuple[str, ...], spec: HealthSpec, envelope: Mapping[str, Any] | None) -> _Params:
+    n = len(sensors)
+    limit_lo, limit_hi = np.full(n, math.nan), np.full(n, math.nan)
+    for j, s in enumerate(sensors):
+        if s in spec.limits:
+            limit_lo[j], limit_hi[j] = spec.limits[s]
+    far_lo, far_hi = envelope_bounds(envelope, sensors, spec.envelope_range_k)
+    min_std = np.array([_stat(envelope, s, "min_window_std") for s in sensors])
+    stuck_limit = spec.stuck_std_ratio * min_std  # 0 stays 0: never stuck; NaN stays NaN
+    constant_rule = np.isnan(min_std) & spec.stuck_constant
+    return _Params(
+        sensors,
+        {s: j for j, s in enumerate(sensors)},
+        spec,
+        limit_lo,
+        limit_hi,
+        far_lo,
+        far_hi,
+        stuck_limit,
+        constant_rule,
+    )
+
+
+def _range_badness(values: F64, lo: F64, hi: F64) -> F64:
+    """[B, S] badness of values outside [lo, hi] (NaN bounds or values: 0)."""
+    with np.errstate(invalid="ignore"):
+        excess = np.fmax(lo - values, values - hi)  # > 0 outside; NaN where a bound or the value is NaN
+        width = hi - lo
+        bad = np.where(excess > 0, np.minimum(RANGE_BADNESS + excess / width, RANGE_CAP), 0.0)
+    return np.nan_to_num(bad, nan=0.0)
+
+
+class SensorHealth:
+    """Sensor-detector Scores for the jobs of the units that have a HealthSpec; see the module docstring."""
+
+    def __init__(self, units: Mapping[str, tuple[tuple[str, ...], HealthSpec]]) -> None:
+        self._units = dict(units)
+        self._params: dict[str, _Params] = {}
+        self.set_envelopes({})
+
+    def set_envelopes(self, envelopes: Mapping[str, Mapping[str, Any] | None]) -> None:
+        """The training envelope of each unit's detector model (missing or None: no envelope)."""
+        self._params = {u: _params(sensors, spec, envelopes.get(u)) for u, (sensors, spec) in self._units.items()}
+
+    def __contains__(self, unit: str) -> bool:
+        return unit in self._params
+
+    def score(self, jobs: Sequence[WindowJob], model_of: Mapping[str, str]) -> list[tuple[int, Score]]:
+        """One Score per job of a unit with health, as (job index, Score), in job order; ``model_of[unit]`` is
+        the Score's model label."""
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, job in enumerate(jobs):
+            p = self._params.get(job.unit)
+            if p is None:
+                continue
+            rows = 1
+            if job.valid and p.spec.stuck:
+                carried = job.window.shape[0]
+                rows = min(p.spec.stuck_rows or carried, carried)
+            groups.setdefault((len(p.sensors), rows), []).append(i)
+        keyed: list[tuple[int, Score]] = []
+        for (n_sensors, rows), indices in groups.items():
+            keyed.extend(self._score_group(jobs, indices, n_sensors, rows, model_of))
+        keyed.sort(key=lambda k: k[0])
+        return keyed
+
+    def _score_group(
+        self,
+        jobs: Sequence[WindowJob],
+        indices: list[int],
+        n_sensors: int,
+        rows: int,
+        model_of: Mapping[str, str],
+    ) -> list[tuple[int, Score]]:
+        params = [self._params[jobs[i].unit] for i in indices]
+        b = len(indices)
+        newest = np.stack([jobs[i].window[-1] for i in indices]).astype(np.float64)  # [B, S]
+        bad = np.zeros((len(REASONS), b, n_sensors))  # [rule, B, S]
+
+        for r, (i, p) in enumerate(zip(indices, params, strict=True)):
+            if p.spec.silent and jobs[i].silent:
+                for s in jobs[i].silent:
+                    bad[0, r, p.index[s]] = SILENT_BADNESS
+
+        if rows >= 2:  # valid windows of units with the stuck rule
+            tails = np.stack([jobs[i].window[-rows:] for i in indices])  # [B, R, S], finite (valid windows)
+            limit = np.stack([p.stuck_limit for p in params])  # [B, S]
+            rule = np.stack([p.constant_rule for p in params])
+            if (limit > 0).any():  # the envelope's rule: std under a share of training's smallest window std
+                std = tails.std(axis=1, dtype=np.float64)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    ratio = np.where(std > 0, limit / std, np.where(limit > 0, np.inf, 0.0))
+                bad[1] = np.minimum(np.nan_to_num(ratio, nan=0.0, posinf=STUCK_BADNESS), STUCK_BADNESS)
+            if rule.any():  # no envelope for the sensor: exactly constant
+                constant = tails.max(axis=1) == tails.min(axis=1)
+                bad[1] = np.where(rule, np.where(constant, STUCK_BADNESS, 0.0), bad[1])
+
+        ranged = [r for r, p in enumerate(params) if p.spec.out_of_range]
+        if ranged:
+            sel = np.array(ranged, dtype=np.intp)
+            vals = newest[sel]
+            limits = _range_badness(
+                vals, np.stack([params[r].limit_lo for r in ranged]), np.stack([params[r].limit_hi for r in ranged])
+            )
+            far = _range_badness(
+                vals, np.stack([params[r].far_lo for r in ranged]), np.stack([params[r].far_hi for r in ranged])
+            )
+            bad[2, sel] = np.maximum(limits, far)
+
+        badness = bad.max(axis=0)  # [B, S]
+        top = badness.argmax(axis=1)  # [B]
+        worst = badness[np.arange(b), top]
+        rule_of_top = bad[:, np.arange(b), top].argmax(axis=0)  # [B]
+        out: list[tuple[int, Score]] = []
+        for r, i in enumerate(indices):
+            job, p = jobs[i], params[r]
+            value = float(worst[r])
+            reason = REASONS[int(rule_of_top[r])] if value >= RESOLVE_LEVEL else ""
+            score = Score(
+                job.unit,
+                "sensor",
+                model_of.get(job.unit, "sensor"),
+                job.end_ts,
+                value,
+                THRESHOLD,
+                dict(zip(p.sensors, badness[r].tolist(), strict=True)),
+                job.received_at,
+                job.source_ts,
+                resolve_level=RESOLVE_LEVEL,
+                critical_level=CRITICAL_LEVEL,
+                reason=reason,
+            )
+            out.append((i, score))
+        return out
