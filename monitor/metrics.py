@@ -129,6 +129,8 @@ class UnitTable:
         # Scheduler thread.
         self.score = np.zeros((n_units, n_det))
         self.threshold = np.zeros((n_units, n_det))
+        self.calibrated_threshold = np.zeros((n_units, n_det))
+        self.normalized = np.zeros((n_units, n_det))
         self.sensor_error = np.zeros((n_units, n_det, width))
         self.alerts_active = np.zeros((n_units, n_det))
         self.alerts_fired = np.zeros((n_units, n_det))
@@ -176,9 +178,25 @@ class UnitTable:
             ),
             _Family(
                 "plantwatch_anomaly_threshold",
-                "Calibrated threshold of the score.",
+                "Threshold in force: the calibrated one, adapted online to normal scores.",
                 False,
                 self.threshold,
+                ("unit", "detector"),
+                per_detector,
+            ),
+            _Family(
+                "plantwatch_anomaly_threshold_calibrated",
+                "Threshold the model was calibrated with at training.",
+                False,
+                self.calibrated_threshold,
+                ("unit", "detector"),
+                per_detector,
+            ),
+            _Family(
+                "plantwatch_anomaly_score_normalized",
+                "Latest score / threshold in force: above 1 is anomalous, for every detector alike.",
+                False,
+                self.normalized,
                 ("unit", "detector"),
                 per_detector,
             ),
@@ -254,9 +272,10 @@ class UnitTable:
         row = np.asarray(row)
         self.sensor_value[i, : row.shape[0]] = row
 
-    def set_scores(self, scores: Sequence[Score]) -> None:
-        """Score, threshold, per-sensor errors and outside-envelope flag of one batch's Scores; the last Score of a
-        (unit, detector) wins.
+    def set_scores(self, scores: Sequence[Score], in_force: Sequence[float] | None = None) -> None:
+        """Score, thresholds, per-sensor errors and outside-envelope flag of one batch's Scores; the last Score of a
+        (unit, detector) wins. ``in_force``: the threshold each Score was judged against (the alert stage's adapted
+        one); None: the Score's calibrated threshold.
 
         Sensors a Score does not name keep their value; names the unit does not have are ignored."""
         if not scores:
@@ -264,6 +283,7 @@ class UnitTable:
         n_det, index, columns = len(DETECTORS), self.index, self._columns
         keys = np.array([index[s.unit] * n_det + DETECTOR_INDEX[s.detector] for s in scores], dtype=np.intp)
         values = np.array([(s.score, s.threshold, 1.0 if s.outside_envelope else 0.0) for s in scores], np.float64)
+        force = values[:, 1] if in_force is None else np.asarray(in_force, dtype=np.float64)
         errors = np.array(
             [[s.sensor_errors.get(c, math.nan) for c in columns[index[s.unit]]] for s in scores],  # type: ignore[arg-type]
             dtype=np.float64,
@@ -271,9 +291,12 @@ class UnitTable:
         # Repeated keys: numpy does not promise which of several writes to one element wins, so keep the last.
         _, first_from_end = np.unique(keys[::-1], return_index=True)
         last = len(keys) - 1 - first_from_end
-        keys, values, errors = keys[last], values[last], errors[last]
+        keys, values, errors, force = keys[last], values[last], errors[last], force[last]
         self.score.reshape(-1)[keys] = values[:, 0]
-        self.threshold.reshape(-1)[keys] = values[:, 1]
+        self.threshold.reshape(-1)[keys] = force
+        self.calibrated_threshold.reshape(-1)[keys] = values[:, 1]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            self.normalized.reshape(-1)[keys] = np.where(force > 0, values[:, 0] / force, math.nan)
         flat_errors = self.sensor_error.reshape(-1, self._width)
         flat_errors[keys] = np.where(np.isnan(errors), flat_errors[keys], errors)
         self._outside.reshape(-1)[keys] = values[:, 2]

@@ -76,8 +76,8 @@ class OutputStage:
 
     def handle(self, out: ScoringOutput) -> None:
         now = time.time()
-        self._table.set_scores(out.scores)
         scored = dict.fromkeys(DETECTORS, 0)
+        in_force: list[float] = []
         rows: dict[tuple[str, float], dict[str, Any]] = {}
         for score in out.scores:
             scored[score.detector] += 1
@@ -86,14 +86,16 @@ class OutputStage:
                 # period early or late) would otherwise shift every sample by that offset.
                 self._metrics.publish_to_score.observe(max(0.0, now - score.source_ts))
                 self._metrics.receive_to_score.observe(max(0.0, now - score.received_at))
-            self._alert(score)
+            in_force.append(self._alert(score))
             if self._publish_scores:
                 rows.setdefault((score.unit, score.ts), {})[score.detector] = {
                     "score": score.score,
-                    "threshold": score.threshold,
+                    "threshold": in_force[-1],
+                    "calibrated_threshold": score.threshold,
                     "model": score.model,
                     "sensors": dict(score.sensor_errors),
                 }
+        self._table.set_scores(out.scores, in_force)
         for detector, count in scored.items():
             if count:
                 self._scored[detector].inc(count)
@@ -107,11 +109,15 @@ class OutputStage:
             for forecast in out.forecasts:
                 self._publish_forecast(forecast)
 
-    def _alert(self, score: Score) -> None:
-        was_firing = self._board.tracker(score.unit, score.detector).firing is not None
+    def _alert(self, score: Score) -> float:
+        """Feed the score to its tracker, publish what that changed; returns the threshold it was judged against."""
+        tracker = self._board.tracker(score.unit, score.detector)
+        was_firing = tracker.firing is not None
         event = self._board.update(score)
         if event is None:
-            return
+            if self._board.persist_due(score.unit, score.ts):  # keep what the thresholds learned across restarts
+                self._publish_state(score.unit)
+            return tracker.threshold_in_force
         i = self._table.index[event.unit]
         if event.state == "firing":
             self._table.set_alert_active(i, event.detector, True)
@@ -131,7 +137,11 @@ class OutputStage:
             log.info("alert %s resolved: unit %s", event.alert_id, event.unit)
         self._publish(f"{self._prefix}/alerts/{event.unit}", event_to_json(event), 1, False)
         self._fired[event.state].inc()
-        self._publish(f"{self._prefix}/alerts/{event.unit}/state", self._board.state_payload(event.unit), 1, True)
+        self._publish_state(event.unit)
+        return tracker.threshold_in_force
+
+    def _publish_state(self, unit: str) -> None:
+        self._publish(f"{self._prefix}/alerts/{unit}/state", self._board.state_payload(unit), 1, True)
 
     def _publish_forecast(self, forecast: Forecast) -> None:
         sensors = self._sensors.get(forecast.unit)

@@ -21,7 +21,21 @@ HORIZONS = (5, 1, 5)  # unsorted, repeated: exported as steps 1 and 5
 FAMILIES = {
     "plantwatch_readings_received": ("counter", "Valid readings messages accepted by ingest.", ("unit",)),
     "plantwatch_anomaly_score": ("gauge", "Latest anomaly score.", ("unit", "detector")),
-    "plantwatch_anomaly_threshold": ("gauge", "Calibrated threshold of the score.", ("unit", "detector")),
+    "plantwatch_anomaly_threshold": (
+        "gauge",
+        "Threshold in force: the calibrated one, adapted online to normal scores.",
+        ("unit", "detector"),
+    ),
+    "plantwatch_anomaly_threshold_calibrated": (
+        "gauge",
+        "Threshold the model was calibrated with at training.",
+        ("unit", "detector"),
+    ),
+    "plantwatch_anomaly_score_normalized": (
+        "gauge",
+        "Latest score / threshold in force: above 1 is anomalous, for every detector alike.",
+        ("unit", "detector"),
+    ),
     "plantwatch_sensor_error": (
         "gauge",
         "Latest per-sensor contribution to the anomaly score.",
@@ -77,7 +91,14 @@ def expected_zeros() -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
         out[key("plantwatch_buffer_fill_ratio", unit=unit)] = 0.0
         out[key("plantwatch_outside_envelope", unit=unit)] = 0.0
         for d in DETECTORS:
-            for name in ("anomaly_score", "anomaly_threshold", "alerts_fired_total", "alerts_active"):
+            for name in (
+                "anomaly_score",
+                "anomaly_threshold",
+                "anomaly_threshold_calibrated",
+                "anomaly_score_normalized",
+                "alerts_fired_total",
+                "alerts_active",
+            ):
                 out[key(f"plantwatch_{name}", unit=unit, detector=d)] = 0.0
             for s in sensors:
                 out[key("plantwatch_sensor_error", unit=unit, detector=d, sensor=s)] = 0.0
@@ -150,6 +171,17 @@ def test_exposition_equals_the_per_child_series() -> None:
         key("plantwatch_anomaly_score", unit="R2", detector="reconstruction"): 3.0,
         key("plantwatch_anomaly_threshold", unit="R2", detector="reconstruction"): 6.0,
         key("plantwatch_sensor_error", unit="R2", detector="reconstruction", sensor="c"): 3.0,
+    }
+    # No adapted thresholds given: the threshold in force is the calibrated one, the normalized score half of it.
+    for unit, detector, threshold in (
+        ("R1", "reconstruction", 1.0),
+        ("R1", "forecast", 0.25),
+        ("R2", "forecast", 3.0),
+        ("R2", "reconstruction", 6.0),
+    ):
+        expected[key("plantwatch_anomaly_threshold_calibrated", unit=unit, detector=detector)] = threshold
+        expected[key("plantwatch_anomaly_score_normalized", unit=unit, detector=detector)] = 0.5
+    expected |= {
         key("plantwatch_forecast_value", unit="R1", sensor="a", horizon="1"): 0.0,
         key("plantwatch_forecast_value", unit="R1", sensor="b", horizon="1"): 1.0,
         key("plantwatch_forecast_value", unit="R1", sensor="a", horizon="5"): 8.0,
