@@ -6,6 +6,8 @@ against the history rather than against a model's score, e.g. a sensor-health ch
     {"sensors": {name: {"min", "max", "mean", "std", "p001", "p999", "min_window_std"}},
      "window": W, "first_ts", "last_ts", "span_s", "period_s", "rows", "warnings": [...]}
 
+``span_s``: last_ts - first_ts + period_s (rows x period_s without timestamps).
+
 ``min_window_std``: the 0.1 % quantile of the sensor's standard deviation over all windows of ``window``
 rows (windows with a missing value of that sensor are left out): how little a healthy sensor varies
 within a window. A stuck sensor's window std is 0; one below this level varies less than the history
@@ -80,13 +82,14 @@ def compute_envelope(
     """The envelope of raw ``data`` [T, S] (NaN = missing), windows of ``window`` rows; see the module docstring."""
     raw = np.asarray(data, dtype=np.float64)
     rows = int(raw.shape[0])
+    # The time the rows cover, each row standing for one period: 86,400 rows at 1 s are 24 h.
     first_ts = last_ts = None
-    span_s = max(rows - 1, 0) * float(period_s)
+    span_s = rows * float(period_s)
     if timestamps is not None:
         ts = np.asarray(timestamps, dtype=np.float64)
         if ts.size and np.isfinite(ts[[0, -1]]).all():
             first_ts, last_ts = float(ts[0]), float(ts[-1])
-            span_s = last_ts - first_ts
+            span_s = last_ts - first_ts + float(period_s)
     envelope: dict[str, Any] = {
         "sensors": {name: sensor_envelope(raw[:, i], window) for i, name in enumerate(sensors)},
         "window": int(window),

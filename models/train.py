@@ -110,6 +110,8 @@ class TrainConfig:
     train_step: int = 1  # stride between training windows
     # POT at 1e-4 per window by default: at 1 Hz a 1% quantile crosses ~860 times a day, and crossings of
     # overlapping windows cluster, so k-of-n debouncing cannot save it (measured in benchmarks/QUALITY.md).
+    # What the data supports (models/calibration.py): on a simulated reactor at 1 Hz, window 30, 24 h of history
+    # do not support 1e-4 (8-11 declustered excesses: no tail fit; about 44-60 h estimated), 48 h do (33, MLE).
     calibration: str = "pot"  # or "quantile"
     target_far: float = 1e-4  # target false-alarm rate per scored window / row
     progress: bool = True
