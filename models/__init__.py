@@ -11,6 +11,9 @@ Usage::
     m = load_artifact(path, device="cpu", expected_sensors=sensors)   # ArtifactError (a ValueError) if refused
     r = m.infer(windows)            # windows [B, W, S] float32 raw units, rows oldest -> newest
     alarms = r.scores > m.threshold # detectors ("lstm_ae", "bilstm"): r.scores [B], r.sensor_errors [B, S]
+    m.calibration["supported"]      # the threshold record: method used, n_effective, holdout FAR, warnings
+    m.resolve_level, m.critical_level   # levels for resolving an episode / a critical alert
+    m.envelope["sensors"]["s0"]["min_window_std"]   # the training data's envelope (None for old artifacts)
 
     f = load_artifact("artifacts/r101-lstm")   # forecasters ("rnn", "lstm", "gru", "seq2seq", "attention_lstm")
     r = f.infer(windows)            # r.forecasts [B, H, S] raw units, steps 1..H after each window
@@ -22,6 +25,7 @@ Usage::
 Command line: ``plantwatch train --data FILE.csv --model KIND --out DIR`` (models/train_cli.py).
 
 Modules: networks (nn.Modules and the kind registry), preprocessing (scalers, missing values,
-splits, windows), train, calibration (quantile and peaks-over-threshold), inference
-(LoadedModel), artifacts (manifest.json + weights.safetensors), device.
+interleaved splits, windows), train, calibration (quantile and peaks-over-threshold, what the data
+supports), envelope (the training data's per-sensor envelope), inference (LoadedModel), artifacts
+(manifest.json + weights.safetensors), device.
 """

@@ -200,11 +200,58 @@ def _validate_manifest(manifest: dict[str, Any], directory: Path) -> None:
         raise ArtifactError("threshold.value must be a finite number", "invalid_manifest", directory)
     if not isinstance(threshold.get("method"), str):
         raise ArtifactError("threshold.method must be a string", "invalid_manifest", directory)
+    _validate_calibration(threshold, float(value), directory)
+    if "envelope" in manifest:
+        _validate_envelope(manifest["envelope"], sensors, directory)
     score = manifest.get("score", {})
     steps = score.get("steps", window) if isinstance(score, dict) else None
     if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= window:
         raise ArtifactError("score.steps must be an integer in [1, window]", "invalid_manifest", directory)
     _field(manifest, "weights", dict, directory)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _invalid(message: str, directory: Path) -> ArtifactError:
+    return ArtifactError(message, "invalid_manifest", directory)
+
+
+def _validate_calibration(threshold: dict[str, Any], value: float, directory: Path) -> None:
+    """The calibration fields added with the honest calibration: optional (older artifacts lack them),
+    and checked loosely when present: finite numbers, null only where a level may be absent, and the
+    levels in order (resolve <= value <= critical)."""
+    for key in ("n_effective", "decorrelation_windows", "resolve_value", "resolve_quantile", "critical_value"):
+        if threshold.get(key) is not None and not _is_number(threshold[key]):
+            raise _invalid(f"threshold.{key} must be a finite number", directory)
+    if threshold.get("resolve_value") is not None and threshold["resolve_value"] > value:
+        raise _invalid("threshold.resolve_value is above threshold.value", directory)
+    if threshold.get("critical_value") is not None and threshold["critical_value"] < value:
+        raise _invalid("threshold.critical_value is below threshold.value", directory)
+    if "supported" in threshold and not isinstance(threshold["supported"], bool):
+        raise _invalid("threshold.supported must be true or false", directory)
+    needed = threshold.get("needed_rows")
+    if needed is not None and (isinstance(needed, bool) or not isinstance(needed, int) or needed < 0):
+        raise _invalid("threshold.needed_rows must be a non-negative integer or null", directory)
+    notes = threshold.get("warnings", [])
+    if not isinstance(notes, list) or not all(isinstance(n, str) for n in notes):
+        raise _invalid("threshold.warnings must be a list of strings", directory)
+    holdout = threshold.get("holdout")
+    if holdout is not None and not isinstance(holdout, dict):
+        raise _invalid("threshold.holdout must be an object or null", directory)
+    if isinstance(holdout, dict) and holdout.get("far") is not None and not _is_number(holdout["far"]):
+        raise _invalid("threshold.holdout.far must be a finite number or null", directory)
+
+
+def _validate_envelope(envelope: Any, sensors: list[str], directory: Path) -> None:
+    """``envelope``: per-sensor statistics of the model's sensors, each a finite number or null."""
+    per_sensor = envelope.get("sensors") if isinstance(envelope, dict) else None
+    if not isinstance(per_sensor, dict) or not set(per_sensor) <= set(sensors):
+        raise _invalid("envelope.sensors must map the model's sensors to their statistics", directory)
+    for name, stats in per_sensor.items():
+        if not isinstance(stats, dict) or not all(v is None or _is_number(v) for v in stats.values()):
+            raise _invalid(f"envelope.sensors.{name}: statistics must be finite numbers or null", directory)
 
 
 def _read_weights(manifest: dict[str, Any], directory: Path) -> dict[str, torch.Tensor]:

@@ -38,7 +38,8 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.decomposition import PCA
 
-from models.calibration import calibrate
+from models.calibration import calibrate, critical_level, resolve_level
+from models.envelope import compute_envelope
 from models.inference import InferenceResult
 from models.preprocessing import fill_windows
 
@@ -115,13 +116,17 @@ class PcaDetector:
         holdout: float = 0.0,
         adapt_rows: int = 0,
         period_s: float = 1.0,
+        envelope_window: int = 30,
     ) -> PcaDetector:
         """Fit on normal rows ``data`` [T, S] (NaN rows dropped); components keep ``variance`` of the variance.
 
         T² and Q limits: the ``limit_quantile`` of the fitting rows' statistics. The window-score threshold:
         ``calibrate(window scores, calibration, target_far)`` on the newest ``holdout`` share of the rows when it
         is > 0 (those rows then do not fit the PCA: the threshold sees how far normal data wanders after the
-        fit, e.g. a slow drift), else on the fitting rows themselves.
+        fit, e.g. a slow drift), else on the fitting rows themselves. The record has the trained artifacts'
+        shape (models.calibration.calibrate: n_effective, supported, resolve / critical values, ...) with
+        ``holdout`` None, and ``manifest["envelope"]`` describes ``data`` (windows of ``max(window,
+        envelope_window)`` rows).
         """
         raw = np.asarray(data, dtype=np.float64)
         sensors = tuple(sensors)
@@ -156,14 +161,20 @@ class PcaDetector:
         windows = np.lib.stride_tricks.sliding_window_view(calib_rows, window, axis=0).transpose(0, 2, 1)  # [N, W, S]
         scores = detector.infer(windows).scores
         assert scores is not None
-        record = calibrate(scores, calibration, target_far)
+        record = calibrate(scores, calibration, target_far, window=window)
         record["limits"] = {"t2": detector.t2_limit, "q": detector.q_limit, "quantile": limit_quantile}
-        record["holdout"] = holdout
+        # Indices into the complete rows (NaN rows dropped). No separate held-out check here: ``holdout``
+        # names the share the threshold is calibrated on, recorded as calibration_share.
+        record["calibration_rows"] = [[n_fit, complete.shape[0]] if holdout > 0 else [0, complete.shape[0]]]
+        record["calibration_share"] = holdout
+        record["holdout"] = None
         detector.adapt_rows = int(adapt_rows)  # calibrated above without adaptation: on the rows it was fit on
         detector.manifest["score"]["adapt_rows"] = int(adapt_rows)
         detector.threshold = float(record["value"])
         detector.threshold_method = str(record["method"])
         detector.manifest["threshold"] = record
+        # Windows of at least 30 rows for the envelope's within-window std: one row has no spread at all.
+        detector.manifest["envelope"] = compute_envelope(raw, sensors, max(window, envelope_window), period_s)
         return detector
 
     def _statistics(self, rows: F64, center: F64 | None = None) -> tuple[F64, F64, F64]:
@@ -221,6 +232,25 @@ class PcaDetector:
             if s[0] < self.threshold and not missing[b].any():
                 self._center = self._center + (tail[b, -1] - self._center) / self.adapt_rows
         return scores, shares
+
+    @property
+    def calibration(self) -> dict[str, Any]:
+        """The threshold record, the same shape as a trained artifact's (``holdout`` is None: no held-out check)."""
+        record: dict[str, Any] = self.manifest["threshold"]
+        return record
+
+    @property
+    def resolve_level(self) -> float:
+        return resolve_level(self.calibration)
+
+    @property
+    def critical_level(self) -> float:
+        return critical_level(self.calibration)
+
+    @property
+    def envelope(self) -> dict[str, Any] | None:
+        envelope = self.manifest.get("envelope")
+        return envelope if isinstance(envelope, dict) else None
 
     def reset(self) -> None:
         """Forget the adapted center (back to the fitted mean)."""

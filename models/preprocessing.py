@@ -1,4 +1,4 @@
-"""Scaling, missing values, chronological splits and vectorized windowing.
+"""Scaling, missing values, interleaved splits and vectorized windowing.
 
 Everything here is numpy only (no torch), so it can be tested and reused without a model.
 
@@ -211,34 +211,104 @@ def reconstruction_windows(
     return np.ascontiguousarray(windows[keep][::step], dtype=np.float32)
 
 
+SPLIT_PARTS: tuple[str, ...] = ("train", "validation", "calibration", "holdout")
+
+
 @dataclass(frozen=True)
 class Split:
-    """Row ranges of a chronological split: train, then validation, then calibration (no shuffling)."""
+    """Row ranges of each part of a split, as tuples of slices in time order (each slice windowed on its own).
 
-    train: slice
-    validation: slice
-    calibration: slice
-
-    def as_dict(self) -> dict[str, list[int]]:
-        return {
-            name: [int(s.start), int(s.stop)]
-            for name, s in (("train", self.train), ("validation", self.validation), ("calibration", self.calibration))
-        }
-
-
-def chronological_split(n_rows: int, val_fraction: float = 0.2, calib_fraction: float = 0.2) -> Split:
-    """Split ``n_rows`` in time order: the oldest rows train, then validation, the newest calibrate.
-
-    Calibration comes last so thresholds are set on the data closest to deployment, and no
-    window is shared between parts (each part is windowed on its own).
+    ``holdout`` is one slice at the end (or none); the other parts are interleaved blocks (``interleaved_split``).
     """
-    if not (0.0 < val_fraction < 1.0 and 0.0 < calib_fraction < 1.0 and val_fraction + calib_fraction < 1.0):
-        raise ValueError("val_fraction and calib_fraction must be in (0, 1) and sum to less than 1")
-    n_val = round(n_rows * val_fraction)
-    n_cal = round(n_rows * calib_fraction)
-    n_train = n_rows - n_val - n_cal
+
+    train: tuple[slice, ...]
+    validation: tuple[slice, ...]
+    calibration: tuple[slice, ...]
+    holdout: tuple[slice, ...] = ()
+    blocks: int = 1
+
+    def parts(self) -> dict[str, tuple[slice, ...]]:
+        return {name: getattr(self, name) for name in SPLIT_PARTS}
+
+    def rows(self, part: str) -> int:
+        return sum(s.stop - s.start for s in getattr(self, part))
+
+    def as_dict(self) -> dict[str, Any]:
+        """For the manifest: ``{"scheme", "blocks", "train": [[start, stop], ...], ..., "holdout": [...]}``."""
+        scheme = "interleaved" if len(self.train) > 1 else "chronological"
+        record: dict[str, Any] = {"scheme": scheme, "blocks": self.blocks}
+        for name, slices in self.parts().items():
+            record[name] = [[int(s.start), int(s.stop)] for s in slices]
+        return record
+
+
+def _pieces(rows: int, count: int) -> list[int]:
+    """Lengths of ``count`` near-equal pieces of ``rows`` rows."""
+    return [int(v) for v in np.diff(np.linspace(0, rows, count + 1).round().astype(int))]
+
+
+def interleaved_split(
+    n_rows: int,
+    val_fraction: float = 0.2,
+    calib_fraction: float = 0.2,
+    holdout_fraction: float = 0.1,
+    *,
+    min_block: int = 1,
+    max_blocks: int = 20,
+) -> Split:
+    """Split ``n_rows`` rows: the newest ``holdout_fraction`` is the holdout; the rest is cut into contiguous
+    blocks in the pattern T V C T V C ... T (k validation and k calibration blocks, k + 1 training blocks).
+
+    Why blocks, not one chronological cut: with a cut, calibration saw only the newest hours and training
+    never saw them (24 h of history: trained on 0-14 h, the evening's ambient never learned), so the
+    threshold was set on data unlike the training and a part of the daily cycle was missing from the
+    model. Interleaved blocks let every part span the range (24 h, k = 6: a 48 min validation and
+    calibration block every 3.6 h). No window spans two blocks (each is windowed on its own).
+
+    The fractions are of all rows (train gets what the others leave), kept exactly whatever k is. A block
+    loses ``min_block - 1`` window starts at its end (``min_block``: the span of one window), so k is the
+    largest that keeps every block at least ``4 * min_block`` rows, at most ``(max_blocks - 1) // 3``.
+    Data too short for k = 1 get one chronological cut, T V C (then the parts do not span the range:
+    ``data_warnings`` says the history is short); a holdout shorter than ``min_block`` is none (its rows
+    join the last training block). A block shorter than ``min_block`` is refused (ValueError).
+    """
+    if not (
+        0.0 < val_fraction < 1.0
+        and 0.0 < calib_fraction < 1.0
+        and 0.0 <= holdout_fraction < 1.0
+        and val_fraction + calib_fraction + holdout_fraction < 1.0
+    ):
+        raise ValueError(
+            "val_fraction and calib_fraction must be in (0, 1), holdout_fraction in [0, 1), and together less than 1"
+        )
+    n_hold = round(n_rows * holdout_fraction)
+    if n_hold < min_block:  # a holdout without one window checks nothing: its rows stay in the history
+        n_hold = 0
+    n_val, n_cal = round(n_rows * val_fraction), round(n_rows * calib_fraction)
+    n_train = n_rows - n_hold - n_val - n_cal
+    preferred = 4 * max(min_block, 1)
+    k = min((max_blocks - 1) // 3, min(n_val, n_cal) // preferred, n_train // preferred - 1)
+    if k < 1:
+        # Too short to interleave without blocks of a few windows each: one chronological cut, T V C.
+        order = [("train", n_train), ("validation", n_val), ("calibration", n_cal)]
+    else:
+        train, val, cal = _pieces(n_train, k + 1), _pieces(n_val, k), _pieces(n_cal, k)
+        order = [
+            block for i in range(k) for block in (("train", train[i]), ("validation", val[i]), ("calibration", cal[i]))
+        ]
+        order.append(("train", train[k]))
+    parts: dict[str, list[slice]] = {"train": [], "validation": [], "calibration": []}
+    cursor = 0
+    for name, length in order:
+        parts[name].append(slice(cursor, cursor + length))
+        cursor += length
+    shortest = min(s.stop - s.start for slices in parts.values() for s in slices)
+    if shortest < min_block:
+        raise ValueError(f"too few rows ({n_rows}) for blocks of at least {min_block} rows")
     return Split(
-        train=slice(0, n_train),
-        validation=slice(n_train, n_train + n_val),
-        calibration=slice(n_train + n_val, n_rows),
+        train=tuple(parts["train"]),
+        validation=tuple(parts["validation"]),
+        calibration=tuple(parts["calibration"]),
+        holdout=(slice(cursor, n_rows),) if n_hold > 0 else (),
+        blocks=len(order),
     )

@@ -4,15 +4,26 @@ Steps (``train_model``):
 
 1. Missing values: gaps of up to ``max_gap`` rows are forward-filled, rows that stay missing are
    unusable and no window contains one (models/preprocessing.py states the policy).
-2. Chronological split: oldest rows train, then validation, the newest rows calibrate.
+2. Split (models.preprocessing.interleaved_split): the newest ``holdout_fraction`` of the rows is the
+   holdout; the rest is cut into contiguous blocks dealt to train / validation / calibration in an
+   interleaved pattern, so every part spans the history's whole time range (its daily cycle).
 3. Scaler (standard or min-max) fitted on the training rows only.
-4. Vectorized windows per split (no window spans two parts).
+4. Vectorized windows per block (no window spans two blocks, hence never two parts).
 5. Minibatch Adam on MSE in scaled units, gradient-norm clipping, early stopping on the
    validation loss (the best epoch's weights are kept), seeded torch / numpy / ``random``,
    a tqdm bar with the losses (``progress=False`` turns it off), device "auto" -> CUDA if present.
 6. Calibration on the calibration part through ``LoadedModel`` (the code that will apply the
-   threshold): detector scores, or forecasters' one-step residual scores; quantile or POT.
-7. ``save_artifact``: manifest.json + weights.safetensors.
+   threshold): detector scores, or forecasters' one-step residual scores; quantile or POT, with the
+   scores' decorrelation length, effective count, the method actually used and whether the data
+   supports the target (models/calibration.py).
+7. Held-out check: the holdout is scored the same way and the share of its windows above the
+   threshold recorded (``threshold.holdout``); far above the target is a warning (``holdout_warning``).
+8. Envelope of the data (models/envelope.py: per-sensor range, spread, the least within-window std)
+   and data warnings (less than a day, constant or narrow sensors).
+9. ``save_artifact``: manifest.json + weights.safetensors. Warnings are in the manifest
+   (``threshold.warnings``, ``envelope.warnings``, all of them in ``training.warnings``); training
+   never refuses on them unless ``require_supported`` (the CLI's default) and the calibration does
+   not support the target (``CalibrationUnsupported``, nothing written).
 
 Detector score choice: the per-sensor error averages the whole window (``score_steps = window``)
 by default. Averaging only the newest rows reacts sooner to a fault's onset but separates faults
@@ -46,14 +57,15 @@ from tqdm import tqdm
 from models.artifacts import save_artifact
 from models.calibration import CALIBRATION_METHODS, calibrate
 from models.device import resolve_device
+from models.envelope import compute_envelope
 from models.inference import LoadedModel
 from models.networks import KINDS, build_model
 from models.preprocessing import (
     Scaler,
     Split,
-    chronological_split,
     forecast_pairs,
     forward_fill,
+    interleaved_split,
     reconstruction_windows,
     sliding_windows,
     valid_window_mask,
@@ -92,11 +104,14 @@ class TrainConfig:
     device: str = "auto"
     scaler: str = "standard"
     max_gap: int = 5  # rows; see the missing-value policy
-    val_fraction: float = 0.2
-    calib_fraction: float = 0.2
+    val_fraction: float = 0.2  # of all rows, as blocks spread over the range
+    calib_fraction: float = 0.2  # of all rows, as blocks spread over the range
+    holdout_fraction: float = 0.1  # the newest rows: the threshold is checked there (0: no check)
     train_step: int = 1  # stride between training windows
     # POT at 1e-4 per window by default: at 1 Hz a 1% quantile crosses ~860 times a day, and crossings of
     # overlapping windows cluster, so k-of-n debouncing cannot save it (measured in benchmarks/QUALITY.md).
+    # What the data supports (models/calibration.py): on a simulated reactor at 1 Hz, window 30, 24 h of history
+    # do not support 1e-4 (8-11 declustered excesses: no tail fit; about 44-60 h estimated), 48 h do (33, MLE).
     calibration: str = "pot"  # or "quantile"
     target_far: float = 1e-4  # target false-alarm rate per scored window / row
     progress: bool = True
@@ -138,17 +153,34 @@ class TrainConfig:
             raise ValueError("epochs, batch_size, patience and train_step must be >= 1")
         if not 0.0 < self.target_far < 1.0:
             raise ValueError("target_far must be in (0, 1)")
+        if not (
+            0.0 < self.val_fraction < 1.0
+            and 0.0 < self.calib_fraction < 1.0
+            and 0.0 <= self.holdout_fraction < 1.0
+            and self.val_fraction + self.calib_fraction + self.holdout_fraction < 1.0
+        ):
+            raise ValueError("val_fraction, calib_fraction (> 0) and holdout_fraction (>= 0) must sum to less than 1")
         if self.score_steps is not None and not 1 <= self.score_steps <= self.window:
             raise ValueError("score_steps must be in [1, window]")
         self.resolved_horizon()
         self.hyperparameters()
 
 
+def window_span(config: TrainConfig) -> int:
+    """Rows one scored window needs: the window plus the horizon (calibration needs one row after the window)."""
+    return config.window + max(config.resolved_horizon(), 1)
+
+
 def min_rows(config: TrainConfig) -> int:
-    """Fewest rows of (complete) data that leave every split at least one window."""
-    span = config.window + max(config.resolved_horizon(), 1)  # calibration needs one row after the window
-    smallest = min(config.val_fraction, config.calib_fraction, 1.0 - config.val_fraction - config.calib_fraction)
-    return math.ceil(span / smallest) + 2
+    """Fewest rows of (complete) data that leave every part of the split (at its shortest, one chronological
+    cut) a window; the holdout may be left without one (then there is no holdout check, and a warning)."""
+    train_share = 1.0 - config.val_fraction - config.calib_fraction - config.holdout_fraction
+    smallest = min(config.val_fraction, config.calib_fraction, train_share)
+    return math.ceil(window_span(config) / smallest) + 2
+
+
+class CalibrationUnsupported(ValueError):
+    """The data does not support the target false-alarm rate (raised only with ``require_supported``)."""
 
 
 def seed_everything(seed: int) -> None:
@@ -259,12 +291,22 @@ def fit_module(
     }
 
 
+Part = slice | Sequence[slice]
+
+
+def _slices(part: Part) -> tuple[slice, ...]:
+    return (part,) if isinstance(part, slice) else tuple(part)
+
+
 def _raw_pairs(
-    filled: npt.NDArray[np.float64], usable: npt.NDArray[np.bool_], part: slice, length: int
+    filled: npt.NDArray[np.float64], usable: npt.NDArray[np.bool_], part: Part, length: int
 ) -> npt.NDArray[Any]:
-    """Raw windows of ``length`` usable rows inside one split part: [N, length, S]."""
-    windows = sliding_windows(filled[part], length)
-    return np.asarray(windows[valid_window_mask(usable[part], length)], dtype=np.float32)
+    """Raw windows of ``length`` usable rows inside each block of a split part, in time order: [N, length, S]."""
+    chunks = []
+    for block in _slices(part):
+        windows = sliding_windows(filled[block], length)
+        chunks.append(np.asarray(windows[valid_window_mask(usable[block], length)], dtype=np.float32))
+    return np.concatenate(chunks) if chunks else np.zeros((0, length, filled.shape[1]), np.float32)
 
 
 def train_model(
@@ -275,11 +317,15 @@ def train_model(
     *,
     period_s: float = 1.0,
     timestamps: npt.ArrayLike | None = None,
+    require_supported: bool = False,
 ) -> Path:
     """Train one model on normal data and write its calibrated artifact to ``out_dir``; returns the directory.
 
     ``data``: [T, S] raw values in time order (NaN = missing), columns in ``sensors`` order,
-    sampled every ``period_s`` seconds. Raises ValueError for unusable input (too few rows, ...).
+    sampled every ``period_s`` seconds. Raises ValueError for unusable input (too few rows, ...),
+    and ``CalibrationUnsupported`` (nothing written) when ``require_supported`` and the data does
+    not support the target false-alarm rate; otherwise that is recorded in the manifest
+    (``threshold.supported``, ``threshold.warnings``) and the artifact written.
     """
     config = config or TrainConfig()
     config.validate()
@@ -295,7 +341,7 @@ def train_model(
     if raw.shape[0] < needed:
         raise ValueError(
             f"too few rows: {raw.shape[0]} rows, window {config.window} needs at least {needed} "
-            f"(train / validation / calibration parts of {config.val_fraction}/{config.calib_fraction})"
+            "(train / validation / calibration blocks)"
         )
     seed_everything(config.seed)
     device = resolve_device(config.device)
@@ -305,20 +351,26 @@ def train_model(
 
     filled = forward_fill(raw, config.max_gap)
     usable = np.asarray(np.isfinite(filled).all(axis=1), dtype=bool)
-    split: Split = chronological_split(raw.shape[0], config.val_fraction, config.calib_fraction)
-    scaler = Scaler.fit(filled[split.train][usable[split.train]], sensors, config.scaler)
+    split: Split = interleaved_split(
+        raw.shape[0], config.val_fraction, config.calib_fraction, config.holdout_fraction, min_block=window_span(config)
+    )
+    train_rows = np.concatenate([filled[b][usable[b]] for b in split.train])
+    scaler = Scaler.fit(train_rows, sensors, config.scaler)
     scaled = scaler.transform(np.nan_to_num(filled, nan=0.0))
 
-    def tensors(part: slice, step: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def tensors(part: tuple[slice, ...], step: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Windows of every block of a part (each block windowed on its own), concatenated."""
         if role == "detector":
-            x = reconstruction_windows(scaled[part], usable[part], config.window, step)
+            x = np.concatenate([reconstruction_windows(scaled[b], usable[b], config.window, step) for b in part])
             if x.shape[0] == 0:
                 raise ValueError(f"too few usable rows in a split part for window {config.window}")
             return torch.from_numpy(x).to(device), None
-        x, y = forecast_pairs(scaled[part], usable[part], config.window, horizon)
+        pairs = [forecast_pairs(scaled[b], usable[b], config.window, horizon) for b in part]
+        x = np.concatenate([p[0][::step] for p in pairs])
+        y = np.concatenate([p[1][::step] for p in pairs])
         if x.shape[0] == 0:
             raise ValueError(f"too few usable rows in a split part for window {config.window} + horizon {horizon}")
-        return torch.from_numpy(x[::step]).to(device), torch.from_numpy(np.ascontiguousarray(y[::step])).to(device)
+        return torch.from_numpy(x).to(device), torch.from_numpy(np.ascontiguousarray(y)).to(device)
 
     train_xy = tensors(split.train, config.train_step)
     val_xy = tensors(split.validation, 1)
@@ -357,27 +409,123 @@ def train_model(
         "threshold": {"method": "none", "value": math.nan},
     }
     loaded = LoadedModel(module, manifest, scaler, device)
-    calib_scores = calibration_scores(loaded, filled, usable, split.calibration)
-    threshold = calibrate(calib_scores, config.calibration, config.target_far)
-    threshold["calibration_rows"] = [int(split.calibration.start), int(split.calibration.stop)]
+    threshold = calibrate_threshold(loaded, filled, usable, split, config, period_s)
+    if require_supported and not threshold["supported"]:
+        raise CalibrationUnsupported(threshold["message"])
+    # The envelope covers all rows, the holdout included: it describes the history live data is judged
+    # against, and the newest normal rows are the most like what comes next (leaving them out would only
+    # narrow the range; nothing checks the envelope on the holdout the way the threshold is checked).
+    envelope = compute_envelope(raw, sensors, config.window, period_s, timestamps)
     manifest["threshold"] = threshold
+    manifest["envelope"] = envelope
     manifest["training"] = {
         "config": dataclasses.asdict(config),
         "data": fingerprint(raw, sensors, timestamps),
         "split": split.as_dict(),
         "figures": figures,
         "device": str(device),
+        "warnings": [*threshold["warnings"], *envelope["warnings"]],
     }
     return save_artifact(out_dir, module, manifest)
 
 
+def calibrate_threshold(
+    model: LoadedModel,
+    filled: npt.NDArray[np.float64],
+    usable: npt.NDArray[np.bool_],
+    split: Split,
+    config: TrainConfig,
+    period_s: float,
+) -> dict[str, Any]:
+    """The threshold record: calibration on the calibration blocks, then the check on the holdout.
+
+    ``needed_rows`` is rescaled from calibration scores to rows of history (the calibration part is a
+    share of it), and the message says it in hours too.
+    """
+    scores = calibration_scores(model, filled, usable, split.calibration)
+    record = calibrate(scores, config.calibration, config.target_far, window=model.window)
+    record["calibration_rows"] = [[int(b.start), int(b.stop)] for b in split.calibration]
+    if record["needed_rows"] is not None:
+        rows_per_score = filled.shape[0] / record["n_calibration"]
+        record["needed_rows"] = math.ceil(record["needed_rows"] * rows_per_score)
+        record["message"] = unsupported_message(record, filled.shape[0], period_s)
+        record["warnings"] = [record["message"]]
+    record["holdout"] = None
+    if not split.holdout and config.holdout_fraction > 0:
+        record["warnings"].append(
+            f"no holdout check: the newest {config.holdout_fraction:.0%} of the rows is shorter than a window"
+        )
+    if split.holdout:
+        record["holdout"] = holdout_check(model, filled, usable, split.holdout[0], record)
+        warning = holdout_warning(record["holdout"], config.target_far)
+        if warning:
+            record["warnings"].append(warning)
+    return record
+
+
+def unsupported_message(record: dict[str, Any], rows: int, period_s: float) -> str:
+    """One line: why the target is out of reach and how much normal data would reach it."""
+    needed = int(record["needed_rows"])
+    return (
+        f"the calibration does not support target FAR {record['target_far']:g} ({record['method']}): "
+        f"{record['n_calibration']} calibration windows hold about {record['n_effective']:.0f} independent ones "
+        f"(decorrelation {record['decorrelation_windows']} windows); about {needed} rows "
+        f"({needed * period_s / 3600.0:.1f} h) of normal data would be needed, {max(needed - rows, 0)} more "
+        f"({max(needed - rows, 0) * period_s / 3600.0:.1f} h)"
+    )
+
+
+def holdout_check(
+    model: LoadedModel,
+    filled: npt.NDArray[np.float64],
+    usable: npt.NDArray[np.bool_],
+    part: slice,
+    record: dict[str, Any],
+) -> dict[str, Any]:
+    """Score the holdout with the same code and measure the share of its windows above the threshold."""
+    scores = calibration_scores(model, filled, usable, part)
+    scores = scores[np.isfinite(scores)]
+    n = int(scores.size)
+    above = int(np.count_nonzero(scores > record["value"]))
+    return {
+        "rows": [int(part.start), int(part.stop)],
+        "n": n,
+        "exceedances": above,
+        "far": above / n if n else None,
+        # the calibration's decorrelation length: the holdout is too short to estimate its own reliably
+        "n_effective": n / record["decorrelation_windows"],
+    }
+
+
+# The holdout FAR is "far above" the target past 10 x the target, and past 5 independent exceedances'
+# worth (5 / n_effective), so that one chance excursion in a short holdout is not called a failure.
+HOLDOUT_FAR_FACTOR = 10.0
+HOLDOUT_MIN_EXCEEDANCES = 5.0
+
+
+def holdout_warning(holdout: dict[str, Any], target_far: float) -> str | None:
+    """A warning when the holdout's measured FAR is far above the target (see HOLDOUT_FAR_FACTOR)."""
+    far = holdout["far"]
+    if far is None:
+        return "the holdout has no scored window: the threshold is not checked"
+    limit = max(HOLDOUT_FAR_FACTOR * target_far, HOLDOUT_MIN_EXCEEDANCES / max(holdout["n_effective"], 1e-9))
+    if far <= limit:
+        return None
+    return (
+        f"on the holdout (the newest rows, not used for training or calibration) {far:.2%} of "
+        f"{holdout['n']} windows are above the threshold, target {target_far:g}: the newest data differ "
+        "from the history the threshold was set on (drift, a change of operation, too short a history)"
+    )
+
+
 def calibration_scores(
-    model: LoadedModel, filled: npt.NDArray[np.float64], usable: npt.NDArray[np.bool_], part: slice
+    model: LoadedModel, filled: npt.NDArray[np.float64], usable: npt.NDArray[np.bool_], part: Part
 ) -> npt.NDArray[np.float32]:
-    """Scores of a model on one part of (filled) raw data, as the service computes them.
+    """Scores of a model on one part (a slice, or blocks) of (filled) raw data, as the service computes them.
 
     Detectors: ``infer(window).scores`` for every window. Forecasters: ``residual_score`` of the
-    one-step-ahead forecast of every row that has a full window before it.
+    one-step-ahead forecast of every row that has a full window before it. In time order, blocks one
+    after the other; no window spans two blocks.
     """
     if model.role == "detector":
         windows = _raw_pairs(filled, usable, part, model.window)

@@ -1,7 +1,10 @@
 """`plantwatch train --data FILE.csv --model KIND --out DIR`: train one model on normal data, write its artifact.
 
-Exit codes: 0 written, 2 bad input (file, columns, values, too few rows, options), 1 unexpected
-failure. torch is imported only when the command runs.
+Exit codes: 0 written, 2 bad input (file, columns, values, too few rows, options) or a target
+false-alarm rate the data cannot support (nothing written; ``--allow-weak-calibration`` writes the
+artifact anyway, with the warning), 1 unexpected failure. Other findings (the holdout's FAR far above
+the target, less than a day of data, a constant or narrow sensor) are warnings on stderr, exit 0.
+torch is imported only when the command runs.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 HELP = "train one model on a CSV of normal data and write its artifact directory"
 
@@ -52,6 +56,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--calibration", choices=("quantile", "pot"), default="pot", help="threshold method (default pot)"
     )
+    parser.add_argument(
+        "--allow-weak-calibration",
+        action="store_true",
+        help="write the artifact even when the data cannot support the target FAR (a warning, not exit 2)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -79,7 +88,7 @@ def main(args: argparse.Namespace) -> int:
 
     import torch  # noqa: F401  (imported here, never at module import: `plantwatch --help` stays light)
 
-    from models.train import TrainConfig, min_rows, train_model
+    from models.train import CalibrationUnsupported, TrainConfig, min_rows, train_model
 
     try:
         config = TrainConfig(
@@ -108,7 +117,7 @@ def main(args: argparse.Namespace) -> int:
         if table.values.shape[0] < needed:
             return _fail(
                 f"{args.data}: too few rows for window {config.window}: {table.values.shape[0]} rows, need at least "
-                f"{needed} (training, validation and calibration parts)"
+                f"{needed} (training, validation and calibration blocks)"
             )
         out = train_model(
             table.values,
@@ -117,7 +126,10 @@ def main(args: argparse.Namespace) -> int:
             config,
             period_s=table.period_s(),
             timestamps=table.timestamps,
+            require_supported=not args.allow_weak_calibration,
         )
+    except CalibrationUnsupported as exc:
+        return _fail(f"{exc}; train on more data, raise --target-far, or pass --allow-weak-calibration")
     except ValueError as exc:
         return _fail(str(exc))
     from models.artifacts import load_artifact
@@ -126,7 +138,24 @@ def main(args: argparse.Namespace) -> int:
     figures = model.manifest["training"]["figures"]
     print(
         f"wrote {out}: {model.kind} ({model.role}), {len(model.sensors)} sensors, window {model.window}, "
-        f"horizon {model.horizon}, val loss {figures['val_loss']:.5f} after {figures['epochs_run']} epochs, "
-        f"threshold {model.threshold:.6g} ({model.threshold_method}, target FAR {config.target_far})"
+        f"horizon {model.horizon}, val loss {figures['val_loss']:.5f} after {figures['epochs_run']} epochs"
     )
+    print(_threshold_line(model.calibration))
+    for note in model.manifest["training"].get("warnings", []):
+        print(f"plantwatch train: warning: {note}", file=sys.stderr)
     return 0
+
+
+def _threshold_line(record: dict[str, Any]) -> str:
+    """The threshold as calibrated: the method actually used, how much data stood behind it, the holdout check."""
+    holdout = record.get("holdout")
+    checked = (
+        f"holdout FAR {holdout['far']:.3%} on {holdout['n']} windows"
+        if holdout and holdout.get("far") is not None
+        else "no holdout check"
+    )
+    return (
+        f"threshold {record['value']:.6g} ({record['method']}, target FAR {record['target_far']:g}, "
+        f"{'supported' if record.get('supported') else 'NOT supported by the data'}): "
+        f"{record['n_calibration']} calibration windows, n_effective {record['n_effective']:.0f}; {checked}"
+    )

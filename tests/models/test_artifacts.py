@@ -181,6 +181,72 @@ def test_altered_manifest_is_refused(artifact_factory, tmp_path: Path) -> None: 
     _refused(path, "scaler", "scale")
 
 
+NEW_THRESHOLD_FIELDS = (
+    "n_effective",
+    "decorrelation_windows",
+    "resolve_value",
+    "resolve_quantile",
+    "critical_value",
+    "supported",
+    "needed_rows",
+    "holdout",
+    "warnings",
+    "message",
+    "requested_method",
+)
+
+
+def test_old_manifest_without_calibration_fields_loads_with_fallback_levels(  # type: ignore[no-untyped-def]
+    artifact_factory, tmp_path: Path
+) -> None:
+    source = artifact_factory("lstm_ae")
+    current = load_artifact(source)
+    assert current.envelope is not None and set(current.envelope["sensors"]) == set(SENSORS)
+    assert current.resolve_level == current.calibration["resolve_value"] < current.threshold
+    assert current.critical_level == current.calibration["critical_value"] > current.threshold
+    path = _copy(source, tmp_path)
+    manifest = json.loads((path / "manifest.json").read_text())
+    old = {k: v for k, v in manifest["threshold"].items() if k not in NEW_THRESHOLD_FIELDS}
+    old["calibration_rows"] = [2400, 3000]  # the former chronological split's one range
+    del manifest["envelope"]
+    manifest["threshold"] = old
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    model = load_artifact(path)
+    assert model.envelope is None and model.calibration == old
+    assert model.resolve_level == pytest.approx(0.8 * model.threshold)
+    assert model.critical_level == pytest.approx(2.0 * model.threshold)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"critical_value": 0.0}, "critical_value is below"),
+        ({"resolve_value": 1e9}, "resolve_value is above"),
+        ({"n_effective": "many"}, "n_effective must be a finite number"),
+        ({"supported": "yes"}, "supported must be true or false"),
+        ({"needed_rows": -3}, "needed_rows"),
+        ({"warnings": "none"}, "warnings must be a list"),
+        ({"holdout": {"far": "high"}}, "holdout.far"),
+    ],
+)
+def test_bad_calibration_fields_are_refused(change: dict, message: str, artifact_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def,type-arg]
+    path = _copy(artifact_factory("lstm_ae"), tmp_path)
+    manifest = json.loads((path / "manifest.json").read_text())
+    _edit_manifest(path, threshold={**manifest["threshold"], **change})
+    _refused(path, "invalid_manifest", message)
+
+
+def test_bad_envelope_is_refused(artifact_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    path = _copy(artifact_factory("lstm_ae"), tmp_path)
+    manifest = json.loads((path / "manifest.json").read_text())
+    envelope = manifest["envelope"]
+    _edit_manifest(path, envelope={**envelope, "sensors": {"not_a_sensor": {}}})
+    _refused(path, "invalid_manifest", "envelope.sensors")
+    bad = {**envelope["sensors"], SENSORS[0]: {**envelope["sensors"][SENSORS[0]], "min": "low"}}
+    _edit_manifest(path, envelope={**envelope, "sensors": bad})
+    _refused(path, "invalid_manifest", f"envelope.sensors.{SENSORS[0]}")
+
+
 @pytest.mark.parametrize("version", [2, 0, "1", None])
 def test_unknown_format_version_is_refused(version: object, artifact_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     path = _copy(artifact_factory("lstm_ae"), tmp_path)

@@ -15,7 +15,16 @@ import numpy as np
 import pytest
 
 from models.artifacts import load_artifact
-from models.calibration import calibrate, fit_gpd, pot_threshold, quantile_threshold
+from models.calibration import (
+    RECORDED_METHODS,
+    calibrate,
+    decluster,
+    decorrelation_length,
+    fit_gpd,
+    pot_threshold,
+    quantile_threshold,
+)
+from models.pca import PcaDetector
 from models.preprocessing import sliding_windows
 from models.synthetic import normal_process
 from models.train import TrainConfig, train_model
@@ -36,11 +45,11 @@ def _draws(name: str, size: int, seed: int) -> np.ndarray:
 def test_quantile_and_pot_on_independent_scores(dist: str) -> None:
     calibration = _draws(dist, 20_000, seed=1)
     fresh = _draws(dist, 2_000_000, seed=2)
-    q = calibrate(calibration, "quantile", 0.01)
+    q = calibrate(calibration, "quantile", 0.01, decorrelation=1)
     far_q = float(np.mean(fresh > q["value"]))
-    pot = calibrate(calibration, "pot", 0.001)
+    pot = calibrate(calibration, "pot", 0.001, decorrelation=1)
     far_pot = float(np.mean(fresh > pot["value"]))
-    rare = pot_threshold(calibration, 0.0001)
+    rare = pot_threshold(calibration, 0.0001, decorrelation=1)
     far_rare = float(np.mean(fresh > rare["value"]))
     print(
         f"{dist}: quantile@1% -> {far_q:.4%}; POT@0.1% -> {far_pot:.4%}; POT@0.01% -> {far_rare:.4%} "
@@ -52,6 +61,110 @@ def test_quantile_and_pot_on_independent_scores(dist: str) -> None:
     # 98% initial threshold the fitted shape of a light tail errs high, so this rate comes out low.
     assert 0.0 <= far_rare < far_pot
     assert q["method"] == "quantile" and pot["method"] == "pot" and pot["target_far"] == 0.001
+    # 20,000 independent scores: 200 exceedances expected at 1 %, 20 at 0.1 %, 2 at 0.01 % (POT's reach)
+    assert q["supported"] and pot["supported"] and rare["supported"] and rare["method"] == "pot"
+    assert q["needed_rows"] is None and q["warnings"] == []
+
+
+def _ar1(n: int, phi: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    noise = rng.standard_normal(n)
+    out = np.empty(n)
+    out[0] = noise[0]
+    for i in range(1, n):
+        out[i] = phi * out[i - 1] + noise[i]
+    return out
+
+
+def test_decorrelation_of_overlapping_windows_and_ar1() -> None:
+    rng = np.random.default_rng(3)
+    # Scores of overlapping 30-row windows: the mean of squared iid errors, as a detector's window score.
+    errors = rng.standard_normal(20_030) ** 2
+    windowed = sliding_windows(errors[:, None], 30)[:, :, 0].mean(axis=1)
+    record = calibrate(windowed, "quantile", 0.01, window=30)
+    ar1 = decorrelation_length(_ar1(20_000, 0.95, 4), 100)  # autocorrelation 0.95^k < 1/e from k = 20
+    iid = decorrelation_length(rng.standard_normal(20_000), 100)
+    print(
+        f"overlapping windows: L {record['decorrelation_windows']}, n {record['n_calibration']}, "
+        f"n_effective {record['n_effective']:.0f}; AR(1) 0.95: L {ar1}; iid: L {iid}"
+    )
+    assert 15 <= record["decorrelation_windows"] <= 30  # a 30-row moving mean: 1/e at about 19 lags
+    assert record["n_effective"] < record["n_calibration"] / 15
+    assert 18 <= ar1 <= 22 and iid == 1
+    assert decorrelation_length(np.ones(100)) == 1  # a constant series: nothing to correlate
+    assert decorrelation_length(_ar1(5000, 0.999, 5), 40) == 40  # bounded by the window
+
+
+def test_declustering_cuts_at_the_run_length() -> None:
+    exceeding = np.zeros(30, dtype=bool)
+    exceeding[[2, 3, 5, 12, 13, 29]] = True
+    clusters = decluster(exceeding, run=3)
+    assert [c.tolist() for c in clusters] == [[2, 3, 5], [12, 13], [29]]
+    assert len(decluster(exceeding, run=1)) == 4 and decluster(np.zeros(5, dtype=bool), 2) == []
+
+
+@pytest.mark.parametrize(
+    ("n", "expected"),
+    [(200, "max_margin"), (600, "pot_moments"), (5000, "pot")],
+)
+def test_pot_is_pot_only_with_enough_declustered_excesses(n: int, expected: str) -> None:
+    scores = _draws("gamma", n, seed=7)
+    record = pot_threshold(scores, 1e-3, decorrelation=1)  # 98 % initial quantile: 4, 12, 100 excesses
+    print(f"n={n}: {record['method']}, {record['parameters']['n_clusters']} clusters, value {record['value']:.4f}")
+    assert record["method"] == expected and record["requested_method"] == "pot"
+    if expected == "max_margin":  # 0.2 exceedances expected: beyond the data, nothing fitted
+        assert record["value"] == pytest.approx(scores.max() * 1.5)
+        assert not record["supported"] and record["needed_rows"] > n and record["warnings"]
+    # The same excesses, but correlated (every score repeated 10 times): one cluster per run, not 10 excesses.
+    repeated = pot_threshold(np.repeat(scores, 10), 1e-4, decorrelation=10)
+    assert repeated["parameters"]["n_clusters"] <= record["parameters"]["n_clusters"] + 1
+    assert repeated["method"] == record["method"]
+
+
+def test_unsupported_quantile_says_what_it_needs() -> None:
+    scores = _draws("lognormal", 500, seed=8)
+    record = calibrate(scores, "quantile", 0.01, decorrelation=1)  # 5 exceedances expected, 10 needed
+    assert record["method"] == "quantile" and not record["supported"]
+    assert record["needed_rows"] == 1000 and "cannot support" in record["message"]
+    correlated = calibrate(scores, "quantile", 0.01, decorrelation=10)  # 50 effective: beyond the data
+    assert correlated["method"] == "max_margin" and correlated["needed_rows"] == 10_000
+    assert calibrate(scores, "quantile", 0.05, decorrelation=1)["supported"]  # 25 expected
+
+
+@pytest.mark.parametrize(("method", "far"), [("quantile", 0.01), ("pot", 1e-3), ("pot", 1e-5), ("quantile", 1e-5)])
+def test_levels_are_ordered_and_json_finite(method: str, far: float) -> None:
+    import json
+
+    record = calibrate(_draws("gamma", 20_000, seed=9), method, far, window=30)
+    json.dumps(record, allow_nan=False)  # raises on NaN / inf
+    print(
+        f"{method} at {far:g}: resolve {record['resolve_value']:.4f} (q {record['resolve_quantile']}), "
+        f"value {record['value']:.4f} ({record['method']}), critical {record['critical_value']:.4f} "
+        f"({record['parameters']['critical']})"
+    )
+    assert record["method"] in RECORDED_METHODS
+    assert record["resolve_value"] < record["value"] < record["critical_value"]
+    if record["method"] in ("pot", "pot_moments"):
+        assert record["parameters"]["critical"]["rule"] == "tail"
+    else:
+        assert record["critical_value"] == pytest.approx(2.0 * record["value"])
+    if far == 0.01:  # a lax target: the 99 % quantile would be the threshold itself, so a lower one resolves
+        assert record["resolve_quantile"] == pytest.approx(0.95)
+    else:
+        assert record["resolve_quantile"] == 0.99
+
+
+def test_pca_detector_has_the_same_record_and_an_envelope() -> None:
+    data = normal_process(3000, 5, seed=3)
+    det = PcaDetector.fit(data, SENSORS, window=5, calibration="pot", target_far=1e-3, holdout=0.3)
+    record = det.calibration
+    for key in ("n_effective", "decorrelation_windows", "resolve_value", "critical_value", "supported", "warnings"):
+        assert key in record, key
+    assert record["holdout"] is None and record["calibration_share"] == 0.3
+    assert det.resolve_level < det.threshold < det.critical_level
+    envelope = det.envelope
+    assert envelope is not None and envelope["window"] == 30 and envelope["rows"] == 3000
+    assert envelope["sensors"]["s0"]["min_window_std"] > 0
 
 
 def test_gpd_fit_recovers_known_shape() -> None:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
 from models.preprocessing import (
     Scaler,
-    chronological_split,
     fill_windows,
     forecast_pairs,
     forward_fill,
+    interleaved_split,
     sliding_windows,
     valid_window_mask,
 )
@@ -59,9 +61,37 @@ def test_missing_value_policy() -> None:
     assert np.array_equal(fill_windows(windows)[0], [[2.0, 1.0], [2.0, 1.0], [2.0, 1.0]])
 
 
-def test_chronological_split() -> None:
-    split = chronological_split(1000, 0.2, 0.3)
-    assert (split.train, split.validation, split.calibration) == (slice(0, 500), slice(500, 700), slice(700, 1000))
-    assert split.as_dict() == {"train": [0, 500], "validation": [500, 700], "calibration": [700, 1000]}
+def test_interleaved_split_spans_the_range() -> None:
+    split = interleaved_split(86_400, 0.2, 0.2, 0.1, min_block=31)
+    record = split.as_dict()
+    print({name: record[name] for name in ("train", "validation", "calibration", "holdout")})
+    assert split.holdout == (slice(77_760, 86_400),) and split.blocks == 19  # T V C x 6, then T
+    covered = sorted((s.start, s.stop) for slices in split.parts().values() for s in slices)
+    assert covered[0][0] == 0 and covered[-1][1] == 86_400
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(covered))  # contiguous, no overlap
+    rest = 77_760
+    for name in ("train", "validation", "calibration"):
+        slices = getattr(split, name)
+        # every part reaches into the first and the last quarter of the history (the whole daily cycle)
+        assert slices[0].start < rest / 4 and slices[-1].stop > 3 * rest / 4, name
+        assert all(s.stop - s.start >= 4 * 31 for s in slices)
+    assert split.rows("calibration") == split.rows("validation") == 17_280  # exactly 20 % of the rows
+    assert split.rows("train") == 43_200 and len(split.calibration) == 6
+    assert record["scheme"] == "interleaved" and record["holdout"] == [[77_760, 86_400]]
+    # neighbouring blocks of one part are one slice: parts alternate
+    order = sorted((s.start, name) for name, slices in split.parts().items() for s in slices)
+    assert all(a[1] != b[1] for a, b in itertools.pairwise(order))
+
+
+def test_interleaved_split_of_short_data_and_bad_fractions() -> None:
+    split = interleaved_split(400, 0.2, 0.2, 0.1, min_block=17)  # T V C T, holdout 40
+    assert split.blocks == 4 and [len(getattr(split, p)) for p in ("train", "validation", "calibration")] == [2, 1, 1]
+    assert split.as_dict()["train"] == [[0, 100], [260, 360]] and split.holdout == (slice(360, 400),)
+    short = interleaved_split(172, 0.2, 0.2, 0.1, min_block=17)  # too short to interleave: T V C, holdout 17
+    assert short.as_dict()["train"] == [[0, 87]] and short.as_dict()["calibration"] == [[121, 155]]
+    assert short.as_dict()["scheme"] == "chronological" and split.as_dict()["scheme"] == "interleaved"
+    assert interleaved_split(1000, 0.2, 0.3, 0.0, min_block=10).holdout == ()
+    with pytest.raises(ValueError, match="too few rows"):
+        interleaved_split(40, 0.2, 0.2, 0.1, min_block=17)
     with pytest.raises(ValueError):
-        chronological_split(100, 0.6, 0.5)
+        interleaved_split(1000, 0.6, 0.3, 0.2)

@@ -8,8 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from models.artifacts import load_artifact
 from models.networks import KINDS, SEED_PRESETS, build_model
-from models.train import TrainConfig, train_model
+from models.preprocessing import sliding_windows
+from models.train import CalibrationUnsupported, TrainConfig, train_model
 from tests.models.conftest import SENSORS, tiny_config
 
 
@@ -88,3 +90,77 @@ def test_every_kind_takes_any_number_of_sensors() -> None:
             assert tuple(out.shape) == expected, (kind, n_sensors)
     deep = build_model("lstm", 2, 30, 1, **{k: v for k, v in SEED_PRESETS["lstm_deep"].items() if k != "kind"})
     assert deep.rnn.num_layers == 3 and deep.rnn.hidden_size == 128 and deep.rnn.dropout == 0.2  # type: ignore[union-attr]
+
+
+def test_split_blocks_are_windowed_on_their_own(normal_data: np.ndarray, tmp_path: Path) -> None:
+    config = tiny_config("lstm_ae")
+    manifest = _manifest(train_model(normal_data, SENSORS, tmp_path / "m", config))
+    split = manifest["training"]["split"]
+    print("split:", {k: split[k] for k in ("blocks", "train", "calibration", "holdout")})
+    window = config.window
+    # Windows counted block by block: a window across two blocks (hence across parts) would add to this.
+    per_block = {name: sum(b - a - window + 1 for a, b in split[name]) for name in ("train", "validation")}
+    assert manifest["training"]["figures"]["windows"] == per_block
+    threshold = manifest["threshold"]
+    assert threshold["n_calibration"] == sum(b - a - window + 1 for a, b in split["calibration"])
+    assert threshold["calibration_rows"] == split["calibration"]
+    assert split["holdout"] == [[2700, 3000]] and threshold["holdout"]["rows"] == [2700, 3000]
+    for name in ("train", "validation", "calibration"):
+        assert split[name][0][0] < 2700 / 4 and split[name][-1][1] > 3 * 2700 / 4, name
+
+
+def test_holdout_far_is_what_the_holdout_scores_say(normal_data: np.ndarray, tmp_path: Path) -> None:
+    model = load_artifact(train_model(normal_data, SENSORS, tmp_path / "m", tiny_config("lstm_ae", target_far=0.01)))
+    record = model.calibration
+    a, b = record["holdout"]["rows"]
+    scores = model.infer(np.ascontiguousarray(sliding_windows(normal_data[a:b], model.window), np.float32)).scores
+    assert scores is not None
+    far = float(np.mean(scores > model.threshold))
+    print(f"holdout {record['holdout']}, recomputed FAR {far:.4f}; warnings {record['warnings']}")
+    assert record["holdout"]["n"] == len(scores) == b - a - model.window + 1
+    assert record["holdout"]["far"] == pytest.approx(far)
+    assert record["holdout"]["n_effective"] == pytest.approx(len(scores) / record["decorrelation_windows"])
+    assert model.resolve_level < model.threshold < model.critical_level
+
+
+def test_holdout_far_above_target_is_a_warning(normal_data: np.ndarray, tmp_path: Path) -> None:
+    data = normal_data.copy()
+    data[2700:, 0] += 10 * np.std(data[:2700, 0])  # the newest rows (the holdout) moved: a change of operation
+    manifest = _manifest(train_model(data, SENSORS, tmp_path / "m", tiny_config("lstm_ae", target_far=0.01)))
+    holdout = manifest["threshold"]["holdout"]
+    print(f"holdout FAR {holdout['far']:.2%}; warnings: {manifest['threshold']['warnings']}")
+    assert holdout["far"] > 0.5
+    assert any("on the holdout" in w for w in manifest["threshold"]["warnings"])
+
+
+def test_envelope_of_noisy_and_constant_sensors(normal_data: np.ndarray, tmp_path: Path) -> None:
+    data = normal_data.copy()
+    data[:, 3] = 7.5  # a constant (stuck) sensor
+    stamps = 1_700_000_000.0 + np.arange(len(data))
+    path = train_model(data, SENSORS, tmp_path / "m", tiny_config("lstm_ae"), period_s=1.0, timestamps=stamps)
+    model = load_artifact(path)
+    envelope = model.envelope
+    assert envelope is not None
+    s0, s3 = envelope["sensors"]["s0"], envelope["sensors"]["s3"]
+    print("envelope s0:", s0, "s3:", s3)
+    assert s0["min_window_std"] > 0 and s0["min"] < s0["p001"] < s0["mean"] < s0["p999"] < s0["max"]
+    assert s0["min"] == pytest.approx(data[:, 0].min()) and s0["std"] == pytest.approx(data[:, 0].std())
+    assert s3["min_window_std"] == 0.0 and s3["std"] == 0.0 and s3["min"] == s3["max"] == 7.5
+    assert envelope["rows"] == 3000 and envelope["window"] == 16 and envelope["span_s"] == 3000.0
+    assert envelope["first_ts"] == stamps[0] and envelope["last_ts"] == stamps[-1]
+    warnings = model.manifest["training"]["warnings"]
+    print("warnings:", warnings)
+    assert any("covers 0.8 h; a day or more is recommended" in w for w in warnings)
+    assert any("sensor s3 is constant" in w for w in warnings)
+
+
+def test_unsupported_target_is_recorded_or_refused(normal_data: np.ndarray, tmp_path: Path) -> None:
+    config = tiny_config("lstm_ae")  # POT at 1e-4 per window on 3,000 rows: out of reach
+    manifest = _manifest(train_model(normal_data, SENSORS, tmp_path / "m", config))
+    threshold = manifest["threshold"]
+    assert threshold["supported"] is False and threshold["needed_rows"] > 3000
+    assert threshold["method"] != "pot" or threshold["parameters"]["n_clusters"] >= 20
+    assert any("does not support" in w for w in threshold["warnings"])
+    with pytest.raises(CalibrationUnsupported, match="rows"):
+        train_model(normal_data, SENSORS, tmp_path / "refused", config, require_supported=True)
+    assert not (tmp_path / "refused" / "manifest.json").exists()
