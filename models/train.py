@@ -460,7 +460,36 @@ def calibrate_threshold(
         warning = holdout_warning(record["holdout"], config.target_far)
         if warning:
             record["warnings"].append(warning)
+        # The check judged the procedure; the threshold written is then set by the same procedure on every
+        # held-out window (calibration and holdout): the newest rows are the most like what comes next.
+        holdout_scores = calibration_scores(model, filled, usable, split.holdout[0])
+        scores = np.concatenate([scores, holdout_scores])
+        final = calibrate(scores, config.calibration, config.target_far, window=model.window)
+        record["holdout"]["checked_value"] = record["value"]
+        for key in ("value", "resolve_value", "critical_value", "method", "parameters", "n_calibration"):
+            record[key] = final[key]
+    apply_guards(record, scores)
     return record
+
+
+# Far beyond the calibrated threshold in the units of the normal spread above the resolve level: critical.
+CRITICAL_SPREADS = 2.0
+
+
+def apply_guards(record: dict[str, Any], scores: npt.NDArray[np.float32]) -> None:
+    """Floors the data demand when the tail fit cannot: a target the data cannot support is never set below
+    the largest normal score seen (no held-out normal window may cross it), and a bounded tail (fitted shape
+    < 0) cannot put the critical level just above the threshold: it is at least CRITICAL_SPREADS times the
+    threshold's distance from the resolve level beyond it."""
+    finite = scores[np.isfinite(scores)]
+    if not record["supported"] and finite.size:
+        observed_max = float(finite.max())
+        if observed_max > record["value"]:
+            record["value"] = observed_max
+            record["parameters"]["floored_at_max"] = True
+    value, resolve = record["value"], min(record["resolve_value"], record["value"])
+    record["resolve_value"] = resolve
+    record["critical_value"] = max(record["critical_value"], value + CRITICAL_SPREADS * (value - resolve), value)
 
 
 def unsupported_message(record: dict[str, Any], rows: int, period_s: float) -> str:

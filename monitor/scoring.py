@@ -111,6 +111,11 @@ def _envelope(model: LoadedModel) -> Mapping[str, Any] | None:
     return envelope if isinstance(envelope, Mapping) else None
 
 
+def _calibrated_levels(model: Any) -> tuple[float, float]:
+    """The model's calibrated resolve and critical levels (NaN where a model does not state them)."""
+    return float(getattr(model, "resolve_level", math.nan)), float(getattr(model, "critical_level", math.nan))
+
+
 class ScoringEngine:
     """Batched scoring of WindowJobs for every configured unit; see the module docstring."""
 
@@ -261,6 +266,7 @@ class ScoringEngine:
         errors = np.asarray(result.sensor_errors, dtype=np.float64)  # [B, S]
         sensors = model.sensors
         threshold = float(model.threshold)
+        resolve, critical = _calibrated_levels(model)
         dropped = 0
         for b, i in enumerate(indices):
             value = float(scores[b])
@@ -284,6 +290,8 @@ class ScoringEngine:
                         job.received_at,
                         job.source_ts,
                         outside_envelope=outside[b],
+                        resolve_level=resolve,
+                        critical_level=critical,
                     ),
                 )
             )
@@ -328,6 +336,7 @@ class ScoringEngine:
             return 0
         score, per_sensor = model.residual_score(np.stack(pairs_forecast), np.stack(pairs_actual))
         threshold = float(model.threshold)
+        resolve, critical = _calibrated_levels(model)
         sensors = model.sensors
         dropped = 0
         for p, (b, i, pending) in enumerate(pairs_meta):
@@ -353,6 +362,8 @@ class ScoringEngine:
                         job.source_ts,
                         pending.attention_steps,
                         outside_envelope=outside[b],
+                        resolve_level=resolve,
+                        critical_level=critical,
                     ),
                 )
             )

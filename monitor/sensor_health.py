@@ -21,8 +21,9 @@ Rules, each giving every sensor a badness (1.0 is the line: above it the sensor 
   Health-only records carry one row: no stuck test.
 - ``out_of_range``: the newest value lies outside the configured physical limits ``[min, max]``, or, with an
   envelope, outside ``[min - k*span, max + k*span]`` of the training range (``k = envelope_range_k``, span =
-  max - min; a sensor with span 0 gets no envelope bound): badness ``1.5 + excess / (hi - lo)``, capped at
-  ``RANGE_CAP`` (critical once beyond half the interval's width).
+  max - min; a sensor with span 0 gets no envelope bound). Limits: badness ``1.5 + excess / (hi - lo)``, capped at
+  ``RANGE_CAP`` (critical once beyond half the interval's width). Envelope: badness grows continuously with the
+  distance beyond [min, max], 1.0 at the widened bound (see ``_envelope_badness``), capped at ``RANGE_CAP``.
 
 A sensor's badness is its largest; the Score's ``score`` is the worst sensor's, ``threshold`` 1.0, ``resolve_level``
 ``RESOLVE_LEVEL``, ``critical_level`` ``CRITICAL_LEVEL``, ``sensor_errors`` every sensor's badness (the top
@@ -150,6 +151,18 @@ def _range_badness(values: F64, lo: F64, hi: F64) -> F64:
     return np.nan_to_num(bad, nan=0.0)
 
 
+def _envelope_badness(values: F64, lo: F64, hi: F64, k: F64) -> F64:
+    """[B, S] badness of values beyond the training range, in units of the widening k*span: 1.0 at the far
+    bound [min - k*span, max + k*span], 0.5 half-way there. Continuous, unlike a physical limit, so that a value
+    hovering at the bound (a fault's noise around it) neither flaps an alert nor holds one through the resolve
+    level: the hysteresis between 1.0 and RESOLVE_LEVEL is then half a widening."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        widening = (hi - lo) * k / (1.0 + 2.0 * k)  # k*span, from the widened bounds
+        excess = np.fmax((lo + widening) - values, values - (hi - widening))  # beyond [min, max]; NaN: no bound
+        bad = np.where((excess > 0) & (widening > 0), np.minimum(excess / widening, RANGE_CAP), 0.0)
+    return np.nan_to_num(bad, nan=0.0)
+
+
 class SensorHealth:
     """Sensor-detector Scores for the jobs of the units that have a HealthSpec; see the module docstring."""
 
@@ -222,8 +235,11 @@ class SensorHealth:
             limits = _range_badness(
                 vals, np.stack([params[r].limit_lo for r in ranged]), np.stack([params[r].limit_hi for r in ranged])
             )
-            far = _range_badness(
-                vals, np.stack([params[r].far_lo for r in ranged]), np.stack([params[r].far_hi for r in ranged])
+            far = _envelope_badness(
+                vals,
+                np.stack([params[r].far_lo for r in ranged]),
+                np.stack([params[r].far_hi for r in ranged]),
+                np.array([params[r].spec.envelope_range_k for r in ranged])[:, None],
             )
             bad[2, sel] = np.maximum(limits, far)
 

@@ -101,7 +101,8 @@ def test_injected_fault_fires_an_alert_and_is_evaluated(
     started: dict[object, float] = {}
     for e in firing:
         started.setdefault(e["alert_id"], float(e["ts"]))  # type: ignore[arg-type]
-    assert {e["detector"] for e in firing} == {"reconstruction", "forecast"}
+    # Both models catch it; the +8 bias also lies beyond the training envelope, so the sensor detector may too.
+    assert {"reconstruction", "forecast"} <= {e["detector"] for e in firing} <= {"reconstruction", "forecast", "sensor"}
     assert all(T0 + FAULT[0] <= ts < T0 + FAULT[1] for ts in started.values())
     resolved = {e["alert_id"]: float(e["ts"]) for e in events if e["state"] == "resolved"}  # type: ignore[arg-type]
     assert set(resolved) == set(started)
