@@ -32,8 +32,9 @@ when the severity rises from warning to critical (score above the critical level
 severity the episode ended with. All times are event times, so a backtest gives the same events as the live
 service.
 
-Learning. A score teaches the adaptive threshold only when the tracker is idle, no hit is in the fire window,
-the last episode resolved at least ``adapt.guard_s`` ago and the unit is inside its model's envelope.
+Learning. A score teaches the adaptive threshold only when the tracker is idle, the last episode resolved at
+least ``adapt.guard_s`` ago and the unit is inside its model's envelope. While a hit is in the fire window the
+scores are held: learned once the hits leave the window without an alert, dropped if it fires.
 
 Envelope. A Score whose unit lies outside the model's training envelope (``Score.outside_envelope``) is handled
 by ``outside_envelope``: ``"alert"`` as any other, ``"warn"`` (default) fires but never above warning severity,
@@ -135,6 +136,9 @@ class AlertTracker:
         self._last_notified_ts = -math.inf
         self._last_ts = -math.inf
         self._last_resolved_ts = -math.inf
+        # Scores around hits, held until the fire rule decides (learned if no alert fires, else dropped).
+        # (bounded: hits that linger without firing cannot grow it; the oldest held scores are then not learned)
+        self._held: deque[tuple[float, float]] = deque(maxlen=8 * policy.fire_window)
         self._adaptive = AdaptiveThreshold(policy.adapt if detector in ADAPTIVE_DETECTORS else AdaptPolicy(False))
         self.threshold_in_force = math.nan  # of the latest score, for the metrics
 
@@ -164,8 +168,7 @@ class AlertTracker:
             event = self._update_idle(score, levels)
         else:
             event = self._update_firing(score, levels, self._firing)
-        if self._may_learn(score):
-            self._adaptive.learn(score.score, score.ts)
+        self._learn(score, event)
         return event
 
     def levels(self, score: Score) -> Levels:
@@ -178,13 +181,21 @@ class AlertTracker:
         factor = threshold / calibrated
         return Levels(threshold, min(resolve, calibrated) * factor, max(critical, calibrated) * factor)
 
-    def _may_learn(self, score: Score) -> bool:
-        return (
-            self._firing is None
-            and not any(over for over, _ in self._hits)
-            and score.ts - self._last_resolved_ts >= self.policy.adapt.guard_s
-            and not score.outside_envelope
-        )
+    def _learn(self, score: Score, event: AlertEvent | None) -> None:
+        """Teach the adaptive threshold what passed as normal (see the module docstring's Learning)."""
+        if self._firing is not None or event is not None:
+            self._held.clear()  # an alert fired: the held scores were its onset, not normal evidence
+            return
+        eligible = score.ts - self._last_resolved_ts >= self.policy.adapt.guard_s and not score.outside_envelope
+        if any(over for over, _ in self._hits):
+            if eligible:
+                self._held.append((score.score, score.ts))
+            return
+        while self._held:  # the hits left the fire window without an alert: they were normal after all
+            value, ts = self._held.popleft()
+            self._adaptive.learn(value, ts, confirmed=True)
+        if eligible:
+            self._adaptive.learn(score.score, score.ts)
 
     def _is_hit(self, score: Score, levels: Levels) -> bool:
         if score.outside_envelope and self.policy.outside_envelope == "suppress":

@@ -58,10 +58,10 @@ class AdaptiveThresholdConfig(Strict):
         default=1e-4, gt=0, lt=1, description="Share of normal windows the adapted threshold lets through."
     )
     max_drift_per_hour: float = Field(
-        default=0.25, ge=0, description="Most the threshold moves per hour, as a share of the calibrated one."
+        default=0.1, ge=0, description="Most the threshold moves per hour, as a share of the calibrated one."
     )
     floor: float = Field(default=1.0, gt=0, le=1, description="Lowest threshold, as a multiple of the calibrated.")
-    ceiling: float = Field(default=3.0, ge=1, description="Highest threshold, as a multiple of the calibrated.")
+    ceiling: float = Field(default=2.0, ge=1, description="Highest threshold, as a multiple of the calibrated.")
     guard_s: float = Field(
         default=600.0, ge=0, description="No learning this long after an episode resolved (event time)."
     )

@@ -2,7 +2,7 @@
 
 API (pure, single-threaded; one per (unit, detector), owned by its AlertTracker)::
 
-    policy = AdaptPolicy(target_far=1e-4, max_drift_per_hour=0.25, floor=1.0, ceiling=3.0)
+    policy = AdaptPolicy(target_far=1e-4, max_drift_per_hour=0.1, floor=1.0, ceiling=2.0)
     spot = AdaptiveThreshold(policy)
     z = spot.level(calibrated=0.8, base=0.31)   # the threshold in force (calibrated until enough peaks)
     spot.learn(score, ts)                       # feed a score the caller judged normal (see the guards)
@@ -19,9 +19,10 @@ tail (method of moments: closed form, cheap enough to refit every few peaks) giv
 
 Guards (why each exists):
 
-- the caller feeds only scores it judges normal: not while an episode is firing, not while a hit is in the
-  fire window, not within ``guard_s`` after an episode resolved, not while the unit is outside the model's
-  envelope, never a score above the level in force. A fault's scores are never peaks;
+- the caller feeds only scores it judges normal: not while an episode is firing, not within ``guard_s`` after
+  an episode resolved, not while the unit is outside the model's envelope. Scores around a hit are held until
+  the fire rule has decided: if the hits pass without an alert they are learned (isolated exceedances belong
+  to the normal tail), if an alert fires they are dropped. A fault's scores are never peaks;
 - ``max_drift_per_hour``: the level moves at most this share of the calibrated threshold per hour of event
   time, so a slow drift fault (a ramp over hours) that rises faster than this overtakes the level and alerts;
 - ``floor`` / ``ceiling``: the level stays within these multiples of the calibrated threshold, so months of
@@ -51,12 +52,14 @@ class AdaptPolicy:
     max_peaks: int = 100  # peaks kept: at a 1 % peak rate about 10,000 scores, under 3 h at 1 Hz
     min_peaks: int = 30
     refit_every: int = 5  # peaks between refits
-    max_drift_per_hour: float = 0.25  # share of the calibrated threshold the level may move per hour
+    # Share of the calibrated threshold the level may move per hour: a drift fault whose score rises faster
+    # overtakes the level (tests/unit/test_thresholds.py: a ramp of 25 %/h alerts within the hour).
+    max_drift_per_hour: float = 0.1
     # The level stays within [floor, ceiling] x the calibrated threshold. floor 1: adaptation only ever relaxes a
     # threshold that live normal data proves too tight; below it, the fit of peaks that were learned only under
     # the level in force (a truncated tail) would talk the threshold down step by step.
     floor: float = 1.0
-    ceiling: float = 3.0
+    ceiling: float = 2.0
     guard_s: float = 600.0  # no learning this long after an episode resolved (event time)
 
     def __post_init__(self) -> None:
@@ -138,12 +141,14 @@ class AdaptiveThreshold:
         self._since_refit = 0
         self._last_move_ts = math.nan
 
-    def learn(self, score: float, ts: float) -> None:
-        """Count one score the caller judged normal (never one above the level in force)."""
+    def learn(self, score: float, ts: float, confirmed: bool = False) -> None:
+        """Count one score the caller judged normal. One above the level in force only when ``confirmed``: the
+        caller saw it pass without an alert (an isolated exceedance is part of the normal tail; leaving all of
+        them out would truncate the tail and talk the level down)."""
         if not self.policy.enabled or not math.isfinite(self._calibrated) or not math.isfinite(score):
             return
-        if score > self._ratio * self._calibrated:
-            return  # a hit is never normal evidence, whatever the caller thought
+        if score > self._ratio * self._calibrated and not confirmed:
+            return
         if math.isnan(self._last_move_ts):
             self._last_move_ts = ts
         self._seen += 1
