@@ -63,15 +63,27 @@ class DetectorSpec:
 
 
 def policy_dict(policy: AlertPolicy) -> dict[str, Any]:
-    """The config ``alerts`` section of an AlertPolicy."""
+    """The config ``alerts`` section of an AlertPolicy (adaptive thresholds and the envelope rule included)."""
+    a = policy.adapt
     return {
         "fire_hits": policy.fire_hits,
         "fire_window": policy.fire_window,
         "resolve_hits": policy.resolve_hits,
         "resolve_ratio": policy.resolve_ratio,
         "min_duration_s": policy.min_duration_s,
-        "renotify_s": max(policy.renotify_s, 1.0),
+        "renotify_s": policy.renotify_s,
         "critical_ratio": policy.critical_ratio,
+        "outside_envelope": policy.outside_envelope,
+        "adaptive": {
+            "enabled": a.enabled,
+            "target_far": a.target_far,
+            "max_drift_per_hour": a.max_drift_per_hour,
+            "floor": a.floor,
+            "ceiling": a.ceiling,
+            "guard_s": a.guard_s,
+            "max_peaks": a.max_peaks,
+            "min_peaks": a.min_peaks,
+        },
     }
 
 

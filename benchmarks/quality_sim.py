@@ -52,7 +52,7 @@ import numpy as np  # noqa: E402
 from benchmarks.quality_common import DetectorSpec, csv_data, fit_detector, fmt, machine, make_config  # noqa: E402
 from monitor.alerts import AlertPolicy  # noqa: E402
 from monitor.backtest import run_backtest  # noqa: E402
-from monitor.evaluation import DAY_S, Label, episodes_from_events, evaluate  # noqa: E402
+from monitor.evaluation import DAY_S, Evaluation, Label, episodes_from_events, evaluate_by_detector  # noqa: E402
 from simulators import FAULT_KINDS, Fault, parse_scenario, simulate, with_faults  # noqa: E402
 from simulators.faults import PROCESS_FAULT_KINDS, PROCESS_FAULT_SENSORS, REACTOR_SENSOR_SCALES, default_magnitude  # noqa: E402
 from simulators.reactor import REACTOR_SENSORS  # noqa: E402
@@ -94,11 +94,17 @@ QUICK = Plan(
 # One size for every unit: small enough to train 30 units x 3 networks in minutes on 2 cores (sizes below the
 # seed's: hidden 32 instead of 64, one layer for the BiLSTM and the forecaster).
 DETECTORS: dict[str, DetectorSpec] = {
+    # The service as deployed by default: the lstm_ae detector, the lstm forecaster and the sensor detector on one
+    # unit, judged on the union of their alerts ("any detector"). One backtest gives the rows of its parts too.
+    "service": DetectorSpec("service: lstm_ae + lstm forecast + sensor health, any detector", "service"),
     "lstm_ae": DetectorSpec("lstm_ae (default detector)", "lstm_ae", window=30, hidden_size=32, latent_size=8),
     "bilstm": DetectorSpec("bilstm (seed BiLSTM)", "bilstm", window=30, hidden_size=32, num_layers=1),
     "lstm": DetectorSpec("lstm forecast residual", "lstm", window=30, hidden_size=32, num_layers=1),
     "pca": DetectorSpec("PCA T2/Q", "pca", window=5),
+    "sensor": DetectorSpec("sensor health (in the service run)", "sensor"),
 }
+# Rows the service run fills, by the Score.detector stream ("any": every detector's alerts merged per unit).
+SERVICE_STREAMS = {"service": "any", "lstm_ae": "reconstruction", "lstm": "forecast", "sensor": "sensor"}
 
 
 def plan_faults(seed: int, units: list[str], plan: Plan, kind_offset: int, start_s: float) -> tuple[list[Fault], int]:
@@ -137,10 +143,40 @@ class Tally:
     faulty_aftermath: int = 0  # of faulty_false: announced within AFTERMATH_S after the end of a fault of the unit
     faulty_days: float = 0.0
     seconds: float = 0.0
+    already_alerting: int = 0  # faults that found an episode begun before them (counted detected, no delay)
+
+    def add(
+        self, ev: Evaluation | None, labels: list[Label], clean: list[str], test_ts: np.ndarray, seconds: float
+    ) -> None:
+        """Add one backtest's evaluation of this row's stream (None: the stream raised no episode)."""
+        span_days = float(test_ts[-1] - test_ts[0]) / DAY_S
+        self.clean_days += span_days * len(clean)
+        self.faulty_days += span_days * len({lab.unit for lab in labels})
+        self.seconds += seconds
+        if ev is None:
+            for lab in labels:
+                self.detected[lab.kind].append(False)
+            return
+        for r in ev.labels:
+            self.detected[r.label.kind].append(r.detected)
+            if r.status == "already_alerting":
+                self.already_alerting += 1
+            elif r.delay_s is not None:
+                self.delays[r.label.kind].append(r.delay_s)
+        for ep in ev.false_alarm_episodes:
+            if ep.unit in clean:
+                self.clean_false += 1
+            else:
+                self.faulty_false += 1
+                after = any(lab.unit == ep.unit and lab.end < ep.detected_at <= lab.end + AFTERMATH_S for lab in labels)
+                self.faulty_aftermath += int(after)
 
 
 def run(plan: Plan, names: list[str], policy: AlertPolicy, calibration: str, target_far: float) -> dict[str, Tally]:
-    tallies = {n: Tally(defaultdict(list), defaultdict(list)) for n in names}
+    """Backtest every run of ``names``; ``service`` fills the rows of its parts (SERVICE_STREAMS) from one run."""
+    runs = ["service", *[n for n in names if n not in SERVICE_STREAMS]] if "service" in names else list(names)
+    rows = [n for n in DETECTORS if n in names or ("service" in names and n in SERVICE_STREAMS)]
+    tallies = {n: Tally(defaultdict(list), defaultdict(list)) for n in rows}
     kind_offset = 0
     history_s = plan.history_h * HOUR_S
     for seed in plan.seeds:
@@ -155,49 +191,61 @@ def run(plan: Plan, names: list[str], policy: AlertPolicy, calibration: str, tar
         assert all(lab.start >= test_ts[0] for lab in labels), "a fault leaked into the training history"
         units = {u: tuple(sim.sensors) for u in sim.units}
         data = csv_data(test_ts, {u: sim.unit_data(u)[split:] for u in sim.units})
-        for name in names:
-            spec = replace(DETECTORS[name], calibration=calibration, target_far=target_far)
-            if spec.kind != "pca":
-                spec = replace(spec, epochs=plan.epochs, train_step=plan.train_step)
+        timelines = {u: test_ts for u in sim.units}
+        for name in runs:
             started = time.perf_counter()
             with tempfile.TemporaryDirectory(prefix="quality-sim-") as tmp:
                 fitted = {
-                    u: fit_detector(spec, sim.unit_data(u)[:split], sim.sensors, f"{name}-{u}", Path(tmp), seed=seed)
+                    u: fit_unit(
+                        name, plan, sim.unit_data(u)[:split], sim.sensors, u, Path(tmp), seed, calibration, target_far
+                    )
                     for u in sim.units
                 }
             cfg, models = make_config(units, fitted, policy, period_s=sim.period_s)
             result = run_backtest(cfg, models, data)
-            events = [e for e in result.events if e.detector == spec.stream]
-            timelines = {u: test_ts for u in sim.units}
-            ev = evaluate(episodes_from_events(events), labels, timelines, tolerance_s=TOLERANCE_S)
-            tally = tallies[name]
-            for r in ev.labels:
-                tally.detected[r.label.kind].append(r.detected)
-                if r.delay_s is not None:
-                    tally.delays[r.label.kind].append(r.delay_s)
-            false_ids = set(ev.false_alarm_ids)
-            span_days = float(test_ts[-1] - test_ts[0]) / DAY_S
-            for ep in episodes_from_events(events):
-                if ep.alert_id in false_ids:
-                    if ep.unit in clean:
-                        tally.clean_false += 1
-                    else:
-                        tally.faulty_false += 1
-                        after = any(
-                            lab.unit == ep.unit and lab.end < ep.detected_at <= lab.end + AFTERMATH_S for lab in labels
-                        )
-                        tally.faulty_aftermath += int(after)
-            tally.clean_days += span_days * len(clean)
-            tally.faulty_days += span_days * len(faulty)
-            tally.seconds += time.perf_counter() - started
+            by_stream = evaluate_by_detector(
+                episodes_from_events(result.events), labels, timelines, tolerance_s=TOLERANCE_S
+            )
+            streams = SERVICE_STREAMS if name == "service" else {name: DETECTORS[name].stream}
+            for row, stream in streams.items():
+                if row in tallies:
+                    tallies[row].add(by_stream.get(stream), labels, clean, test_ts, time.perf_counter() - started)
             print(
-                f"# seed {seed} {name}: {ev.detected}/{ev.n_faults} faults detected, "
-                f"{len([1 for e in episodes_from_events(events) if e.unit in clean])} episodes on fault-free units, "
-                f"skipped windows {dict(result.skipped)}, {time.perf_counter() - started:.0f} s",
+                f"# seed {seed} {name}: "
+                + ", ".join(
+                    f"{row} {ev.detected}/{ev.n_faults}"
+                    for row, st in streams.items()
+                    if (ev := by_stream.get(st)) is not None
+                )
+                + f"; skipped windows {dict(result.skipped)}, {time.perf_counter() - started:.0f} s",
                 file=sys.stderr,
                 flush=True,
             )
     return tallies
+
+
+def fit_unit(
+    name: str,
+    plan: Plan,
+    normal: np.ndarray,
+    sensors: tuple[str, ...],
+    unit: str,
+    workdir: Path,
+    seed: int,
+    calibration: str,
+    target_far: float,
+) -> dict[str, Any]:
+    """One unit's models for the run ``name`` ("service": the default detector and the forecaster together)."""
+
+    def fit(key: str) -> dict[str, Any]:
+        spec = replace(DETECTORS[key], calibration=calibration, target_far=target_far)
+        if spec.kind != "pca":
+            spec = replace(spec, epochs=plan.epochs, train_step=plan.train_step)
+        return fit_detector(spec, normal, sensors, f"{key}-{unit}", workdir, seed=seed)
+
+    if name != "service":
+        return fit(name)
+    return {"detector": fit("lstm_ae")["detector"], "forecaster": fit("lstm")["forecaster"]}
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -227,9 +275,10 @@ def print_tables(tallies: dict[str, Tally], names: list[str]) -> None:
     print("\n### Summary (same alert policy for every detector)\n")
     print(
         "| detector | event recall | median delay s | p90 delay s | false alarms / unit-day (fault-free units) | "
-        "false alarms / unit-day (faulty units, outside faults) | of which within 30 min after a fault | s |"
+        "false alarms / unit-day (faulty units, outside faults) | of which within 30 min after a fault | "
+        "faults found already alerting | s |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name in names:
         t = tallies[name]
         all_d = [x for v in t.detected.values() for x in v]
@@ -240,14 +289,19 @@ def print_tables(tallies: dict[str, Tally], names: list[str]) -> None:
             f"| {DETECTORS[name].label} | {fmt(sum(all_d) / len(all_d) if all_d else math.nan)} | "
             f"{fmt(percentile(all_delays, 50), 0)} | {fmt(percentile(all_delays, 90), 0)} | "
             f"{fmt(clean_rate)} ({t.clean_false} in {t.clean_days:.2f} d) | "
-            f"{fmt(faulty_rate)} ({t.faulty_false} in {t.faulty_days:.2f} d) | {t.faulty_aftermath} | {t.seconds:.0f} |"
+            f"{fmt(faulty_rate)} ({t.faulty_false} in {t.faulty_days:.2f} d) | {t.faulty_aftermath} | "
+            f"{t.already_alerting} | {t.seconds:.0f} |"
         )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="1 scenario, 6 h of test, 3 epochs")
-    parser.add_argument("--detectors", default=",".join(DETECTORS), help=f"comma list of {', '.join(DETECTORS)}")
+    parser.add_argument(
+        "--detectors",
+        default="service,bilstm,pca",
+        help=f"comma list of {', '.join(DETECTORS)} (service: the default deployment, with its parts' rows)",
+    )
     parser.add_argument("--seeds", type=int, help="number of seeded scenarios (default: 5 full, 1 quick)")
     parser.add_argument("--calibration", choices=("pot", "quantile"), default="pot", help="threshold method")
     parser.add_argument("--target-far", type=float, default=1e-4, help="target rate per window (default 1e-4)")
@@ -279,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nquality_sim {'quick' if args.quick else 'full'}: {settings}")
     print(f"alert policy: {policy}")
     print(f"machine: {machine()}; total {time.perf_counter() - started:.0f} s")
-    print_tables(tallies, names)
+    print_tables(tallies, list(tallies))
     return 0
 
 
