@@ -13,15 +13,18 @@ causal, event time) and judged by ``monitor.evaluation.evaluate``:
   round-robin over the whole catalogue (simulators.FAULT_KINDS), so every kind gets the same number of faults;
   magnitudes are the catalogue's defaults times U(0.7, 1.5), durations U(10, 30) min;
 - fault-free units (same scenario, no faults) give the false alarms per unit-day: every episode there is false.
-  On faulty units, an episode that overlaps no fault (plus the tolerance) is false too; those announced within
-  30 min after a fault's end (a process still settling) are counted apart.
+  On faulty units, an episode announced outside every fault (plus the tolerance) is false too, even when it then
+  runs into a fault; those announced within 30 min after a fault's end (a process still settling) are counted
+  apart.
 
 A ``dropout`` fault removes readings: after the buffers' hold-over (3 rows) its windows are not scored at all
 (counted as skipped "gap" windows, the service's plantwatch_windows_skipped metric), so no detector can alert on
 it; its recall here is 0 by design of the pipeline, not a model failure.
 
 A fault counts as detected when an episode of its unit is first announced between its start and 60 s after its
-end (evaluation tolerance); the delay is that announcement minus the start. Detectors: the default detector
+end (evaluation tolerance); the delay is that announcement minus the start. A fault that finds an earlier episode
+still firing and gets no new one is "already alerting": in the recall (monitor.evaluation), without a delay, and
+its count is shown apart. Detectors: the default detector
 (lstm_ae), the seed's BiLSTM (bilstm), the forecast-residual detector (an LSTM forecaster's one-step residual)
 and the PCA T²/Q baseline (models.pca), all with the same alert policy (the service defaults) and thresholds
 calibrated on the held-out end of each unit's history (POT at ``--target-far`` per window).
@@ -37,7 +40,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +55,16 @@ import numpy as np  # noqa: E402
 from benchmarks.quality_common import DetectorSpec, csv_data, fit_detector, fmt, machine, make_config  # noqa: E402
 from monitor.alerts import AlertPolicy  # noqa: E402
 from monitor.backtest import run_backtest  # noqa: E402
-from monitor.evaluation import DAY_S, Evaluation, Label, episodes_from_events, evaluate_by_detector  # noqa: E402
+from monitor.evaluation import (  # noqa: E402
+    ANY,
+    DAY_S,
+    Episode,
+    Evaluation,
+    Label,
+    episodes_from_events,
+    evaluate_by_detector,
+    merge_episodes,
+)
 from simulators import FAULT_KINDS, Fault, parse_scenario, simulate, with_faults  # noqa: E402
 from simulators.faults import PROCESS_FAULT_KINDS, PROCESS_FAULT_SENSORS, REACTOR_SENSOR_SCALES, default_magnitude  # noqa: E402
 from simulators.reactor import REACTOR_SENSORS  # noqa: E402
@@ -135,8 +147,9 @@ def plan_faults(seed: int, units: list[str], plan: Plan, kind_offset: int, start
 class Tally:
     """Per detector: fault results by kind, false alarms on fault-free units."""
 
-    detected: dict[str, list[bool]]
+    detected: dict[str, list[bool]]  # caught (detected or already alerting): what the event recall counts
     delays: dict[str, list[float]]
+    already: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # already alerting, by kind
     clean_false: int = 0
     clean_days: float = 0.0
     faulty_false: int = 0
@@ -146,24 +159,27 @@ class Tally:
     already_alerting: int = 0  # faults that found an episode begun before them (counted detected, no delay)
 
     def add(
-        self, ev: Evaluation | None, labels: list[Label], clean: list[str], test_ts: np.ndarray, seconds: float
+        self,
+        ev: Evaluation,
+        false: list[Episode],
+        labels: list[Label],
+        clean: list[str],
+        test_ts: np.ndarray,
+        seconds: float,
     ) -> None:
-        """Add one backtest's evaluation of this row's stream (None: the stream raised no episode)."""
+        """Add one backtest's evaluation of this row's stream and its false-alarm episodes."""
         span_days = float(test_ts[-1] - test_ts[0]) / DAY_S
         self.clean_days += span_days * len(clean)
         self.faulty_days += span_days * len({lab.unit for lab in labels})
         self.seconds += seconds
-        if ev is None:
-            for lab in labels:
-                self.detected[lab.kind].append(False)
-            return
         for r in ev.labels:
-            self.detected[r.label.kind].append(r.detected)
+            self.detected[r.label.kind].append(r.caught)
             if r.status == "already_alerting":
                 self.already_alerting += 1
+                self.already[r.label.kind] += 1
             elif r.delay_s is not None:
                 self.delays[r.label.kind].append(r.delay_s)
-        for ep in ev.false_alarm_episodes:
+        for ep in false:
             if ep.unit in clean:
                 self.clean_false += 1
             else:
@@ -203,13 +219,17 @@ def run(plan: Plan, names: list[str], policy: AlertPolicy, calibration: str, tar
                 }
             cfg, models = make_config(units, fitted, policy, period_s=sim.period_s)
             result = run_backtest(cfg, models, data)
+            episodes = episodes_from_events(result.events)
             by_stream = evaluate_by_detector(
-                episodes_from_events(result.events), labels, timelines, tolerance_s=TOLERANCE_S
+                episodes, labels, timelines, tolerance_s=TOLERANCE_S, detectors=("reconstruction", "forecast", "sensor")
             )
             streams = SERVICE_STREAMS if name == "service" else {name: DETECTORS[name].stream}
             for row, stream in streams.items():
                 if row in tallies:
-                    tallies[row].add(by_stream.get(stream), labels, clean, test_ts, time.perf_counter() - started)
+                    own = merge_episodes(episodes) if stream == ANY else [e for e in episodes if e.detector == stream]
+                    ev = by_stream[stream]
+                    false = [e for e in own if e.alert_id in set(ev.false_alarm_ids)]
+                    tallies[row].add(ev, false, labels, clean, test_ts, time.perf_counter() - started)
             print(
                 f"# seed {seed} {name}: "
                 + ", ".join(
@@ -256,20 +276,24 @@ def print_tables(tallies: dict[str, Tally], names: list[str]) -> None:
     for name in names:
         t = tallies[name]
         print(f"\n### {DETECTORS[name].label}\n")
-        print("| fault kind | faults | detected | event recall | median delay s | p90 delay s |")
-        print("|---|---|---|---|---|---|")
+        print(
+            "| fault kind | faults | detected | of which already alerting | event recall | median delay s | "
+            "p90 delay s |"
+        )
+        print("|---|---|---|---|---|---|---|")
         for kind in FAULT_KINDS:
             d = t.detected.get(kind, [])
             delays = t.delays.get(kind, [])
             recall = sum(d) / len(d) if d else math.nan
             print(
-                f"| {kind} | {len(d)} | {sum(d)} | {fmt(recall)} | {fmt(percentile(delays, 50), 0)} | "
-                f"{fmt(percentile(delays, 90), 0)} |"
+                f"| {kind} | {len(d)} | {sum(d)} | {t.already.get(kind, 0)} | {fmt(recall)} | "
+                f"{fmt(percentile(delays, 50), 0)} | {fmt(percentile(delays, 90), 0)} |"
             )
         all_d = [x for v in t.detected.values() for x in v]
         all_delays = [x for v in t.delays.values() for x in v]
         print(
-            f"| **all** | {len(all_d)} | {sum(all_d)} | {fmt(sum(all_d) / len(all_d) if all_d else math.nan)} | "
+            f"| **all** | {len(all_d)} | {sum(all_d)} | {sum(t.already.values())} | "
+            f"{fmt(sum(all_d) / len(all_d) if all_d else math.nan)} | "
             f"{fmt(percentile(all_delays, 50), 0)} | {fmt(percentile(all_delays, 90), 0)} |"
         )
     print("\n### Summary (same alert policy for every detector)\n")

@@ -5,6 +5,7 @@ API::
     data = read_csv("run.csv", sensors_by_unit={"R1": ("temp", ...)}, default_unit="R1")   # -> CsvData
     result = run_backtest(cfg, models, data, out_dir=Path("out"), batch_size=1024)            # -> BacktestResult
     result.events, result.timelines, result.scores, result.skipped, result.rejected, result.rows
+    result.scores_by_detector          # Counter: scores per detector stream, in order of first appearance
     load_models(cfg, device) -> {model name: LoadedModel}
 
 CSV (DESIGN.md shared facts): a header row; ``,`` or ``;`` separated; a ``timestamp`` column (epoch seconds)
@@ -70,6 +71,7 @@ class BacktestResult:
     rows: int = 0
     jobs: int = 0
     scores: int = 0
+    scores_by_detector: Counter[str] = field(default_factory=Counter)  # which detectors ran, even without alerts
     non_finite: int = 0
     events: list[AlertEvent] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)
@@ -221,6 +223,7 @@ def run_backtest(
             result.scores += len(out.scores)
             result.non_finite += out.non_finite
             for s in out.scores:
+                result.scores_by_detector[s.detector] += 1
                 if score_writer is not None:
                     score_writer.writerow(_score_row(s))
                 event = board.update(s)

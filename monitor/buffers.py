@@ -13,12 +13,16 @@ API (pure, single-threaded; the buffer thread and the backtest own one instance 
     buffers.flush("R1")                # close every open row (end of a CSV); None: all units
     buffers.fill("R1")                 # 0..1, share of the ring holding closed rows (a metric)
 
-Alignment. A reading's event time ``ts`` goes to row ``k = floor(ts / period_s + 0.5)`` (row time
-``k * period_s``). A unit's watermark is ``max ts seen - max_lateness_s``; row ``k`` is passed by the watermark
-when ``(k + 0.5) * period_s <= watermark``, so a reading that is at most ``max_lateness_s`` older than the newest
-one never lands in a passed row. Rows close strictly in order: the next row closes when all its sensors are in or
-when the watermark passes it. Waiting for the earlier rows is what makes a stream shuffled within the lateness
-produce exactly the rows of the in-order stream.
+Alignment. Each unit has its own row grid ``origin + k * period_s``: the origin is ``UnitSpec.origin_s`` when set,
+else the phase (``ts mod period_s``) of the unit's first accepted reading, fixed from then on, so the rows of a
+source sampling on its own grid carry its readings' times (a 180 s source sampling at 80 s past the epoch grid
+would otherwise be stamped 80 s off). A reading's event time ``ts`` goes to row ``k = floor((ts - origin) /
+period_s + 0.5)`` (row time ``origin + k * period_s``). A unit's watermark is ``max ts seen - max_lateness_s``;
+row ``k`` is passed by the watermark when ``origin + (k + 0.5) * period_s <= watermark``, so a reading that is at
+most ``max_lateness_s`` older than the newest one never lands in a passed row. Rows close strictly in order: the
+next row closes when all its sensors are in or when the watermark passes it. Waiting for the earlier rows is what
+makes a stream shuffled within the lateness produce exactly the rows of the in-order stream (on the same grid: with
+no configured origin, a jittered source's grid follows whichever reading comes first).
 
 A reading for a closed row is refused: ``duplicate`` if that sensor was observed in that row and the row is still in
 the ring (a QoS 1 redelivery), else ``late``. The same sensor twice in an open row is a ``duplicate``; the first
@@ -74,6 +78,7 @@ class UnitSpec:
 
     sensors: tuple[str, ...]
     period_s: float = 1.0
+    origin_s: float | None = None  # a time on the row grid (only its phase counts); None: the first reading's
     max_lateness_s: float = 5.0
     max_gap_periods: int = 3
     window_rows: int = 64
@@ -89,6 +94,8 @@ class UnitSpec:
             raise ValueError(f"sensor names must be unique, got {list(self.sensors)}")
         if not (math.isfinite(self.period_s) and self.period_s > 0):
             raise ValueError(f"period_s must be a positive number, got {self.period_s}")
+        if self.origin_s is not None and not math.isfinite(self.origin_s):
+            raise ValueError(f"origin_s must be a finite number, got {self.origin_s}")
         if not (math.isfinite(self.max_lateness_s) and self.max_lateness_s >= 0):
             raise ValueError(f"max_lateness_s must be >= 0, got {self.max_lateness_s}")
         if self.max_gap_periods < 0:
@@ -157,6 +164,8 @@ class _Unit:
         self.closed_upto: int | None = None  # k of the newest closed row
         self.open: dict[int, _OpenRow] = {}
         self.max_ts = -math.inf
+        # Phase of the row grid in [0, period): configured, or set by the first reading placed (see the docstring).
+        self.phase: float | None = None if spec.origin_s is None else spec.origin_s % spec.period_s
         # Per sensor: last observed value and rows since it was observed (huge = never, so no hold-over before the
         # first value). Python lists: this is touched per row per sensor, where numpy scalars cost more.
         self.last_values: list[float] = [math.nan] * self.n_sensors
@@ -166,11 +175,17 @@ class _Unit:
 
     # --- placing ---------------------------------------------------------------------------------------------
     def row_of(self, ts: float) -> int:
-        return math.floor(ts / self.spec.period_s + 0.5)
+        # Before the grid is fixed, ts is placed on the grid it would fix (its own phase): row_of(ts) is exact.
+        phase = self.phase if self.phase is not None else ts % self.spec.period_s
+        return math.floor((ts - phase) / self.spec.period_s + 0.5)
+
+    def row_ts(self, k: float) -> float:
+        """Event time of row k (k + 0.5: the end of its bucket)."""
+        return (self.phase or 0.0) + k * self.spec.period_s
 
     def passed(self, k: int) -> bool:
         """Whether the watermark has passed row k."""
-        return (k + 0.5) * self.spec.period_s <= self.max_ts - self.spec.max_lateness_s
+        return self.row_ts(k + 0.5) <= self.max_ts - self.spec.max_lateness_s
 
     def slot_of(self, k: int) -> int | None:
         """Ring slot holding closed row k, if it is still in the ring."""
@@ -217,7 +232,9 @@ class _Unit:
             if reading.ts > row.newest_ts:
                 row.newest_ts = reading.ts
         if row is None:
-            return  # nothing placed: neither the watermark nor any row changes
+            return  # nothing placed: neither the watermark nor any row (nor the grid's phase) changes
+        if self.phase is None:
+            self.phase = reading.ts % self.spec.period_s
         if reading.ts > self.max_ts:
             self.max_ts = reading.ts
         self.last_received_at = max(self.last_received_at, reading.received_at)
@@ -247,7 +264,8 @@ class _Unit:
                     return
                 last = next_open - 1
             else:
-                last = math.floor((self.max_ts - self.spec.max_lateness_s) / self.spec.period_s - 0.5)
+                watermark = self.max_ts - self.spec.max_lateness_s
+                last = math.floor((watermark - (self.phase or 0.0)) / self.spec.period_s - 0.5)
                 if next_open is not None:
                     last = min(last, next_open - 1)
             if last < nxt:
@@ -321,7 +339,7 @@ class _Unit:
         self.valid_run = self.valid_run + 1 if valid else 0
         w = self.spec.window_rows
         if self.valid_run >= w:
-            row_ts = k * self.spec.period_s
+            row_ts = self.row_ts(k)
             received_at = row.received_at if row is not None else self.last_received_at
             source_ts = row.newest_ts if row is not None else row_ts
             out.jobs.append(WindowJob(self.name, row_ts, self.window(w), received_at, source_ts))

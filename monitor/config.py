@@ -182,6 +182,12 @@ class UnitConfig(Strict):
     period_s: float = Field(
         default=1.0, gt=0, description="Sampling period: readings are aligned to rows of this length."
     )
+    row_origin_s: float | None = Field(
+        default=None,
+        allow_inf_nan=False,
+        description="A time (epoch s) on the unit's row grid; only its phase in period_s counts. "
+        "Unset: the phase of the unit's first reading.",
+    )
     max_lateness_s: float = Field(
         default=5.0, ge=0, description="Readings up to this much behind the newest are placed."
     )

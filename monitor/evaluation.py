@@ -6,20 +6,42 @@ API (pure numpy, no torch)::
     episodes = episodes_from_events(events)            # AlertEvents -> one Episode per alert_id
     report = evaluate(episodes, labels, timelines={"R1": row_ts}, tolerance_s=60)
     print(report.format())
+    reports = evaluate_by_detector(episodes, labels, timelines, tolerance_s=60)   # {detector: Evaluation, "any": ...}
+    merge_episodes(episodes)                           # -> one "any" Episode per span of overlapping alerts of a unit
+    restrict_labels(labels, timelines)                 # -> (labels counted, labels left out)
     pointwise(pred_flags, true_flags)                  # -> PointMetrics from per-row booleans
 
 Definitions (all causal: an alert counts from the event time it was published at):
 
-- An episode is detected at its first ``firing`` event's ``ts`` (what an operator sees), active until its
+- An episode is announced at its first ``firing`` event's ``ts`` (what an operator sees), active until its
   ``resolved`` event (or the end of the data).
-- A labelled fault ``[start, end]`` is detected when an episode of its unit is first announced within
-  ``[start, end + tolerance_s]``; its detection delay is that announcement minus ``start``. Event recall =
-  detected faults / faults.
-- A false alarm is an episode whose active span overlaps no fault ``[start, end + tolerance_s]`` of its unit.
-  False alarms per unit-day divide by the summed time span of the units' timelines.
+- Labels counted: those of a unit present in the timelines whose start lies within the time range of that unit's
+  rows (first to last row). The others are left out (``Evaluation.left_out``): a fault the data never saw start
+  can be neither detected nor missed. Left-out labels still mark their rows as faulty for the point-wise figures
+  and still keep an episode announced inside them from being a false alarm: the fault did happen.
+- A counted fault ``[start, end]`` has one of three statuses (``LabelResult.status``):
+
+  - ``detected``: an episode of its unit is newly announced within ``[start, end + tolerance_s]``; its detection
+    delay is the first such announcement minus ``start``;
+  - ``already_alerting``: no episode is announced within that window, but one announced before ``start`` was
+    still active at ``start``. It counts toward event recall (the operator was being alerted during the fault)
+    but has no delay and is reported apart: it is not an early detection, and that episode stays a false alarm;
+  - ``missed``: neither.
+
+  Event recall = (detected + already alerting) / counted faults; delay statistics cover detected faults only.
+- A false alarm is an episode announced outside every fault ``[start, end + tolerance_s]`` of its unit: before the
+  fault started, or after its end plus the tolerance, even when it then runs into a fault. False alarms per
+  unit-day divide by the summed time span of the units' timelines.
+- Per detector (``evaluate_by_detector``): each detector's episodes alone, and ``"any"``, the service as a whole:
+  the union of all detectors' active spans, merged per unit into one episode per stretch of overlapping (or
+  touching) spans, announced when the first of them was. One incident seen by two detectors is one alarm; a
+  fault counts as detected by "any" only if such a merged episode starts inside it.
 - Point-wise: each timeline row is predicted anomalous while an episode of its unit is active, and truly
   anomalous inside a fault ``[start, end]``; precision, recall, F1, and SKAB's FAR = FP / (FP + TN) and
-  MAR = FN / (FN + TP), in percent.
+  MAR = FN / (FN + TP), in percent (SKAB's leaderboard definitions: benchmarks/quality_skab.py relies on them).
+  Beside them, the alert-time share on normal rows: of the rows outside every fault's ``[start, end +
+  tolerance_s]``, the share during which an episode was active. With ``tolerance_s = 0`` it is FAR / 100; a
+  tolerance leaves out the rows just after a fault, where an alert still resolving is expected.
 """
 
 from __future__ import annotations
@@ -29,6 +51,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -36,6 +59,10 @@ import numpy.typing as npt
 from monitor.messages import AlertEvent
 
 DAY_S = 86_400.0
+ANY = "any"  # evaluate_by_detector's key for the service as a whole (every detector's alerts merged)
+
+Status = Literal["detected", "missed", "already_alerting"]
+_Item = TypeVar("_Item", "Episode", "Label")
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,11 +121,23 @@ class PointMetrics:
 
 @dataclass(frozen=True, slots=True)
 class LabelResult:
+    """How one counted fault fared (see the module docstring for the statuses)."""
+
     label: Label
-    detected: bool
-    delay_s: float | None
-    alert_id: str | None
-    top_sensor: str | None
+    status: Status
+    delay_s: float | None  # detected: first new announcement - start; otherwise None
+    alert_id: str | None  # detected: the episode that detected it; already_alerting: the one already active
+    top_sensor: str | None  # of that episode
+
+    @property
+    def detected(self) -> bool:
+        """Newly detected (an episode announced inside it); already alerting is not."""
+        return self.status == "detected"
+
+    @property
+    def caught(self) -> bool:
+        """Counted toward event recall: detected or already alerting."""
+        return self.status != "missed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +148,9 @@ class Evaluation:
     unit_days: float
     points: PointMetrics
     false_alarm_ids: tuple[str, ...] = field(default=())
+    left_out: tuple[Label, ...] = field(default=())  # labels not counted: unit not in the data, or start outside it
+    normal_rows: int = 0  # rows outside every fault's [start, end + tolerance] of their unit
+    normal_rows_alerting: int = 0  # of those, rows during which an episode of the unit was active
 
     @property
     def n_faults(self) -> int:
@@ -116,11 +158,21 @@ class Evaluation:
 
     @property
     def detected(self) -> int:
-        return sum(1 for r in self.labels if r.detected)
+        return sum(1 for r in self.labels if r.status == "detected")
+
+    @property
+    def already_alerting(self) -> int:
+        return sum(1 for r in self.labels if r.status == "already_alerting")
 
     @property
     def event_recall(self) -> float:
-        return self.detected / self.n_faults if self.n_faults else math.nan
+        """(Detected + already alerting) / counted faults."""
+        return (self.detected + self.already_alerting) / self.n_faults if self.n_faults else math.nan
+
+    @property
+    def alert_share_normal(self) -> float:
+        """Share (0..1) of the normal rows during which an episode was active."""
+        return self.normal_rows_alerting / self.normal_rows if self.normal_rows else math.nan
 
     @property
     def false_alarms_per_unit_day(self) -> float:
@@ -144,18 +196,34 @@ class Evaluation:
         """The summary the backtest prints, one figure per line."""
         p = self.points
         lines = [
-            f"faults: {self.n_faults}, detected: {self.detected}, event recall: {self.event_recall:.3f}",
+            f"faults: {self.n_faults}, detected: {self.detected}, event recall: {self.event_recall:.3f} "
+            f"(already alerting at the fault's start, counted in recall: {self.already_alerting})",
+        ]
+        if self.left_out:
+            why = "unit not in the data, or starting outside its time range"
+            lines.append(f"labels left out ({why}): {len(self.left_out)}")
+        lines += [
             f"alert episodes: {self.episodes}, false alarms: {self.false_alarms} over {self.unit_days:.3f} unit-days"
             f" = {self.false_alarms_per_unit_day:.2f} per unit-day",
-            f"detection delay: median {self.delay_median_s:.1f} s, p90 {self.delay_p90_s:.1f} s",
+            f"detection delay (detected faults): median {self.delay_median_s:.1f} s, p90 {self.delay_p90_s:.1f} s",
             f"point-wise: precision {p.precision:.3f}, recall {p.recall:.3f}, F1 {p.f1:.3f}, "
             f"FAR {p.far_pct:.2f} %, MAR {p.mar_pct:.2f} %",
+            f"alert time on normal rows: {100 * self.alert_share_normal:.2f} % "
+            f"({self.normal_rows_alerting} of {self.normal_rows} rows outside faults + tolerance)",
         ]
-        for r in self.labels:
-            lab = r.label
-            status = f"detected after {r.delay_s:.1f} s (top sensor {r.top_sensor})" if r.detected else "missed"
-            lines.append(f"  {lab.unit} {lab.kind} [{lab.start:.0f}, {lab.end:.0f}]: {status}")
+        lines += [f"  {_label_line(r)}" for r in self.labels]
         return "\n".join(lines)
+
+
+def _label_line(r: LabelResult) -> str:
+    lab = r.label
+    if r.status == "detected":
+        status = f"detected after {r.delay_s:.1f} s (top sensor {r.top_sensor})"
+    elif r.status == "already_alerting":
+        status = f"already alerting (alert {r.alert_id} announced before the start; not an early detection)"
+    else:
+        status = "missed"
+    return f"{lab.unit} {lab.kind} [{lab.start:.0f}, {lab.end:.0f}]: {status}"
 
 
 def load_labels(path: str | Path) -> list[Label]:
@@ -219,6 +287,59 @@ def _mask(ts: npt.NDArray[np.float64], spans: Sequence[tuple[float, float]], clo
     return mask
 
 
+def _end(ep: Episode) -> float:
+    """When the episode stopped being active (inf: still firing at the end of the data)."""
+    return ep.resolved_at if ep.resolved_at is not None else math.inf
+
+
+def _by_unit(items: Iterable[_Item]) -> dict[str, list[_Item]]:
+    out: dict[str, list[_Item]] = {}
+    for item in items:
+        out.setdefault(item.unit, []).append(item)
+    return out
+
+
+def _time_ranges(timelines: Mapping[str, npt.ArrayLike]) -> dict[str, tuple[float, float]]:
+    """First and last row time of each unit with rows."""
+    ranges = {}
+    for unit, raw_ts in timelines.items():
+        ts = np.asarray(raw_ts, dtype=np.float64)
+        if ts.size:
+            ranges[unit] = (float(ts.min()), float(ts.max()))
+    return ranges
+
+
+def restrict_labels(labels: Iterable[Label], timelines: Mapping[str, npt.ArrayLike]) -> tuple[list[Label], list[Label]]:
+    """(counted, left out): a label counts when its unit has rows and its start lies within their time range."""
+    ranges = _time_ranges(timelines)
+    counted: list[Label] = []
+    left_out: list[Label] = []
+    for lab in labels:
+        span = ranges.get(lab.unit)
+        (counted if span is not None and span[0] <= lab.start <= span[1] else left_out).append(lab)
+    return counted, left_out
+
+
+def _judge(lab: Label, unit_episodes: Sequence[Episode], tolerance_s: float) -> LabelResult:
+    """Detected by the first episode announced inside the fault, else already alerting, else missed."""
+    new = [ep for ep in unit_episodes if lab.start <= ep.detected_at <= lab.end + tolerance_s]
+    if new:
+        first = min(new, key=lambda ep: ep.detected_at)
+        return LabelResult(lab, "detected", first.detected_at - lab.start, first.alert_id, first.top_sensor)
+    # An episode that began before the fault and still fires tells the operator something is wrong, but it was
+    # raised for something else: not a detection with a (negative) delay.
+    active = [ep for ep in unit_episodes if ep.detected_at < lab.start < _end(ep)]
+    if active:
+        first = min(active, key=lambda ep: ep.detected_at)
+        return LabelResult(lab, "already_alerting", None, first.alert_id, first.top_sensor)
+    return LabelResult(lab, "missed", None, None, None)
+
+
+def _is_false_alarm(ep: Episode, unit_labels: Sequence[Label], tolerance_s: float) -> bool:
+    """Announced outside every fault's [start, end + tolerance] of its unit (running into one later is no excuse)."""
+    return not any(lab.start <= ep.detected_at <= lab.end + tolerance_s for lab in unit_labels)
+
+
 def evaluate(
     episodes: Sequence[Episode],
     labels: Sequence[Label],
@@ -226,41 +347,27 @@ def evaluate(
     tolerance_s: float = 0.0,
 ) -> Evaluation:
     """Score episodes against labels over the units' row timestamps (see the module docstring)."""
-    by_unit: dict[str, list[Episode]] = {}
-    for ep in episodes:
-        by_unit.setdefault(ep.unit, []).append(ep)
-    results = []
-    for lab in labels:
-        hits = [ep for ep in by_unit.get(lab.unit, ()) if lab.start <= ep.detected_at <= lab.end + tolerance_s]
-        if hits:
-            best = min(hits, key=lambda ep: ep.detected_at)
-            results.append(LabelResult(lab, True, best.detected_at - lab.start, best.alert_id, best.top_sensor))
-        else:
-            results.append(LabelResult(lab, False, None, None, None))
-
-    false_ids = []
-    for ep in episodes:
-        end = ep.resolved_at if ep.resolved_at is not None else math.inf
-        overlaps = any(
-            lab.unit == ep.unit and ep.detected_at <= lab.end + tolerance_s and end >= lab.start for lab in labels
-        )
-        if not overlaps:
-            false_ids.append(ep.alert_id)
+    eps_of = _by_unit(episodes)
+    labels_of = _by_unit(labels)  # every label, counted or not: a fault outside the counted ones still happened
+    counted, left_out = restrict_labels(labels, timelines)
+    results = [_judge(lab, eps_of.get(lab.unit, ()), tolerance_s) for lab in counted]
+    false_ids = [ep.alert_id for ep in episodes if _is_false_alarm(ep, labels_of.get(ep.unit, ()), tolerance_s)]
 
     unit_days = 0.0
-    tp = fp = tn = fn = 0
+    tp = fp = tn = fn = normal = normal_alerting = 0
     for unit, raw_ts in timelines.items():
         ts = np.asarray(raw_ts, dtype=np.float64)
         if ts.size == 0:
             continue
         unit_days += float(ts.max() - ts.min()) / DAY_S
-        active = [
-            (ep.detected_at, ep.resolved_at if ep.resolved_at is not None else math.inf) for ep in by_unit.get(unit, ())
-        ]
-        truth = _mask(ts, [(lab.start, lab.end) for lab in labels if lab.unit == unit], closed_end=True)
-        pred = _mask(ts, active, closed_end=False)
+        unit_labels = labels_of.get(unit, ())
+        pred = _mask(ts, [(ep.detected_at, _end(ep)) for ep in eps_of.get(unit, ())], closed_end=False)
+        truth = _mask(ts, [(lab.start, lab.end) for lab in unit_labels], closed_end=True)
         m = pointwise(pred, truth)
         tp, fp, tn, fn = tp + m.tp, fp + m.fp, tn + m.tn, fn + m.fn
+        outside = ~_mask(ts, [(lab.start, lab.end + tolerance_s) for lab in unit_labels], closed_end=True)
+        normal += int(np.sum(outside))
+        normal_alerting += int(np.sum(outside & pred))
     return Evaluation(
         labels=tuple(results),
         episodes=len(episodes),
@@ -268,4 +375,59 @@ def evaluate(
         unit_days=unit_days,
         points=PointMetrics(tp, fp, tn, fn),
         false_alarm_ids=tuple(false_ids),
+        left_out=tuple(left_out),
+        normal_rows=normal,
+        normal_rows_alerting=normal_alerting,
     )
+
+
+def merge_episodes(episodes: Iterable[Episode], detector: str = ANY) -> list[Episode]:
+    """Per unit, the union of the episodes' active spans: one Episode per stretch of overlapping or touching spans.
+
+    A merged episode is announced when its first member was, ends with its last, takes the first member's top
+    sensor and joins the members' alert ids with ``+`` (so a false alarm can be traced to its alerts).
+    """
+    merged: list[Episode] = []
+    for unit, unit_eps in _by_unit(episodes).items():
+        group: list[Episode] = []
+        group_end = -math.inf
+        for ep in sorted(unit_eps, key=lambda e: (e.detected_at, e.alert_id)):
+            if group and ep.detected_at <= group_end:  # overlaps (or touches) the stretch: the same alarm
+                group.append(ep)
+                group_end = max(group_end, _end(ep))
+                continue
+            if group:
+                merged.append(_merged(unit, detector, group, group_end))
+            group, group_end = [ep], _end(ep)
+        if group:
+            merged.append(_merged(unit, detector, group, group_end))
+    merged.sort(key=lambda ep: (ep.detected_at, ep.alert_id))
+    return merged
+
+
+def _merged(unit: str, detector: str, group: Sequence[Episode], end: float) -> Episode:
+    first = group[0]
+    alert_id = "+".join(ep.alert_id for ep in group)
+    return Episode(unit, detector, alert_id, first.detected_at, None if math.isinf(end) else end, first.top_sensor)
+
+
+def evaluate_by_detector(
+    episodes: Sequence[Episode],
+    labels: Sequence[Label],
+    timelines: Mapping[str, npt.ArrayLike],
+    tolerance_s: float = 0.0,
+    detectors: Iterable[str] = (),
+) -> dict[str, Evaluation]:
+    """One Evaluation per detector, then ``"any"`` (ANY) for all detectors' alerts merged (``merge_episodes``).
+
+    The detectors are ``detectors`` (so one that never alerted still shows its missed faults), in that order,
+    followed by any other detector the episodes name, in order of first appearance.
+    """
+    names = list(dict.fromkeys([*detectors, *(ep.detector for ep in episodes)]))
+    if ANY in names:
+        raise ValueError(f"a detector must not be called {ANY!r}: that key is the merged view")
+    reports = {
+        name: evaluate([ep for ep in episodes if ep.detector == name], labels, timelines, tolerance_s) for name in names
+    }
+    reports[ANY] = evaluate(merge_episodes(episodes), labels, timelines, tolerance_s)
+    return reports

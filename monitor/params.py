@@ -53,6 +53,7 @@ def specs_from_config(
         specs[u.name] = UnitSpec(
             sensors=tuple(u.sensors),
             period_s=u.period_s,
+            origin_s=u.row_origin_s,
             max_lateness_s=u.max_lateness_s,
             max_gap_periods=u.max_gap_periods,
             window_rows=required_window_rows(um, models),

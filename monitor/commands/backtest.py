@@ -1,14 +1,22 @@
 """`plantwatch backtest --config FILE --data CSV [--labels L] [--out DIR]`: the service's pipeline over a CSV.
 
 Prints the throughput, the skipped windows and the alerts; with labels, event recall, false alarms per
-unit-day, detection delay and point-wise F1 (monitor.evaluation). Exit 0 ok, 2 bad config / data / artifact.
+unit-day, detection delay and point-wise figures (monitor.evaluation), for each detector that scored and for the
+service as a whole ("any": every detector's alerts merged per unit). Exit 0 ok, 2 bad config / data / artifact.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from monitor.backtest import BacktestResult
+    from monitor.evaluation import Label
 
 HELP = "Run the service's buffers, scoring and alerts over a CSV; with labels, print detection figures."
 
@@ -32,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from monitor.backtest import load_models, read_csv, run_backtest
     from monitor.commands import load_config_or_report
-    from monitor.evaluation import episodes_from_events, evaluate, load_labels
+    from monitor.evaluation import load_labels
 
     cfg = load_config_or_report(args.config)
     if cfg is None:
@@ -77,8 +85,19 @@ def main(args: argparse.Namespace) -> int:
             f"score {e.score:.3g} / threshold {e.threshold:.3g}, top sensor {top}"
         )
     if labels is not None:
-        report = evaluate(episodes_from_events(result.events), labels, result.timelines, args.tolerance_s)
-        print(report.format())
+        print_evaluation(result, labels, args.tolerance_s)
     if out_dir is not None:
         print(f"wrote {out_dir / 'scores.csv'} and {out_dir / 'alerts.jsonl'}")
     return 0
+
+
+def print_evaluation(result: BacktestResult, labels: Sequence[Label], tolerance_s: float) -> None:
+    """The detection figures per detector (those that scored, alerts or not), then for any detector."""
+    from monitor.evaluation import ANY, episodes_from_events, evaluate_by_detector
+
+    episodes = episodes_from_events(result.events)
+    reports = evaluate_by_detector(episodes, labels, result.timelines, tolerance_s, detectors=result.scores_by_detector)
+    for name, report in reports.items():
+        title = "any detector (alert spans merged per unit)" if name == ANY else f"detector {name}"
+        print(f"{title}:")
+        print(textwrap.indent(report.format(), "  "))

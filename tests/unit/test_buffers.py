@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+from typing import Any
+
 import numpy as np
 import pytest
 
 from monitor.buffers import AddResult, RingBuffers, UnitSpec
+from monitor.config import PlantwatchConfig
 from monitor.messages import Reading, WindowJob
+from monitor.params import specs_from_config
 
 SENSORS = ("a", "b", "c")
 T0 = 1_732_590_000.0
@@ -101,8 +106,9 @@ def test_out_of_order_within_lateness_gives_the_in_order_rows() -> None:
     shuffled = [r for _, r in sorted(zip(keys, shuffled, strict=True), key=lambda p: p[0])]
     assert shuffled != in_order
 
-    a = feed(RingBuffers({"U": spec()}), in_order)
-    b = feed(RingBuffers({"U": spec()}), shuffled)
+    # A configured origin: otherwise each stream's first reading (a different one once shuffled) sets the phase.
+    a = feed(RingBuffers({"U": spec(origin_s=0.0)}), in_order)
+    b = feed(RingBuffers({"U": spec(origin_s=0.0)}), shuffled)
     assert a.rejections == [] and b.rejections == []
     assert len(a.jobs) == 60 - 3
     assert as_rows(a.jobs) == as_rows(b.jobs)
@@ -225,7 +231,7 @@ def test_rows_wait_for_earlier_rows_then_the_watermark_closes_them() -> None:
 
 
 def test_rows_bucket_by_rounding_event_time() -> None:
-    buffers = RingBuffers({"U": spec(period_s=0.5, window_rows=1)})
+    buffers = RingBuffers({"U": spec(period_s=0.5, window_rows=1, origin_s=0.0)})  # rows on the epoch grid
     # 0.74 s -> row 1 (0.5 s); 0.76 s -> row 2 (1.0 s).
     buffers.add(Reading("U", T0 + 0.74, {"a": 1.0, "b": 1.0}, 0.0))
     res = buffers.add(Reading("U", T0 + 0.76, {"c": 1.0}, 0.0))
@@ -248,8 +254,9 @@ def test_spec_validation() -> None:
 
 def test_job_carries_the_newest_reading_event_time_of_an_off_grid_source() -> None:
     # A gateway that samples 0.4 periods after the row time: the row is T0 + k, the data left the source at
-    # T0 + k + 0.4. Publish-to-score latency is measured from the latter (monitor/outputs.py).
-    buffers = RingBuffers({"U": spec(sensors=("a", "b"))})
+    # T0 + k + 0.4. Publish-to-score latency is measured from the latter (monitor/outputs.py). The row grid is
+    # configured on the epoch grid (unset, the first reading's phase would put the rows on the source's times).
+    buffers = RingBuffers({"U": spec(sensors=("a", "b"), origin_s=0.0)})
     jobs = []
     for k in range(6):
         jobs += buffers.add(Reading("U", T0 + k + 0.4, {"a": 1.0}, received_at=T0 + k + 0.41)).jobs
@@ -312,3 +319,52 @@ def test_warm_up_rows_yield_no_health_record_and_silent_rows_are_validated() -> 
     assert [(int(r.end_ts - T0), r.silent) for r in res.records] == [(3, ("c",)), (4, ("c",))]
     with pytest.raises(ValueError, match="silent_rows"):
         spec(silent_rows=-1)
+
+
+def test_rows_follow_the_phase_of_the_first_reading() -> None:
+    # A 180 s source sampling 80 s past the epoch grid: the rows carry its readings' times, not times up to half a
+    # period away (floor(ts / 180 + 0.5) * 180 stamped these 80 s early).
+    buffers = RingBuffers({"U": spec(period_s=180.0, max_lateness_s=0.0, window_rows=1)})
+    origin = 1_732_590_000.0 + 80.0
+    assert origin % 180.0 == 80.0
+    times = [origin + 180.0 * k for k in range(5)]
+    jobs: list[WindowJob] = []
+    for ts in times:
+        jobs += buffers.add(Reading("U", ts, row_values(0), received_at=ts)).jobs
+    jobs += buffers.flush().jobs
+    assert [j.end_ts for j in jobs] == times
+    assert [j.source_ts for j in jobs] == times
+    # Jitter within half a period stays on that grid.
+    res = buffers.add(Reading("U", times[-1] + 180.0 + 70.0, row_values(0), received_at=0.0))
+    assert [j.end_ts for j in res.jobs] == [times[-1] + 180.0]
+
+
+def test_a_configured_origin_wins_over_the_first_reading() -> None:
+    # Origin at 20 s past the 60 s grid (any time on the grid will do: only its phase counts). A reading at 50 s
+    # past goes to the nearest row of that grid, at 80 s past.
+    buffers = RingBuffers({"U": spec(period_s=60.0, max_lateness_s=0.0, window_rows=1, origin_s=T0 + 20.0 - 600.0)})
+    res = buffers.add(Reading("U", T0 + 50.0, row_values(0), received_at=0.0))
+    assert [j.end_ts for j in res.jobs] == [T0 + 80.0]
+    assert res.jobs[0].source_ts == T0 + 50.0
+    with pytest.raises(ValueError, match="origin_s"):
+        spec(origin_s=float("nan"))
+
+
+def test_a_rejected_reading_does_not_set_the_phase() -> None:
+    buffers = RingBuffers({"U": spec(period_s=10.0, max_lateness_s=0.0, window_rows=1)})
+    # Refused before anything is placed: unknown sensor, non-finite value. Neither fixes the grid at 7 s past.
+    assert buffers.add(Reading("U", T0 + 7.0, {"zz": 1.0}, 0.0)).rejections
+    assert buffers.add(Reading("U", T0 + 7.0, {"a": float("nan")}, 0.0)).rejections
+    res = buffers.add(Reading("U", T0 + 3.0, row_values(0), received_at=0.0))  # the first accepted: 3 s past
+    assert [j.end_ts for j in res.jobs] == [T0 + 3.0]
+    res = buffers.add(Reading("U", T0 + 12.0, row_values(1), received_at=0.0))  # nearest row: 13 s past
+    assert [j.end_ts for j in res.jobs] == [T0 + 13.0]
+
+
+def test_the_configured_row_origin_reaches_the_unit_spec() -> None:
+    unit: dict[str, Any] = {"name": "R1", "sensors": ["a"], "period_s": 180, "detector": {"name": "m", "artifact": "x"}}
+    models: Any = {"m": SimpleNamespace(window=8)}  # specs_from_config reads only the window of a model
+    cfg = PlantwatchConfig.model_validate({"units": [{**unit, "row_origin_s": 80.0}]})
+    assert specs_from_config(cfg, models)[0]["R1"].origin_s == 80.0
+    cfg = PlantwatchConfig.model_validate({"units": [unit]})
+    assert specs_from_config(cfg, models)[0]["R1"].origin_s is None
