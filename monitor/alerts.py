@@ -37,7 +37,8 @@ least ``adapt.guard_s`` ago and the unit is inside its model's envelope. While a
 scores are held: learned once the hits leave the window without an alert, dropped if it fires.
 
 Envelope. A Score whose unit lies outside the model's training envelope (``Score.outside_envelope``) is handled
-by ``outside_envelope``: ``"alert"`` as any other, ``"warn"`` (default) fires but never above warning severity,
+by ``outside_envelope``: ``"alert"`` as any other, ``"warn"`` (default) fires but never above warning severity
+(for the rest of an episode once one of its scores was outside),
 and the event says which sensors are outside; ``"suppress"`` does not count it as a hit.
 
 Scores that are not finite, or whose threshold is not a positive finite number, are ignored (never an alert with
@@ -139,6 +140,7 @@ class AlertTracker:
         # Scores around hits, held until the fire rule decides (learned if no alert fires, else dropped).
         # (bounded: hits that linger without firing cannot grow it; the oldest held scores are then not learned)
         self._held: deque[tuple[float, float]] = deque(maxlen=8 * policy.fire_window)
+        self._episode_outside = False  # a score of the firing episode lay outside the model's envelope
         self._adaptive = AdaptiveThreshold(policy.adapt if detector in ADAPTIVE_DETECTORS else AdaptPolicy(False))
         self.threshold_in_force = math.nan  # of the latest score, for the metrics
 
@@ -164,6 +166,9 @@ class AlertTracker:
         self._last_ts = score.ts
         levels = self.levels(score)
         self.threshold_in_force = levels.threshold
+        if self._firing is None:
+            self._episode_outside = False
+        self._episode_outside = self._episode_outside or bool(score.outside_envelope)
         if self._firing is None:
             event = self._update_idle(score, levels)
         else:
@@ -203,8 +208,10 @@ class AlertTracker:
         return score.score > levels.threshold
 
     def _severity(self, score: Score, levels: Levels) -> Severity:
-        if score.outside_envelope and self.policy.outside_envelope == "warn":
-            return "warning"  # the model has never seen this operating point: not a critical verdict on the plant
+        if self.policy.outside_envelope == "warn" and (score.outside_envelope or self._episode_outside):
+            # The model has never seen this operating point (now, or earlier in this episode: a unit that moves
+            # in and out of its envelope is still off it): not a critical verdict on the plant.
+            return "warning"
         return "critical" if score.score > levels.critical else "warning"
 
     def _event(

@@ -132,6 +132,16 @@ def test_outside_the_envelope_alerts_are_warnings_or_suppressed() -> None:
         assert all(e.outside_envelope == ("a",) for e in fired)
 
 
+def test_an_episode_that_was_outside_the_envelope_stays_a_warning() -> None:
+    threshold, resolve = 4.0, 2.0
+    tracker = AlertTracker("R1", "reconstruction", AlertPolicy())
+    events = [tracker.update(score(T0 + i, 3 * threshold, threshold, resolve, outside=("a",))) for i in range(5)]
+    # Back inside the envelope with a score far beyond the critical level: the episode does not escalate.
+    events += [tracker.update(score(T0 + 5 + i, 5 * threshold, threshold, resolve)) for i in range(700)]
+    fired = [e for e in events if e is not None]
+    assert fired and {e.severity for e in fired} == {"warning"}
+
+
 def test_resolve_on_the_calibrated_level_and_severity_from_the_tail() -> None:
     threshold, resolve = 4.0, 1.0
     tracker = AlertTracker("R1", "reconstruction", AlertPolicy(min_duration_s=0, adapt=AdaptPolicy(False)))
