@@ -214,7 +214,8 @@ def unit_figures(
         out_share = float(mask.any(axis=1).mean())
         out_sensors = Counter({s: int(n) for s, n in zip(det.sensors, mask.sum(axis=0).tolist(), strict=True) if n})
     return {
-        "days": float(ts[-1] - ts[0]) / DAY_S,
+        # the span the rows cover (24 h of rows: one unit-day; monitor.evaluation's last - first is a row short)
+        "days": (float(ts[-1] - ts[0]) + (float(np.median(np.diff(ts))) if ts.size > 1 else 0.0)) / DAY_S,
         "alert_share": _share(anomaly, unit, ts),
         "inside_share": _share(inside, unit, ts),
         "outside_share": _share(outside, unit, ts),

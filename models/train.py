@@ -466,8 +466,10 @@ def calibrate_threshold(
         scores = np.concatenate([scores, holdout_scores])
         final = calibrate(scores, config.calibration, config.target_far, window=model.window)
         record["holdout"]["checked_value"] = record["value"]
-        for key in ("value", "resolve_value", "critical_value", "method", "parameters", "n_calibration"):
+        # n_calibration, n_effective and supported keep describing the calibration blocks the check judged.
+        for key in ("value", "resolve_value", "critical_value", "method", "parameters"):
             record[key] = final[key]
+        record["n_final"] = final["n_calibration"]  # windows the written threshold was set on
     apply_guards(record, scores)
     return record
 

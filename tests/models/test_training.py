@@ -102,9 +102,10 @@ def test_split_blocks_are_windowed_on_their_own(normal_data: np.ndarray, tmp_pat
     per_block = {name: sum(b - a - window + 1 for a, b in split[name]) for name in ("train", "validation")}
     assert manifest["training"]["figures"]["windows"] == per_block
     threshold = manifest["threshold"]
+    assert threshold["n_calibration"] == sum(b - a - window + 1 for a, b in split["calibration"])
     # The written threshold is set on every held-out window: the calibration blocks and the holdout.
     held_out = [*split["calibration"], *split["holdout"]]
-    assert threshold["n_calibration"] == sum(b - a - window + 1 for a, b in held_out)
+    assert threshold["n_final"] == sum(b - a - window + 1 for a, b in held_out)
     assert threshold["calibration_rows"] == split["calibration"]
     assert split["holdout"] == [[2700, 3000]] and threshold["holdout"]["rows"] == [2700, 3000]
     for name in ("train", "validation", "calibration"):
