@@ -325,3 +325,32 @@ def critical_level(record: dict[str, Any]) -> float:
     if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
         return float(value)
     return CRITICAL_FACTOR * float(record.get("value", math.nan))
+
+
+class ManifestLevels:
+    """The calibrated levels and envelope of a scoring model, read from its ``manifest`` (mixed into LoadedModel
+    and PcaDetector, so both expose them the same way; artifacts from before these fields get the fallbacks)."""
+
+    manifest: dict[str, Any]
+
+    @property
+    def calibration(self) -> dict[str, Any]:
+        """The threshold record (manifest["threshold"]): method used, n_effective, supported, holdout, warnings."""
+        record = self.manifest.get("threshold")
+        return record if isinstance(record, dict) else {}
+
+    @property
+    def resolve_level(self) -> float:
+        """Score level under which normal scores fall (resolves an episode); 0.8 x threshold for old artifacts."""
+        return resolve_level(self.calibration)
+
+    @property
+    def critical_level(self) -> float:
+        """Score level of a critical alert (the tail at target_far / 100); 2 x threshold for old artifacts."""
+        return critical_level(self.calibration)
+
+    @property
+    def envelope(self) -> dict[str, Any] | None:
+        """The training data's envelope (models/envelope.py), None for artifacts written before it existed."""
+        envelope = self.manifest.get("envelope")
+        return envelope if isinstance(envelope, dict) else None

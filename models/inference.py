@@ -27,7 +27,7 @@ import numpy.typing as npt
 import torch
 from torch import nn
 
-from models.calibration import critical_level, resolve_level
+from models.calibration import ManifestLevels
 from models.device import resolve_device
 from models.preprocessing import Scaler, fill_windows
 
@@ -47,7 +47,7 @@ class InferenceResult:
     attention: F32 | None  # [B, W] attention_lstm only
 
 
-class LoadedModel:
+class LoadedModel(ManifestLevels):
     """A trained model ready to score raw windows on one device. Build it with ``load_artifact``."""
 
     def __init__(self, module: nn.Module, manifest: dict[str, Any], scaler: Scaler, device: torch.device) -> None:
@@ -74,28 +74,6 @@ class LoadedModel:
             f"LoadedModel(name={self.name!r}, kind={self.kind!r}, sensors={len(self.sensors)}, "
             f"window={self.window}, horizon={self.horizon}, device={self.device})"
         )
-
-    @property
-    def calibration(self) -> dict[str, Any]:
-        """The threshold record (manifest["threshold"]): method used, n_effective, supported, holdout, warnings, ..."""
-        record = self.manifest.get("threshold")
-        return record if isinstance(record, dict) else {}
-
-    @property
-    def resolve_level(self) -> float:
-        """Score level under which normal scores fall (resolves an episode); 0.8 x threshold for old artifacts."""
-        return resolve_level(self.calibration)
-
-    @property
-    def critical_level(self) -> float:
-        """Score level of a critical alert (the tail at target_far / 100); 2 x threshold for old artifacts."""
-        return critical_level(self.calibration)
-
-    @property
-    def envelope(self) -> dict[str, Any] | None:
-        """The training data's envelope (models/envelope.py), None for artifacts written before it existed."""
-        envelope = self.manifest.get("envelope")
-        return envelope if isinstance(envelope, dict) else None
 
     def to(self, device: str | torch.device) -> LoadedModel:
         """A copy of this model on ``device`` ("auto" | "cpu" | "cuda"); this one keeps working."""

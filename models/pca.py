@@ -38,7 +38,7 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.decomposition import PCA
 
-from models.calibration import calibrate, critical_level, resolve_level
+from models.calibration import ManifestLevels, calibrate
 from models.envelope import compute_envelope
 from models.inference import InferenceResult
 from models.preprocessing import fill_windows
@@ -47,7 +47,7 @@ F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 
 
-class PcaDetector:
+class PcaDetector(ManifestLevels):
     """Fitted PCA T²/Q scorer; build with :meth:`fit`. Attributes mirror ``LoadedModel`` for detectors."""
 
     role = "detector"
@@ -232,25 +232,6 @@ class PcaDetector:
             if s[0] < self.threshold and not missing[b].any():
                 self._center = self._center + (tail[b, -1] - self._center) / self.adapt_rows
         return scores, shares
-
-    @property
-    def calibration(self) -> dict[str, Any]:
-        """The threshold record, the same shape as a trained artifact's (``holdout`` is None: no held-out check)."""
-        record: dict[str, Any] = self.manifest["threshold"]
-        return record
-
-    @property
-    def resolve_level(self) -> float:
-        return resolve_level(self.calibration)
-
-    @property
-    def critical_level(self) -> float:
-        return critical_level(self.calibration)
-
-    @property
-    def envelope(self) -> dict[str, Any] | None:
-        envelope = self.manifest.get("envelope")
-        return envelope if isinstance(envelope, dict) else None
 
     def reset(self) -> None:
         """Forget the adapted center (back to the fitted mean)."""
