@@ -38,7 +38,8 @@ scores are held: learned once the hits leave the window without an alert, droppe
 
 Envelope. A Score whose unit lies outside the model's training envelope (``Score.outside_envelope``) is handled
 by ``outside_envelope``: ``"alert"`` as any other, ``"warn"`` (default) fires but never above warning severity
-(for the rest of an episode once one of its scores was outside),
+(for the rest of an episode once one of its scores was outside; a critical episode that leaves the envelope is
+re-announced once as a warning),
 and the event says which sensors are outside; ``"suppress"`` does not count it as a hit.
 
 Scores that are not finite, or whose threshold is not a positive finite number, are ignored (never an alert with
@@ -279,11 +280,15 @@ class AlertTracker:
             )
             return dataclasses.replace(resolved, reason=firing.reason)
         escalated = firing.severity == "warning" and self._severity(score, levels) == "critical"
+        # A critical episode whose unit then leaves the model's envelope is re-announced as a warning, once (the
+        # sticky rule in _severity keeps it there): hours of "critical" on an operating point the model never saw
+        # would cry wolf.
+        relaxed = p.outside_envelope == "warn" and firing.severity == "critical" and bool(score.outside_envelope)
         renotify = p.renotify_s > 0 and score.ts - self._last_notified_ts >= p.renotify_s
-        if not (escalated or renotify):
+        if not (escalated or relaxed or renotify):
             return None
         sensors = top_contributors(score.sensor_errors, p.top_sensors) or firing.sensors
-        severity: Severity = "critical" if escalated else firing.severity
+        severity: Severity = "critical" if escalated else "warning" if relaxed else firing.severity
         event = self._event(score, levels, "firing", firing.alert_id, firing.started_at, severity, sensors)
         self._firing = event
         self._last_notified_ts = score.ts

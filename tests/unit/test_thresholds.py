@@ -142,6 +142,16 @@ def test_an_episode_that_was_outside_the_envelope_stays_a_warning() -> None:
     assert fired and {e.severity for e in fired} == {"warning"}
 
 
+def test_a_critical_episode_that_leaves_the_envelope_is_re_announced_as_a_warning() -> None:
+    threshold, resolve = 4.0, 2.0
+    tracker = AlertTracker("R1", "reconstruction", AlertPolicy())
+    events = [tracker.update(score(T0 + i, 3 * threshold, threshold, resolve)) for i in range(5)]
+    events += [tracker.update(score(T0 + 5 + i, 3 * threshold, threshold, resolve, outside=("a",))) for i in range(5)]
+    events += [tracker.update(score(T0 + 10 + i, 3 * threshold, threshold, resolve)) for i in range(5)]
+    fired = [(e.severity, e.outside_envelope) for e in events if e is not None]
+    assert fired == [("critical", ()), ("warning", ("a",))]
+
+
 def test_resolve_on_the_calibrated_level_and_severity_from_the_tail() -> None:
     threshold, resolve = 4.0, 1.0
     tracker = AlertTracker("R1", "reconstruction", AlertPolicy(min_duration_s=0, adapt=AdaptPolicy(False)))
