@@ -21,7 +21,7 @@ to its resolved event):
   (the two detectors' spans merged per unit, ``merge_episodes``); split into episodes whose first firing event
   names sensors outside the training envelope (``outside_envelope``) and those that do not (the two can overlap);
 - episodes per unit-day: merged, and per detector; critical episodes (any firing event of severity critical;
-  a merged episode is critical when one of its members is) and their alert time (whole spans); the ``sensor``
+  a merged episode is critical when one of its members is) and the time they stood at critical; the ``sensor``
   detector's episodes;
 - what ``train`` said: the threshold method used, ``supported``, the warnings (``manifest["training"]``);
   which units were reported outside their envelope (an anomaly event naming such sensors), and how much of the
@@ -179,6 +179,24 @@ def _share(episodes: Sequence[Episode], unit: str, ts: np.ndarray) -> float:
     return evaluate(merge_episodes(episodes), [], {unit: ts}).alert_share_normal
 
 
+def critical_spans(events: Sequence[AlertEvent]) -> list[Episode]:
+    """The stretches during which an anomaly episode stood at critical: from a critical firing event to the
+    episode's next warning event (a re-announcement outside the envelope) or its resolution."""
+    spans: list[Episode] = []
+    since: dict[str, AlertEvent] = {}
+    for e in sorted(events, key=lambda e: e.ts):
+        if e.detector not in ANOMALY:
+            continue
+        start = since.get(e.alert_id)
+        if e.state == "firing" and e.severity == "critical":
+            since.setdefault(e.alert_id, e)
+        elif start is not None:
+            spans.append(Episode(e.unit, e.detector, e.alert_id, start.ts, e.ts, None))
+            del since[e.alert_id]
+    spans += [Episode(e.unit, e.detector, i, e.ts, None, None) for i, e in since.items()]
+    return spans
+
+
 def unit_figures(
     result: BacktestResult, unit: str, models: Mapping[str, Any], margin: float | None, test_values: np.ndarray
 ) -> dict[str, Any]:
@@ -197,7 +215,6 @@ def unit_figures(
     anomaly = [ep for ep in episodes if ep.detector in ANOMALY]
     outside = [ep for ep in anomaly if first[ep.alert_id].outside_envelope]
     inside = [ep for ep in anomaly if not first[ep.alert_id].outside_envelope]
-    critical = [ep for ep in anomaly if ep.alert_id in critical_ids]
     merged = merge_episodes(anomaly)
     merged_critical = sum(1 for m in merged if any(i in critical_ids for i in m.alert_id.split("+")))
     sensor = [ep for ep in episodes if ep.detector == "sensor"]
@@ -219,7 +236,7 @@ def unit_figures(
         "alert_share": _share(anomaly, unit, ts),
         "inside_share": _share(inside, unit, ts),
         "outside_share": _share(outside, unit, ts),
-        "critical_share": _share(critical, unit, ts),
+        "critical_share": _share(critical_spans(events), unit, ts),
         "episodes": len(merged),
         "by_detector": {d: sum(1 for ep in anomaly if ep.detector == d) for d in ANOMALY},
         "critical": merged_critical,
@@ -484,9 +501,9 @@ def print_next_hours(runs: list[UnitRun], plan: Plan) -> None:
             for w in m["training"]["warnings"] or ["(none)"]:
                 print(f"- N {n_h:g} h, {r.unit}, {m['kind']}: {w}")
     print(
-        f"\n(epochs {plan.epochs}, training stride {plan.train_step}, the same for every N. Critical alert time: the "
-        "whole span of every anomaly episode that had a critical firing event. Inside and outside shares can overlap: "
-        "a unit's reconstruction and forecast episodes are merged within each class only.)"
+        f"\n(epochs {plan.epochs}, training stride {plan.train_step}, the same for every N. Critical alert time: "
+        "while an anomaly episode stood at critical (to its next warning event or its resolution). Inside and "
+        "outside shares can overlap: a unit's reconstruction and forecast episodes are merged within each class only.)"
     )
 
 
