@@ -456,13 +456,13 @@ def calibrate_threshold(
             f"no holdout check: the newest {config.holdout_fraction:.0%} of the rows is shorter than a window"
         )
     if split.holdout:
-        record["holdout"] = holdout_check(model, filled, usable, split.holdout[0], record)
+        holdout_scores = calibration_scores(model, filled, usable, split.holdout[0])
+        record["holdout"] = holdout_check(holdout_scores, split.holdout[0], record)
         warning = holdout_warning(record["holdout"], config.target_far)
         if warning:
             record["warnings"].append(warning)
         # The check judged the procedure; the threshold written is then set by the same procedure on every
         # held-out window (calibration and holdout): the newest rows are the most like what comes next.
-        holdout_scores = calibration_scores(model, filled, usable, split.holdout[0])
         scores = np.concatenate([scores, holdout_scores])
         final = calibrate(scores, config.calibration, config.target_far, window=model.window)
         record["holdout"]["checked_value"] = record["value"]
@@ -506,15 +506,9 @@ def unsupported_message(record: dict[str, Any], rows: int, period_s: float) -> s
     )
 
 
-def holdout_check(
-    model: LoadedModel,
-    filled: npt.NDArray[np.float64],
-    usable: npt.NDArray[np.bool_],
-    part: slice,
-    record: dict[str, Any],
-) -> dict[str, Any]:
-    """Score the holdout with the same code and measure the share of its windows above the threshold."""
-    scores = calibration_scores(model, filled, usable, part)
+def holdout_check(scores: npt.NDArray[np.float32], part: slice, record: dict[str, Any]) -> dict[str, Any]:
+    """The share of the holdout's windows (``scores``: the holdout scored by the calibration's code) above the
+    threshold."""
     scores = scores[np.isfinite(scores)]
     n = int(scores.size)
     above = int(np.count_nonzero(scores > record["value"]))

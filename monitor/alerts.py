@@ -295,10 +295,6 @@ class AlertTracker:
         return event
 
     # --- retained state ----------------------------------------------------------------------------------------
-    def snapshot_ts(self) -> float:
-        """Event time of the newest score this tracker has seen (-inf before the first)."""
-        return self._last_ts
-
     def snapshot(self) -> dict[str, Any]:
         """JSON-able state; ``restore`` of it continues the same episode without firing it again."""
         return {
@@ -395,8 +391,7 @@ class AlertBoard:
         """The retained ``plantwatch/alerts/{unit}/state`` payload: the unit's active alerts and tracker states."""
         trackers = {d: self.tracker(unit, d).snapshot() for d in DETECTORS}
         self._persisted_at[unit] = max(
-            (t.snapshot_ts() for d in DETECTORS if (t := self._trackers.get((unit, d))) is not None),
-            default=-math.inf,
+            (t["last_ts"] for t in trackers.values() if t["last_ts"] is not None), default=-math.inf
         )
         body = {
             "schema": SCHEMA,

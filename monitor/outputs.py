@@ -113,7 +113,7 @@ class OutputStage:
         """Feed the score to its tracker, publish what that changed; returns the threshold it was judged against."""
         tracker = self._board.tracker(score.unit, score.detector)
         was_firing = tracker.firing is not None
-        event = self._board.update(score)
+        event = tracker.update(score)
         if event is None:
             if self._board.persist_due(score.unit, score.ts):  # keep what the thresholds learned across restarts
                 self._publish_state(score.unit)

@@ -105,17 +105,6 @@ def _permutation(unit_sensors: Sequence[str], model: LoadedModel, model_name: st
     return np.array([index[s] for s in model.sensors], dtype=np.intp)
 
 
-def _envelope(model: LoadedModel) -> Mapping[str, Any] | None:
-    """The model's training envelope (``model.envelope``: {"sensors": {name: {"min", "max", ...}}}), or None."""
-    envelope = getattr(model, "envelope", None)
-    return envelope if isinstance(envelope, Mapping) else None
-
-
-def _calibrated_levels(model: Any) -> tuple[float, float]:
-    """The model's calibrated resolve and critical levels (NaN where a model does not state them)."""
-    return float(getattr(model, "resolve_level", math.nan)), float(getattr(model, "critical_level", math.nan))
-
-
 class ScoringEngine:
     """Batched scoring of WindowJobs for every configured unit; see the module docstring."""
 
@@ -151,12 +140,12 @@ class ScoringEngine:
         bounds = {}
         for unit, spec in self._units.items():
             for name in (spec.detector, spec.forecaster):
-                envelope = _envelope(models[name]) if name is not None else None
+                envelope = models[name].envelope if name is not None else None
                 if name is not None and envelope is not None and spec.envelope_margin is not None:
                     bounds[(unit, name)] = envelope_bounds(envelope, models[name].sensors, spec.envelope_margin)
         self._health.set_envelopes(
             {
-                unit: _envelope(models[self._health_model[unit]]) if self._health_model[unit] in models else None
+                unit: models[self._health_model[unit]].envelope if self._health_model[unit] in models else None
                 for unit in self._units
             }
         )
@@ -266,7 +255,7 @@ class ScoringEngine:
         errors = np.asarray(result.sensor_errors, dtype=np.float64)  # [B, S]
         sensors = model.sensors
         threshold = float(model.threshold)
-        resolve, critical = _calibrated_levels(model)
+        resolve, critical = model.resolve_level, model.critical_level
         dropped = 0
         for b, i in enumerate(indices):
             value = float(scores[b])
@@ -336,7 +325,7 @@ class ScoringEngine:
             return 0
         score, per_sensor = model.residual_score(np.stack(pairs_forecast), np.stack(pairs_actual))
         threshold = float(model.threshold)
-        resolve, critical = _calibrated_levels(model)
+        resolve, critical = model.resolve_level, model.critical_level
         sensors = model.sensors
         dropped = 0
         for p, (b, i, pending) in enumerate(pairs_meta):
