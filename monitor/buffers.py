@@ -350,7 +350,7 @@ class _Unit:
 
     def health_record(self, k: int, row: _OpenRow | None, slot: int, out: AddResult) -> None:
         """The health-only record of gap-skipped row k (ring slot ``slot``): its newest row and silent sensors."""
-        row_ts = k * self.spec.period_s  # the row time of close_row's jobs
+        row_ts = self.row_ts(k)  # the row time of close_row's jobs: the unit's own grid
         received_at = row.received_at if row is not None else self.last_received_at
         source_ts = row.newest_ts if row is not None else row_ts
         max_gap = self.spec.max_gap_periods

@@ -368,3 +368,19 @@ def test_the_configured_row_origin_reaches_the_unit_spec() -> None:
     assert specs_from_config(cfg, models)[0]["R1"].origin_s == 80.0
     cfg = PlantwatchConfig.model_validate({"units": [unit]})
     assert specs_from_config(cfg, models)[0]["R1"].origin_s is None
+
+
+def test_health_records_are_stamped_on_the_units_own_grid_in_order_with_its_jobs() -> None:
+    # A 180 s source sampling 80 s past the epoch grid: its gap-skipped rows are stamped like its jobs.
+    buffers = RingBuffers({"U": spec(period_s=180.0, max_lateness_s=0.0, max_gap_periods=1, window_rows=2)})
+    t0 = 1_767_225_680.0  # 80 s past a multiple of 180 s
+    total = AddResult()
+    for k in range(10):
+        vals = row_values(k)
+        if 4 <= k <= 6:
+            del vals["c"]
+        total.merge(buffers.add(Reading("U", t0 + 180.0 * k, vals, received_at=t0 + 180.0 * k)))
+    health = [r for r in total.records if not r.valid]
+    assert health, "no gap-skipped row"
+    assert all((r.end_ts - t0) % 180.0 == 0.0 for r in total.records)
+    assert [r.end_ts for r in total.records] == sorted(r.end_ts for r in total.records)
