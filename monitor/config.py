@@ -7,8 +7,9 @@ API:
     mask_secrets(cfg) -> dict                 # JSON-able dump with every secret replaced by "**********"
 
 Precedence rises from YAML to the environment: ``PLANTWATCH__MQTT__HOST=broker`` overrides ``mqtt.host``
-(pydantic-settings, nested delimiter ``__``). Secrets are ``SecretStr``: never logged or printed in clear;
-``mqtt.password`` may come from ``PLANTWATCH__MQTT__PASSWORD`` or from ``mqtt.password_file``.
+(pydantic-settings, nested delimiter ``__``). Secrets are ``SecretStr``: never logged or printed in clear.
+The MQTT password comes from ``PLANTWATCH__MQTT__PASSWORD`` or from ``mqtt.password_file``; a ``mqtt.password``
+in the YAML file is an error (load_config), since a config file is copied, diffed and shown in reviews.
 Every model rejects unknown keys, so a typo is an error, not an ignored setting. Relative file paths
 (artifacts, TLS files, password file) are resolved against the config file's directory.
 """
@@ -276,7 +277,9 @@ class MqttConfig(Strict):
     )
     username: str | None = Field(default=None, description="User name, if the broker requires one.")
     password: SecretStr | None = Field(
-        default=None, description="Password (prefer PLANTWATCH__MQTT__PASSWORD or a file)."
+        default=None,
+        description="Password: from PLANTWATCH__MQTT__PASSWORD only; in the YAML file it is an error (use "
+        "password_file).",
     )
     password_file: Path | None = Field(default=None, description="File holding the password (first line).")
     tls: TlsConfig | None = Field(default=None, description="TLS settings; unset means plain TCP.")
@@ -479,7 +482,29 @@ def load_config(path: str | Path) -> PlantwatchConfig:
     if not isinstance(data, dict):
         raise ConfigError([f"(root): expected a mapping at the top of {path}, got {type(data).__name__}"])
     _resolve_paths(data, path.resolve().parent)
-    return parse_config(data)
+    in_file = _secrets_in_file(data)
+    try:
+        cfg = parse_config(data)
+    except ConfigError as exc:
+        raise ConfigError(in_file + exc.errors) from None
+    if in_file:
+        raise ConfigError(in_file)
+    return cfg
+
+
+def _secrets_in_file(data: dict[str, Any]) -> list[str]:
+    """A password written in the YAML file, as an error line (never its value); removed from ``data``.
+
+    Removed so that validation does not also report "password or password_file, not both" for it, and so the
+    value goes no further than this function.
+    """
+    mqtt = data.get("mqtt")
+    if not isinstance(mqtt, dict) or mqtt.pop("password", None) is None:
+        return []
+    return [
+        "mqtt.password: a password does not belong in the config file; set the environment variable "
+        "PLANTWATCH__MQTT__PASSWORD or point mqtt.password_file at a file readable only by the service"
+    ]
 
 
 def check_artifacts(cfg: PlantwatchConfig) -> list[str]:
