@@ -8,6 +8,7 @@ API:
     link.close_intake()                          # stop acknowledging: later messages are redelivered next session
     link.stop(timeout_s) -> bool                 # retained `offline`, wait for it, disconnect, join the loop
     read_retained(cfg.mqtt, "plantwatch/alerts/+/state", timeout_s) -> {topic: payload}
+    client_settings_problem(cfg.mqtt) -> str | None   # password file and TLS files as the client loads them
 
 ``handler(topic, payload, received_at)`` runs on paho's network thread for every message: it must be
 O(1) and must not block (size check, parse, put_nowait). It is wrapped so that nothing it raises
@@ -266,15 +267,34 @@ class MqttLink:
         return ok
 
 
+def sync_topic(cfg: MqttConfig) -> str:
+    """A fresh end-of-retained marker topic, outside every tree the service publishes to (alerts, scores...)."""
+    return f"{cfg.topics.prefix}/_sync/{uuid.uuid4().hex}"
+
+
 def read_retained(cfg: MqttConfig, topic_filter: str, timeout_s: float = 5.0) -> dict[str, bytes] | None:
     """Every retained message under ``topic_filter`` ({topic: payload}); None if the broker was unreachable.
 
-    A short-lived clean-session client subscribes, then publishes a non-retained marker on a topic the
-    filter matches: the broker sends the retained messages before the marker, so the marker says "all in".
+    MQTT has no "end of retained messages" signal, so a short-lived clean-session client subscribes, in one
+    SUBSCRIBE, to the filter and to a fresh marker topic of its own (``<prefix>/_sync/<uuid>``), then, once
+    SUBACK is in, publishes an empty non-retained QoS 1 message on the marker topic: when it comes back, every
+    retained message is in.
+
+    Why the marker lives outside the alert tree: an earlier marker on a topic the filter matched
+    (``<prefix>/alerts/.sync-XXXX/state``) was seen by every subscriber of the alert topics, an unexplained
+    "state" of a unit that does not exist. Under ``<prefix>/_sync/`` only a subscriber of the whole prefix
+    (``<prefix>/#``) sees it, as an empty message on a topic that names its purpose.
+
+    Why the marker comes after the retained messages: the broker queues the retained messages for this client
+    while it handles the SUBSCRIBE, before it reads the marker PUBLISH that follows SUBACK on the same
+    connection, and it sends one client's QoS 1 messages from one queue in that order. The MQTT spec only
+    promises order per topic, so this rests on the broker (mosquitto does so; the old marker, also on a topic
+    of its own, rested on the same). If a broker did reorder, a retained state arriving after the marker is
+    missed: that unit's alert state starts fresh, as if nothing had been retained; the timeout bounds the wait.
+    Rejected alternatives: waiting for a quiet period after SUBACK (a guess that is slow when idle and wrong
+    under load); MQTT 5 request/response (not in 3.1.1, and it still needs a topic to answer on).
     """
-    if "+" not in topic_filter:
-        raise ValueError(f"topic filter needs a + level for the end marker, got {topic_filter!r}")
-    marker_topic = topic_filter.replace("+", f".sync-{uuid.uuid4().hex[:8]}", 1)
+    marker_topic = sync_topic(cfg)
     found: dict[str, bytes] = {}
     done = threading.Event()
     subscribed = threading.Event()
@@ -282,7 +302,7 @@ def read_retained(cfg: MqttConfig, topic_filter: str, timeout_s: float = 5.0) ->
 
     def on_connect(c: mqtt.Client, u: Any, f: mqtt.ConnectFlags, rc: ReasonCode, p: Properties | None) -> None:
         if not rc.is_failure:
-            c.subscribe(topic_filter, qos=1)
+            c.subscribe([(topic_filter, 1), (marker_topic, 1)])
 
     def on_subscribe(c: mqtt.Client, u: Any, mid: int, rcs: list[ReasonCode], p: Properties | None) -> None:
         subscribed.set()
@@ -312,3 +332,22 @@ def read_retained(cfg: MqttConfig, topic_filter: str, timeout_s: float = 5.0) ->
     finally:
         client.disconnect()
         client.loop_stop()
+
+
+def client_settings_problem(cfg: MqttConfig) -> str | None:
+    """Why the MQTT client cannot be built from ``cfg`` (password file, TLS files), as "field.path: message".
+
+    Builds the client exactly as the service does (nothing connects), so that `check-config` and `run` refuse
+    the same unreadable password file or unloadable certificate; the password itself is never in the message.
+    """
+    if cfg.password_file is not None:
+        try:
+            cfg.resolved_password()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+            return f"mqtt.password_file: cannot read {cfg.password_file}: {reason}"
+    try:
+        _new_client(cfg, f"{cfg.client_id}-preflight", persistent=False, manual_ack=False)
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        return f"mqtt.tls: cannot load the TLS settings: {exc}"
+    return None

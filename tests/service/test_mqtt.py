@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -89,6 +90,25 @@ def test_status_online_then_offline_and_delivery(
     retained = read_retained(cfg, f"{unique_prefix}/alerts/+/state", timeout_s=5)
     assert retained == {f"{unique_prefix}/alerts/R1/state": b"s1", f"{unique_prefix}/alerts/R2/state": b"s2"}
     assert read_retained(cfg, f"{unique_prefix}/other/+/state", timeout_s=5) == {}
+
+
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+def test_retained_read_back_leaves_nothing_on_the_alert_topics(
+    mosquitto: Broker, mqtt_recorder: Callable[..., Any], unique_prefix: str, protocol: str
+) -> None:
+    """All retained states come back (more than the broker's 20 in flight), and the end marker is not on the
+    alert tree: a subscriber of every topic under the prefix sees it, under _sync/, and nothing new on alerts/."""
+    states = {f"{unique_prefix}/alerts/U{i}/state": f"s{i}".encode() for i in range(60)}
+    for topic, payload in states.items():
+        _publish(mosquitto, topic, [payload], retain=True)
+    recorder = mqtt_recorder(f"{unique_prefix}/#")
+    recorder.wait_for(f"{unique_prefix}/alerts/+/state", count=len(states))  # the retained ones, at subscription
+    cfg = _cfg(mosquitto, unique_prefix, protocol)
+    assert read_retained(cfg, f"{unique_prefix}/alerts/+/state", timeout_s=10) == states
+    (marker,) = recorder.wait_for(predicate=lambda m: not m.retain)  # the read-back's own message, wherever it went
+    assert marker.topic.startswith(f"{unique_prefix}/_sync/") and marker.payload == b""
+    assert recorder.matching(f"{unique_prefix}/alerts/#", lambda m: not m.retain) == []
+    assert {m.topic for m in recorder.matching(f"{unique_prefix}/alerts/#")} == set(states)
 
 
 @pytest.mark.parametrize("protocol", ["5", "3.1.1"])

@@ -92,6 +92,13 @@ def test_fault_fires_then_resolves_and_normal_unit_stays_quiet(
     assert recorder.matching(f"{unique_prefix}/pw/alerts/R2") == []
     state = recorder.wait_for(f"{unique_prefix}/pw/alerts/R1/state", count=2)[-1].json()
     assert state["unit"] == "R1" and state["state"] in ("ok", "firing")
+    # Recorded from before the start: the alert tree holds the units' alerts and states and nothing else (the
+    # retained-state read-back's marker once showed up there as the state of a unit ".sync-XXXX").
+    alert_topics = {
+        m.topic.removeprefix(f"{unique_prefix}/pw/alerts/") for m in recorder.matching(f"{unique_prefix}/pw/alerts/#")
+    }
+    assert alert_topics <= {"R1", "R1/state", "R2", "R2/state"}, alert_topics
+    assert recorder.matching(f"{unique_prefix}/pw/_sync/#")  # the read-back ran while recording
 
     scores = [m.json() for m in recorder.wait_for(f"{unique_prefix}/pw/scores/R2", count=400 - WINDOW + 1)]
     assert set(scores[-1]["scores"]) == {"reconstruction", "forecast", "sensor"}
