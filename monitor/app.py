@@ -1,13 +1,19 @@
 """The composition root: build every stage from the config, start them in order, stop them with a deadline.
 
 API:
-    app = App(cfg, registry=None)      # loads the models; StartupError (exit 2) if the device or an artifact is bad
+    preflight(cfg) -> Preflight        # every check run makes before it connects; StartupError names the key path
+    app = App(cfg, registry=None)      # binds the metrics port, then preflight(); StartupError (exit 2) on either
     app.start()                        # http, retained alert state, scheduler, buffers, then MQTT
     app.reload() -> bool               # SIGHUP: reload every artifact; an invalid one keeps the old models
     app.failed                         # threading.Event: a worker thread died (the process should exit 1)
     app.stop(deadline_s) -> int        # 0 clean, 1 if a step missed the deadline
     app.ready() -> (bool, reason)      # /readyz: broker connected and models loaded
     app.metrics_port                   # the bound port (config port 0 = any free port)
+
+Pre-flight parity: `plantwatch check-config` calls the same preflight() (and checks the metrics address on
+port 0), so a config it passes is one App accepts, short of a busy port or the broker itself. The metrics port
+is bound first, before the artifacts load, so a busy port fails before the slow part of the start.
+plantwatch_ready is computed at every scrape from app.ready(), so it never waits for someone to call /readyz.
 
 Threads: paho's network thread (ingest), "buffers", "scheduler" (scoring and outputs), "http".
 Stop order: close the MQTT intake (unacknowledged messages are redelivered to the next session),
@@ -22,21 +28,22 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 
-from monitor.alerts import AlertBoard
-from monitor.buffers import RingBuffers
+from monitor.alerts import AlertBoard, AlertPolicy
+from monitor.buffers import RingBuffers, UnitSpec
 from monitor.config import PlantwatchConfig
-from monitor.health import HealthServer
+from monitor.health import HealthServer, cannot_listen
 from monitor.ingest import Parser, topic_filter
 from monitor.metrics import Metrics
-from monitor.mqtt import MqttLink, read_retained
+from monitor.mqtt import MqttLink, client_settings_problem, read_retained
 from monitor.outputs import OutputStage
 from monitor.params import specs_from_config
 from monitor.scheduler import JobQueue, Scheduler, timed
-from monitor.scoring import ScoringEngine, required_window_rows
+from monitor.scoring import ScoringEngine, UnitModels, required_window_rows
 from monitor.stages import BufferStage, Inbox, IngestStage
 
 if TYPE_CHECKING:
@@ -88,17 +95,92 @@ def load_models(cfg: PlantwatchConfig, device: torch.device) -> dict[str, Loaded
     return models
 
 
+def _check_units_against_models(cfg: PlantwatchConfig, models: dict[str, LoadedModel]) -> None:
+    """Each unit's models: the role it is configured in, and the unit's sensors (StartupError names the key).
+
+    ScoringEngine refuses the same (it names the unit); checked here first to name the key path.
+    """
+    for i, unit in enumerate(cfg.units):
+        for role in ("detector", "forecaster"):
+            ref = getattr(unit, role)
+            if ref is None:
+                continue
+            model = models[ref.name]
+            if model.role != role:
+                raise StartupError(
+                    f"units.{i}.{role}: model {ref.name!r} ({ref.artifact}) is a {model.role}, configured as the {role}"
+                )
+            if sorted(model.sensors) != sorted(unit.sensors):
+                lacking = [s for s in model.sensors if s not in unit.sensors]
+                unknown = [s for s in unit.sensors if s not in model.sensors]
+                raise StartupError(
+                    f"units.{i}.sensors: model {ref.name!r} ({role}) was trained on other sensors than unit "
+                    f"{unit.name} has (the unit lacks: {', '.join(lacking) or '-'}; the model lacks: "
+                    f"{', '.join(unknown) or '-'})"
+                )
+
+
+@dataclass(frozen=True)
+class Preflight:
+    """What the service builds from the config before it connects."""
+
+    device: torch.device
+    models: dict[str, LoadedModel]
+    specs: dict[str, UnitSpec]
+    policies: dict[str, AlertPolicy]
+    units: dict[str, UnitModels]
+
+
+def preflight(cfg: PlantwatchConfig) -> Preflight:
+    """Every check `run` makes before it connects, short of binding the metrics port; StartupError otherwise.
+
+    In order: the MQTT client settings (password file, TLS files), the scoring device, every artifact (loaded;
+    one model name, one artifact), each unit against its models (role, sensors), the units' buffer and alert
+    parameters and the scoring engine built from them. App and `plantwatch check-config` both call this, so
+    what one refuses the other does, with the same one-line "key.path: reason" message.
+    """
+    from models.device import resolve_device
+
+    problem = client_settings_problem(cfg.mqtt)
+    if problem is not None:
+        raise StartupError(problem)
+    try:
+        device = resolve_device(cfg.scheduler.device)
+    except ValueError as exc:
+        raise StartupError(f"scheduler.device: {exc}") from exc
+    models = load_models(cfg, device)
+    _check_units_against_models(cfg, models)
+    try:
+        specs, policies, units = specs_from_config(cfg, models)
+        ScoringEngine(units, models)  # its own checks; App builds the one it scores with around timed models
+    except ValueError as exc:
+        raise StartupError(str(exc)) from exc
+    return Preflight(device, models, specs, policies, units)
+
+
 class App:
     """The running service; see the module docstring."""
 
     def __init__(self, cfg: PlantwatchConfig, registry: CollectorRegistry | None = None) -> None:
-        from models.device import resolve_device
-
         self.cfg = cfg
+        if registry is None:
+            registry = CollectorRegistry()
+            # process_* (RSS, CPU, open fds), python_gc_*, python_info: what a soak test and a dashboard watch.
+            ProcessCollector(registry=registry)
+            PlatformCollector(registry=registry)
+            GCCollector(registry=registry)
+        self.registry = registry
+        # Bound first: a busy port is one line before the artifacts load, the slow part of a start.
         try:
-            self.device = resolve_device(cfg.scheduler.device)
-        except ValueError as exc:
-            raise StartupError(f"scheduler.device: {exc}") from exc
+            self.http = HealthServer(self.registry, cfg.metrics.host, cfg.metrics.port, self.ready)
+        except OSError as exc:
+            raise StartupError(cannot_listen(cfg.metrics.host, cfg.metrics.port, exc)) from exc
+        try:
+            checked = preflight(cfg)
+        except BaseException:
+            self.http.stop(timeout_s=1.0)
+            raise
+        self.device = checked.device
         log.info("scoring on %s", self.device)
         if cfg.scheduler.cpu_threads > 0:
             import torch
@@ -110,14 +192,7 @@ class App:
         if cfg.scheduler.precision != "fp32":
             # LoadedModel.infer has no reduced-precision path yet (models/inference.py); say so instead of pretending.
             log.warning("scheduler.precision %s is not applied yet: scoring runs in fp32", cfg.scheduler.precision)
-        models = load_models(cfg, self.device)
-        if registry is None:
-            registry = CollectorRegistry()
-            # process_* (RSS, CPU, open fds), python_gc_*, python_info: what a soak test and a dashboard watch.
-            ProcessCollector(registry=registry)
-            PlatformCollector(registry=registry)
-            GCCollector(registry=registry)
-        self.registry = registry
+        models = checked.models
         horizons = {h for m in models.values() if m.role == "forecaster" for h in (1, m.horizon)}
         self.metrics = Metrics(
             self.registry,
@@ -127,8 +202,8 @@ class App:
         )
         for name, m in models.items():
             self.metrics.model_info.labels(name, m.kind, m.role, str(m.device)).set(1)
+        specs, policies, self._units = checked.specs, checked.policies, checked.units
         try:
-            specs, policies, self._units = specs_from_config(cfg, models)
             self.engine = ScoringEngine(self._units, timed(models, self.metrics))
         except ValueError as exc:
             raise StartupError(str(exc)) from exc
@@ -159,12 +234,14 @@ class App:
         self.buffer_stage = BufferStage(RingBuffers(specs), self.readings, self.jobs, self.metrics)
         self.ingest = IngestStage(Parser.from_config(cfg), self.readings, self.metrics)
         self.link = MqttLink(cfg.mqtt, self._subscriptions(), self.ingest.handle, self.metrics)
-        self.http = HealthServer(self.registry, cfg.metrics.host, cfg.metrics.port, self.ready)
         self.failed = threading.Event()
         self._buffers_stop = threading.Event()
         self._scheduler_stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._models_loaded = True
+        # Evaluated at every scrape (on the http thread, from the same flags as /readyz): always current, and
+        # nothing to keep in step with the connect, subscribe and disconnect callbacks or a reload.
+        self.metrics.ready.set_function(lambda: 1.0 if self.ready()[0] else 0.0)
 
     def _subscriptions(self) -> list[str]:
         import paho.mqtt.client as mqtt
@@ -198,7 +275,6 @@ class App:
             ready, reason = False, "a worker thread failed"
         else:
             ready, reason = True, "ready"
-        self.metrics.ready.set(1 if ready else 0)
         return ready, reason
 
     def _spawn(self, name: str, target: Callable[[threading.Event], None], stop: threading.Event) -> None:

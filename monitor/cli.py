@@ -4,7 +4,8 @@ Each subcommand lives in its own module, which exposes ``HELP`` (one line),
 ``add_arguments(parser)`` and ``main(args) -> int``. Only the module of the
 command being run is imported, so `plantwatch simulate` works without torch,
 and a broken command module cannot take the others down with it.
-Exit codes: 0 ok, 1 runtime failure, 2 bad input or config.
+Exit codes: 0 ok, 1 runtime failure, 2 bad input or config (for `run`: anything refused before it connects,
+a metrics port it cannot listen on included; the systemd unit does not restart on 2).
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ from monitor.log import setup_logging
 # command name -> (module implementing it, one-line help shown by `plantwatch --help`)
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("monitor.commands.run", "Run the monitoring service."),
-    "check-config": ("monitor.commands.check_config", "Validate a config file; print each error with its field path."),
+    "check-config": (
+        "monitor.commands.check_config",
+        "Check a config as `run` does before connecting; print each problem with its key path.",
+    ),
     "print-config": ("monitor.commands.print_config", "Print the effective config (secrets masked)."),
     "backtest": ("monitor.commands.backtest", "Score a CSV offline through the service's pipeline."),
     "train": ("models.train_cli", "Train a model on a CSV of normal data and write an artifact."),

@@ -1,8 +1,10 @@
 """The HTTP endpoints on the metrics port: /metrics (Prometheus), /healthz (alive), /readyz (ready to score).
 
 API:
-    server = HealthServer(registry, host="127.0.0.1", port=0, ready=lambda: (True, "ok"))
-    server.start(); server.port; server.stop(timeout_s)
+    server = HealthServer(registry, host="127.0.0.1", port=0, ready=lambda: (True, "ok"))   # binds: OSError
+    server.start(); server.port; server.stop(timeout_s)     # stop() also closes a server never started
+    cannot_listen(host, port, exc) -> "metrics.port: cannot listen on ...: Address already in use"
+    listen_address_problem(host) -> str | None              # the address alone (port 0): for check-config
 
 GET only (anything else: 405); unknown paths: 404. Binds loopback by default (prometheus-client's own
 start_http_server binds every interface). /readyz answers 503 with the reason while not ready.
@@ -10,6 +12,7 @@ start_http_server binds every interface). /readyz answers 503 with the reason wh
 
 from __future__ import annotations
 
+import errno
 import logging
 import threading
 from collections.abc import Callable
@@ -86,5 +89,31 @@ class HealthServer:
         if self._thread.is_alive():
             self._server.shutdown()
         self._server.server_close()
-        self._thread.join(timeout_s)
+        if self._thread.ident is not None:  # never started: nothing to join
+            self._thread.join(timeout_s)
         return not self._thread.is_alive()
+
+
+def cannot_listen(host: str, port: int, exc: OSError) -> str:
+    """One line saying why the metrics server cannot listen on ``host:port``, naming the config key at fault.
+
+    A port in use or reserved (below 1024 without the capability) is the port's fault; anything else (a name
+    that does not resolve, an address not on this host) is the host's.
+    """
+    key = "metrics.port" if exc.errno in (errno.EADDRINUSE, errno.EACCES) else "metrics.host"
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return f"{key}: cannot listen on {host}:{port}: {reason}"
+
+
+def listen_address_problem(host: str) -> str | None:
+    """Whether the metrics server could listen on ``host`` at all, checked on port 0 (any free port).
+
+    The configured port itself is not tried: the running service may hold it while a new config is checked,
+    so only `run` finds a busy port (and refuses in one line, with the config-error exit code).
+    """
+    try:
+        server = _Server((host, 0), CollectorRegistry(), lambda: (False, "checking the address"))
+    except OSError as exc:  # socket.gaierror included
+        return cannot_listen(host, 0, exc)
+    server.server_close()
+    return None

@@ -1,4 +1,11 @@
-"""`plantwatch check-config FILE`: validate a configuration without starting anything (exit 0 ok, 2 invalid)."""
+"""`plantwatch check-config FILE`: every check `plantwatch run` makes before it connects, without starting anything.
+
+The same checks, by the same code: the config file (load_config: types, ranges, unknown keys, no password in
+the file), the MQTT client settings (password file, TLS files), the metrics address (bound on port 0: the
+configured port may be held by the running service, so only `run` finds it busy), and monitor.app.preflight:
+the device, every artifact loaded, one artifact per model name, each unit's sensors against its models.
+Exit 0 ok, 2 refused, as `run`; each problem one "key.path: reason" line on stderr.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +14,19 @@ import sys
 
 from monitor.commands import load_config_or_report
 from monitor.config import check_artifacts
+from monitor.health import listen_address_problem
+from monitor.mqtt import client_settings_problem
 
-HELP = "Validate a configuration file: print each error with its field path; exit 2 if invalid."
+HELP = "Check a configuration as `run` would before connecting: print each problem with its key path; exit 2."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="YAML configuration file")
     parser.add_argument(
-        "--skip-artifacts", action="store_true", help="do not check that the model artifact directories exist"
+        "--skip-artifacts",
+        action="store_true",
+        help="check the file, the MQTT client settings and the metrics address only: no device, no artifacts "
+        "(and no torch import)",
     )
 
 
@@ -22,10 +34,20 @@ def main(args: argparse.Namespace) -> int:
     cfg = load_config_or_report(args.config)
     if cfg is None:
         return 2
-    problems = [] if args.skip_artifacts else check_artifacts(cfg)
+    problems = [p for p in (listen_address_problem(cfg.metrics.host), client_settings_problem(cfg.mqtt)) if p]
+    if not problems and not args.skip_artifacts:
+        problems = check_artifacts(cfg)
+    if not problems and not args.skip_artifacts:
+        from monitor.app import StartupError, preflight  # imports torch
+
+        try:
+            preflight(cfg)
+        except StartupError as exc:
+            problems = [str(exc)]
     if problems:
         for line in problems:
             print(line, file=sys.stderr)
         return 2
-    print(f"{args.config}: OK ({len(cfg.units)} units)")
+    checked = "the file and settings only (--skip-artifacts)" if args.skip_artifacts else "all pre-flight checks"
+    print(f"{args.config}: OK ({len(cfg.units)} units; {checked})")
     return 0

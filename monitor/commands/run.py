@@ -1,7 +1,9 @@
 """`plantwatch run --config FILE`: the monitoring service, until SIGTERM or SIGINT.
 
 Exit codes: 0 clean stop, 1 runtime failure (a worker died, a stop step missed its deadline),
-2 invalid configuration, device or artifact (each error printed with its field path).
+2 refused before connecting: invalid configuration, device or artifact, or a metrics port or address it cannot
+listen on (one "key.path: reason" line each; the same checks as `plantwatch check-config`, monitor.app.preflight).
+The systemd unit does not restart on 2 (RestartPreventExitStatus=2): a restart cannot fix any of them.
 Signals only set events here; the main thread does the work: SIGTERM/SIGINT stop, SIGHUP reloads
 the model artifacts (the buffers and alert state are kept; an invalid artifact keeps the old models).
 """

@@ -1,14 +1,21 @@
-"""Configuration: validation with field paths, environment overrides, secrets, the example file and CLI."""
+"""Configuration: validation with field paths, environment overrides, secrets, the example file, CLI, and
+check-config refusing what run refuses (the same preflight, the same line)."""
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from monitor.config import ConfigError, load_config, mask_secrets
+from tests.conftest import Broker
+from tests.service.conftest import SENSORS, service_config_dict
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "config" / "plantwatch.example.yaml"
@@ -216,3 +223,147 @@ def test_print_config_masks_password(tmp_path: Path) -> None:
     assert "hunter2-secret" not in result.stdout
     assert "password: '**********'" in result.stdout
     assert "host: h1" in result.stdout
+
+
+def test_password_in_the_yaml_file_is_refused_without_showing_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "hunter2-in-yaml"
+    path = _write(tmp_path, MINIMAL + f"  password: {secret}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    (line,) = info.value.errors
+    assert line.startswith("mqtt.password: a password does not belong in the config file")
+    assert "PLANTWATCH__MQTT__PASSWORD" in line and "mqtt.password_file" in line
+    assert secret not in str(info.value)
+    # The environment alternative does not make the file's copy acceptable; other errors are still listed.
+    monkeypatch.setenv("PLANTWATCH__MQTT__PASSWORD", "from-env")
+    with pytest.raises(ConfigError) as info:
+        load_config(_write(tmp_path, MINIMAL + f"  password: {secret}\n  port: 0\n"))
+    assert info.value.errors[0].startswith("mqtt.password: a password does not belong")
+    assert any(e.startswith("mqtt.port:") for e in info.value.errors)
+    result = _cli("check-config", "--skip-artifacts", str(path))
+    assert result.returncode == 2
+    assert "mqtt.password: a password does not belong in the config file" in result.stderr
+    assert secret not in result.stdout + result.stderr
+    # `password: null` says nothing, and the environment alone is the supported way.
+    assert load_config(_write(tmp_path, MINIMAL + "  password: null\n")).mqtt.resolved_password() == "from-env"
+
+
+# check-config and run refuse the same configs, with the same line: each case is a config run refused before it
+# connected (App raised StartupError, exit 2) while check-config passed it (or would have raised a traceback).
+def _parity_cases(
+    tmp_path: Path, artifacts: dict[str, Path]
+) -> dict[str, tuple[Callable[[dict[str, Any]], None], str]]:
+    import shutil
+
+    det_copy = tmp_path / "det-copy"
+    shutil.copytree(artifacts["det"], det_copy)
+    broken = tmp_path / "det-broken"
+    shutil.copytree(artifacts["det"], broken)
+    weights = broken / "weights.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-7] + b"garbage")  # sha256 no longer matches the manifest
+    (tmp_path / "pw-binary").write_bytes(b"\xff\xfe\x00not text\n")
+    (tmp_path / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----\n")
+
+    def two_artifacts(c: dict[str, Any]) -> None:
+        c["units"][1]["detector"] = {"name": "det", "artifact": str(det_copy)}
+
+    def foreign_sensor(c: dict[str, Any]) -> None:
+        c["units"][0]["sensors"] = [*SENSORS[:-1], "zz"]
+
+    def wrong_role(c: dict[str, Any]) -> None:
+        c["units"][0]["detector"] = {"name": "fc", "artifact": str(artifacts["fc"])}
+
+    def bad_weights(c: dict[str, Any]) -> None:
+        c["units"][0]["detector"] = {"name": "det2", "artifact": str(broken)}
+
+    def unreadable_password(c: dict[str, Any]) -> None:
+        c["mqtt"]["password_file"] = str(tmp_path / "pw-binary")
+
+    def bad_ca(c: dict[str, Any]) -> None:
+        c["mqtt"]["tls"] = {"ca_file": str(tmp_path / "ca.pem")}
+
+    def foreign_address(c: dict[str, Any]) -> None:
+        c["metrics"] = {"host": "192.0.2.1", "port": 0}  # TEST-NET-1: on no host's interfaces
+
+    return {
+        "two artifacts for one model": (
+            two_artifacts,
+            "units.1.detector: model 'det' is configured with two artifacts",
+        ),
+        "a sensor the model lacks": (
+            foreign_sensor,
+            "units.0.sensors: model 'det' (detector) was trained on other sensors than unit R1 has "
+            "(the unit lacks: s7; the model lacks: zz)",
+        ),
+        "a forecaster as detector": (wrong_role, "units.0.detector: model 'fc' ("),  # (path) is a forecaster, ...
+        "weights that do not load": (bad_weights, f"units.0.detector.artifact: cannot load {broken}"),
+        "a password file that is not text": (unreadable_password, "mqtt.password_file: cannot read"),
+        "a CA file that is not a certificate": (bad_ca, "mqtt.tls: cannot load the TLS settings"),
+        "a metrics address not on this host": (foreign_address, "metrics.host: cannot listen on 192.0.2.1:0"),
+    }
+
+
+CASES = [
+    "two artifacts for one model",
+    "a sensor the model lacks",
+    "a forecaster as detector",
+    "weights that do not load",
+    "a password file that is not text",
+    "a CA file that is not a certificate",
+    "a metrics address not on this host",
+]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_check_config_refuses_what_run_refuses(
+    case: str,
+    tmp_path: Path,
+    artifacts: dict[str, Path],
+    mosquitto: Broker,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from monitor.app import App, StartupError
+    from monitor.commands import check_config
+
+    patch, expected = _parity_cases(tmp_path, artifacts)[case]
+    config = service_config_dict(mosquitto, artifacts, "parity")
+    patch(config)
+    path = tmp_path / "plantwatch.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(StartupError) as info:
+        App(load_config(path))
+    assert str(info.value).startswith(expected), info.value
+    assert "\n" not in str(info.value)
+    code = check_config.main(argparse.Namespace(config=str(path), skip_artifacts=False))
+    assert code == 2
+    assert capsys.readouterr().err.splitlines() == [str(info.value)]  # the very same line
+
+
+def test_check_config_refuses_cuda_without_it(
+    tmp_path: Path, artifacts: dict[str, Path], mosquitto: Broker, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import torch
+
+    from monitor.commands import check_config
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: scheduler.device cuda is valid here")
+    config = service_config_dict(mosquitto, artifacts, "parity")
+    config["scheduler"]["device"] = "cuda"
+    path = tmp_path / "plantwatch.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert check_config.main(argparse.Namespace(config=str(path), skip_artifacts=False)) == 2
+    assert capsys.readouterr().err.startswith("scheduler.device: device 'cuda' requested but CUDA is not available")
+
+
+def test_check_config_passes_a_config_run_accepts(
+    tmp_path: Path, artifacts: dict[str, Path], mosquitto: Broker, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from monitor.commands import check_config
+
+    path = tmp_path / "plantwatch.yaml"
+    path.write_text(yaml.safe_dump(service_config_dict(mosquitto, artifacts, "parity")))
+    assert check_config.main(argparse.Namespace(config=str(path), skip_artifacts=False)) == 0
+    assert "OK (2 units; all pre-flight checks)" in capsys.readouterr().out

@@ -1,14 +1,18 @@
-"""Metrics registry and the HTTP endpoints: pre-created series, /metrics, /healthz, /readyz, GET only, loopback."""
+"""Metrics registry and the HTTP endpoints: pre-created series, /metrics, /healthz, /readyz, GET only, loopback;
+plantwatch_ready current on a live service without /readyz being called."""
 
 from __future__ import annotations
 
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry
 
+from monitor.config import PlantwatchConfig
 from monitor.health import HealthServer
 from monitor.metrics import Metrics
+from tests.conftest import Broker, wait_until
 
 
 def _get(url: str, method: str = "GET") -> tuple[int, str]:
@@ -55,3 +59,31 @@ def test_endpoints() -> None:
         assert _get(base + "/metrics", method="POST")[0] == 405
     finally:
         assert server.stop(timeout_s=5)
+
+
+def _ready_gauge(port: int) -> float | None:
+    status, body = _get(f"http://127.0.0.1:{port}/metrics")
+    assert status == 200
+    for line in body.splitlines():
+        if line.startswith("plantwatch_ready "):
+            return float(line.split()[1])
+    return None
+
+
+def test_ready_gauge_is_current_without_anyone_calling_readyz(
+    broker_factory: Callable[..., Broker], service_config: Callable[..., PlantwatchConfig]
+) -> None:
+    """Scrapes /metrics only: the gauge follows the broker link (it used to change only when /readyz was called)."""
+    from monitor.app import App
+
+    broker = broker_factory()
+    app = App(service_config(broker=broker))
+    app.start()
+    try:
+        assert wait_until(lambda: _ready_gauge(app.metrics_port) == 1.0, timeout_s=20), _ready_gauge(app.metrics_port)
+        broker.stop()
+        assert wait_until(lambda: _ready_gauge(app.metrics_port) == 0.0, timeout_s=20), _ready_gauge(app.metrics_port)
+        broker.start()
+        assert wait_until(lambda: _ready_gauge(app.metrics_port) == 1.0, timeout_s=30), _ready_gauge(app.metrics_port)
+    finally:
+        assert app.stop(5) == 0

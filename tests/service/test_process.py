@@ -115,6 +115,39 @@ def test_missing_artifact_exits_2(tmp_path: Path, artifacts: dict[str, Path], mo
     assert "units.0.forecaster.artifact: no artifact" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        ("127.0.0.1", "metrics.port: cannot listen on 127.0.0.1:{port}: Address already in use"),
+        ("192.0.2.1", "metrics.host: cannot listen on 192.0.2.1:{port}: Cannot assign requested address"),
+    ],
+    ids=["busy port", "address not on this host"],
+)
+def test_unusable_metrics_port_is_one_line_and_exit_2_before_connecting(
+    tmp_path: Path, artifacts: dict[str, Path], mosquitto: Broker, host: str, expected: str
+) -> None:
+    """Exit 2, which the systemd unit does not restart on (RestartPreventExitStatus=2, tests/deploy), not a
+    traceback and exit 1 restarted in a loop; the port is bound before the broker is contacted."""
+    import socket
+
+    holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)  # what another process holding the port looks like
+    holder.bind(("127.0.0.1", 0))
+    holder.listen(1)
+    port = holder.getsockname()[1]
+    try:
+        config = service_config_dict(mosquitto, artifacts, "busy", metrics={"host": host, "port": port})
+        path = tmp_path / "plantwatch.yaml"
+        path.write_text(yaml.safe_dump(config))
+        result = subprocess.run(
+            [sys.executable, "-m", "monitor", "run", "--config", str(path)], capture_output=True, text=True, timeout=60
+        )
+    finally:
+        holder.close()
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [expected.format(port=port)]
+    assert config["mqtt"]["client_id"] not in mosquitto.log()  # it never connected
+
+
 def test_sighup_reloads_then_sigterm_publishes_offline_and_exits_0(
     mosquitto: Broker,
     artifacts: dict[str, Path],
