@@ -11,8 +11,12 @@ Batching: after the first job arrives the scheduler waits at most ``max_delay_s`
 (``max_batch``), then takes everything queued and scores it in batches of at most ``max_batch``.
 When it has fallen behind (a taken window arrived more than ``max_lag_s`` ago), it keeps each unit's
 newest window and drops that unit's stale older ones, counted in
-``plantwatch_windows_skipped_total{reason="backlog"}``: freshness beats completeness. A burst of fresh
-windows (a broker redelivering a restart's backlog, a replay) is scored completely.
+``plantwatch_windows_skipped_total{reason="backlog"}``: freshness beats completeness. A redelivered backlog
+is not "behind" and is scored completely (it is the data that would otherwise be lost): a unit whose taken
+windows span more event time than ``BURST_SPEEDUP`` times the receive time they arrived over (and more
+than ``max_lag_s``) came in faster than real time -- a broker redelivering a restart's queue, a replay,
+the journal of a restarted service -- while a unit that only fell behind arrived at its own pace. A
+backlog bigger than the job queue still loses its oldest windows (``reason="queue_full"``).
 The ScoringEngine (monitor.scoring) groups a batch by model: one ``infer`` per model per call.
 
 CUDA out-of-memory halves the batch and retries; a single window that still does not fit moves the
@@ -89,12 +93,41 @@ class JobQueue:
             return len(self._items)
 
 
-def newest_per_unit(jobs: Sequence[WindowJob], stale_before: float = math.inf) -> tuple[list[WindowJob], int]:
-    """Drop each job that has a newer one of its unit and arrived before ``stale_before``; (kept, dropped)."""
+# A unit's windows that cover this many times more event time than the receive time they arrived over came faster
+# than the source produces them: a backlog, not lag. 2 leaves room for jitter in a live stream's arrival times.
+BURST_SPEEDUP = 2.0
+
+
+def _bursting_units(jobs: Sequence[WindowJob], min_event_span_s: float) -> set[str]:
+    """Units whose windows in ``jobs`` arrived faster than real time (see the module docstring)."""
+    spans: dict[str, list[float]] = {}  # unit -> [first end_ts, last end_ts, first received_at, last received_at]
+    for job in jobs:
+        span = spans.get(job.unit)
+        if span is None:
+            spans[job.unit] = [job.end_ts, job.end_ts, job.received_at, job.received_at]
+        else:
+            span[0], span[1] = min(span[0], job.end_ts), max(span[1], job.end_ts)
+            span[2], span[3] = min(span[2], job.received_at), max(span[3], job.received_at)
+    return {
+        unit
+        for unit, (first, last, arrived_first, arrived_last) in spans.items()
+        if last - first > min_event_span_s and last - first > BURST_SPEEDUP * (arrived_last - arrived_first)
+    }
+
+
+def newest_per_unit(
+    jobs: Sequence[WindowJob], stale_before: float = math.inf, keep_units: set[str] | frozenset[str] = frozenset()
+) -> tuple[list[WindowJob], int]:
+    """Drop each job that has a newer one of its unit and arrived before ``stale_before``, except the jobs of
+    ``keep_units``; (kept, dropped)."""
     newest: dict[str, int] = {}
     for i, job in enumerate(jobs):
         newest[job.unit] = i
-    keep = [job for i, job in enumerate(jobs) if newest[job.unit] == i or job.received_at >= stale_before]
+    keep = [
+        job
+        for i, job in enumerate(jobs)
+        if newest[job.unit] == i or job.received_at >= stale_before or job.unit in keep_units
+    ]
     return keep, len(jobs) - len(keep)
 
 
@@ -223,10 +256,10 @@ class Scheduler:
             memtrim.trim()
 
     def process(self, jobs: Sequence[WindowJob]) -> None:
-        """Score ``jobs`` (newest per unit when behind) in batches of at most ``max_batch``."""
+        """Score ``jobs`` (newest per unit when behind, a backlog completely) in batches of at most ``max_batch``."""
         stale_before = time.time() - self._max_lag_s
         if any(job.received_at < stale_before for job in jobs):
-            jobs, skipped = newest_per_unit(jobs, stale_before)
+            jobs, skipped = newest_per_unit(jobs, stale_before, _bursting_units(jobs, self._max_lag_s))
             if skipped and self._metrics is not None:
                 self._metrics.windows_skipped.labels("backlog").inc(skipped)
         for start in range(0, len(jobs), self._max_batch):
