@@ -2,7 +2,8 @@
 
 API:
     app = App(cfg, registry=None)      # loads the models; StartupError (exit 2) if the device or an artifact is bad
-    app.start()                        # http, retained alert state, scheduler, buffers, then MQTT
+    app.start()                        # http, retained alert state, the journal replayed (state.dir), scheduler,
+                                       # buffers, then MQTT
     app.reload() -> bool               # SIGHUP: reload every artifact; an invalid one keeps the old models
     app.failed                         # threading.Event: a worker thread died (the process should exit 1)
     app.stop(deadline_s) -> int        # 0 clean, 1 if a step missed the deadline
@@ -21,16 +22,17 @@ import gc
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 
 from monitor.alerts import AlertBoard
-from monitor.buffers import RingBuffers
+from monitor.buffers import RingBuffers, UnitSpec
 from monitor.config import PlantwatchConfig
 from monitor.health import HealthServer
 from monitor.ingest import Parser, topic_filter
+from monitor.journal import Journal, ScoredMarks
 from monitor.metrics import Metrics
 from monitor.mqtt import MqttLink, read_retained
 from monitor.outputs import OutputStage
@@ -47,6 +49,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RETAINED_STATE_TIMEOUT_S = 5.0
+JOURNAL_ROTATE_S = 60.0  # a journal segment per minute: what is deleted at once when it ages out
 
 
 class StartupError(Exception):
@@ -134,6 +137,7 @@ class App:
             raise StartupError(str(exc)) from exc
         self._window_rows = {unit: spec.window_rows for unit, spec in specs.items()}
 
+        self.journal, self.marks = self._restart_state(cfg, specs)
         self.readings = Inbox(cfg.limits.ingest_queue)
         self.jobs = JobQueue(cfg.limits.job_queue, self.metrics)
         self.board = AlertBoard(policies)
@@ -155,9 +159,11 @@ class App:
             max_batch=cfg.scheduler.max_batch,
             max_delay_s=cfg.scheduler.max_delay_ms / 1000.0,
             max_lag_s=cfg.scheduler.max_lag_s,
+            marks=self.marks,
         )
         self.buffer_stage = BufferStage(RingBuffers(specs), self.readings, self.jobs, self.metrics)
-        self.ingest = IngestStage(Parser.from_config(cfg), self.readings, self.metrics)
+        self.parser = Parser.from_config(cfg)
+        self.ingest = IngestStage(self.parser, self.readings, self.metrics, self.journal)
         self.link = MqttLink(cfg.mqtt, self._subscriptions(), self.ingest.handle, self.metrics)
         self.http = HealthServer(self.registry, cfg.metrics.host, cfg.metrics.port, self.ready)
         self.failed = threading.Event()
@@ -165,6 +171,38 @@ class App:
         self._scheduler_stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._models_loaded = True
+
+    @staticmethod
+    def _restart_state(
+        cfg: PlantwatchConfig, specs: Mapping[str, UnitSpec]
+    ) -> tuple[Journal | None, ScoredMarks | None]:
+        """The journal and the scoring marks under ``state.dir`` (monitor/journal.py); (None, None) without one."""
+        if cfg.state.dir is None:
+            return None, None
+        # Keep what refills every unit's ring buffer: its capacity in rows, its lateness, and a segment's length.
+        retain_s = max(spec.capacity * spec.period_s + spec.max_lateness_s for spec in specs.values())
+        try:
+            journal = Journal(cfg.state.dir / "journal", retain_s + JOURNAL_ROTATE_S, rotate_s=JOURNAL_ROTATE_S)
+        except OSError as exc:
+            raise StartupError(f"state.dir: cannot use {cfg.state.dir}: {exc}") from exc
+        return journal, ScoredMarks(cfg.state.dir / "scored.json", cfg.state.marks_every_s)
+
+    def _recover(self) -> None:
+        """The killed (or stopped) process's buffers back from the journal, before any thread runs."""
+        if self.journal is None or self.marks is None:
+            return
+        started = time.monotonic()
+        replay = self.buffer_stage.replay(self.parser, self.journal.directory, self.marks.load())
+        if replay.primes:
+            self.engine.run(replay.primes)  # outputs dropped: only the forecasters' state for the next row is wanted
+        log.info(
+            "restart state: %d journaled message(s) replayed (%d refused), %d window(s) not scored before queued, "
+            "in %.2f s",
+            replay.placed,
+            replay.refused,
+            replay.rescored,
+            time.monotonic() - started,
+        )
 
     def _subscriptions(self) -> list[str]:
         import paho.mqtt.client as mqtt
@@ -226,6 +264,7 @@ class App:
         if retained:
             restored = self.outputs.restore(retained)
             log.info("restored the alert state of %d unit(s) from the broker", restored)
+        self._recover()
         self._spawn("scheduler", self.scheduler.run, self._scheduler_stop)
         self._spawn("buffers", self.buffer_stage.run, self._buffers_stop)
         self.link.start()
@@ -275,6 +314,8 @@ class App:
                         log.error("thread %s did not stop before the deadline", name)
                         ok = False
         ok = self.link.stop(remaining()) and ok
+        if self.journal is not None:
+            self.journal.close()
         ok = self.http.stop(remaining()) and ok
         log.info("stopped%s", "" if ok else " (some steps missed the deadline)")
         return 0 if ok else 1

@@ -2,7 +2,7 @@
 
 API:
     jobs = JobQueue(maxsize=10000, metrics=metrics)        # buffer thread: jobs.put(job)
-    scheduler = Scheduler(engine, jobs, sink, metrics, max_batch=256, max_delay_s=0.02, max_lag_s=2.0)
+    scheduler = Scheduler(engine, jobs, sink, metrics, max_batch=256, max_delay_s=0.02, max_lag_s=2.0, marks=None)
     threading.Thread(target=scheduler.run, args=(stop,), name="scheduler").start()   # after stop: drains the queue
     scheduler.process(list_of_jobs)                        # one step, synchronously (tests)
     scheduler.replace_models(models, timeout_s) -> None    # SIGHUP: swapped between batches; ValueError if refused
@@ -40,6 +40,7 @@ import numpy as np
 import numpy.typing as npt
 
 from monitor import memtrim
+from monitor.journal import ScoredMarks
 from monitor.messages import WindowJob
 from monitor.metrics import Metrics
 from monitor.scoring import ScoringEngine, ScoringOutput
@@ -212,8 +213,10 @@ class Scheduler:
         max_batch: int = 256,
         max_delay_s: float = 0.02,
         max_lag_s: float = 2.0,
+        marks: ScoredMarks | None = None,
     ) -> None:
         self._engine = engine
+        self._marks = marks  # what was scored, for a restart's replay (monitor/journal.py)
         self._max_lag_s = max_lag_s
         self._jobs = jobs
         self._sink = sink
@@ -244,9 +247,17 @@ class Scheduler:
                     if self._metrics is not None:
                         self._metrics.stage_errors.labels("scheduler").inc()
             elif stopping:
+                self._save_marks(idle=True)
                 self._idle.set()
                 return
+            self._save_marks(idle=len(self._jobs) == 0)
             self._maybe_trim()
+
+    def _save_marks(self, idle: bool) -> None:
+        if self._marks is None:
+            return
+        if self._marks.save_due(idle) is False and self._metrics is not None:
+            self._metrics.checkpoint_failures.labels("marks").inc()
 
     def _maybe_trim(self) -> None:
         """RSS back from the largest batch's high-water mark (monitor/memtrim.py), at most every TRIM_EVERY_S."""
@@ -263,8 +274,11 @@ class Scheduler:
             if skipped and self._metrics is not None:
                 self._metrics.windows_skipped.labels("backlog").inc(skipped)
         for start in range(0, len(jobs), self._max_batch):
-            out = self._run(jobs[start : start + self._max_batch])
+            batch = jobs[start : start + self._max_batch]
+            out = self._run(batch)
             self._sink(out)
+            if self._marks is not None:
+                self._marks.update(batch)
 
     def _run(self, jobs: Sequence[WindowJob]) -> ScoringOutput:
         try:
