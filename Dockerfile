@@ -24,7 +24,7 @@ COPY simulators ./simulators
 COPY config/scenarios ./config/scenarios
 RUN pip install . \
     && useradd --system --uid 10001 --user-group --home-dir /var/lib/plantwatch --shell /usr/sbin/nologin plantwatch \
-    && mkdir -p /var/lib/plantwatch/artifacts \
+    && mkdir -p /var/lib/plantwatch/artifacts /var/lib/plantwatch/state \
     && chown -R plantwatch:plantwatch /var/lib/plantwatch
 
 # An unprivileged user; artifacts are mounted read-only for the service (the trainer writes them).

@@ -3,7 +3,8 @@
 API:
     preflight(cfg) -> Preflight        # every check run makes before it connects; StartupError names the key path
     app = App(cfg, registry=None)      # binds the metrics port, then preflight(); StartupError (exit 2) on either
-    app.start()                        # http, retained alert state, scheduler, buffers, then MQTT
+    app.start()                        # http, retained alert state, the journal replayed (state.dir), scheduler,
+                                       # buffers, then MQTT
     app.reload() -> bool               # SIGHUP: reload every artifact; an invalid one keeps the old models
     app.failed                         # threading.Event: a worker thread died (the process should exit 1)
     app.stop(deadline_s) -> int        # 0 clean, 1 if a step missed the deadline
@@ -27,7 +28,7 @@ import gc
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -38,6 +39,7 @@ from monitor.buffers import RingBuffers, UnitSpec
 from monitor.config import PlantwatchConfig
 from monitor.health import HealthServer, cannot_listen
 from monitor.ingest import Parser, topic_filter
+from monitor.journal import Journal, ScoredMarks
 from monitor.metrics import Metrics
 from monitor.mqtt import MqttLink, client_settings_problem, read_retained
 from monitor.outputs import OutputStage
@@ -54,6 +56,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RETAINED_STATE_TIMEOUT_S = 5.0
+JOURNAL_ROTATE_S = 60.0  # a journal segment per minute: what is deleted at once when it ages out
 
 
 class StartupError(Exception):
@@ -209,6 +212,7 @@ class App:
             raise StartupError(str(exc)) from exc
         self._window_rows = {unit: spec.window_rows for unit, spec in specs.items()}
 
+        self.journal, self.marks = self._restart_state(cfg, specs)
         self.readings = Inbox(cfg.limits.ingest_queue)
         self.jobs = JobQueue(cfg.limits.job_queue, self.metrics)
         self.board = AlertBoard(policies)
@@ -230,9 +234,11 @@ class App:
             max_batch=cfg.scheduler.max_batch,
             max_delay_s=cfg.scheduler.max_delay_ms / 1000.0,
             max_lag_s=cfg.scheduler.max_lag_s,
+            marks=self.marks,
         )
         self.buffer_stage = BufferStage(RingBuffers(specs), self.readings, self.jobs, self.metrics)
-        self.ingest = IngestStage(Parser.from_config(cfg), self.readings, self.metrics)
+        self.parser = Parser.from_config(cfg)
+        self.ingest = IngestStage(self.parser, self.readings, self.metrics, self.journal)
         self.link = MqttLink(cfg.mqtt, self._subscriptions(), self.ingest.handle, self.metrics)
         self.failed = threading.Event()
         self._buffers_stop = threading.Event()
@@ -242,6 +248,38 @@ class App:
         # Evaluated at every scrape (on the http thread, from the same flags as /readyz): always current, and
         # nothing to keep in step with the connect, subscribe and disconnect callbacks or a reload.
         self.metrics.ready.set_function(lambda: 1.0 if self.ready()[0] else 0.0)
+
+    @staticmethod
+    def _restart_state(
+        cfg: PlantwatchConfig, specs: Mapping[str, UnitSpec]
+    ) -> tuple[Journal | None, ScoredMarks | None]:
+        """The journal and the scoring marks under ``state.dir`` (monitor/journal.py); (None, None) without one."""
+        if cfg.state.dir is None:
+            return None, None
+        # Keep what refills every unit's ring buffer: its capacity in rows, its lateness, and a segment's length.
+        retain_s = max(spec.capacity * spec.period_s + spec.max_lateness_s for spec in specs.values())
+        try:
+            journal = Journal(cfg.state.dir / "journal", retain_s + JOURNAL_ROTATE_S, rotate_s=JOURNAL_ROTATE_S)
+        except OSError as exc:
+            raise StartupError(f"state.dir: cannot use {cfg.state.dir}: {exc}") from exc
+        return journal, ScoredMarks(cfg.state.dir / "scored.json", cfg.state.marks_every_s)
+
+    def _recover(self) -> None:
+        """The killed (or stopped) process's buffers back from the journal, before any thread runs."""
+        if self.journal is None or self.marks is None:
+            return
+        started = time.monotonic()
+        replay = self.buffer_stage.replay(self.parser, self.journal.directory, self.marks.load())
+        if replay.primes:
+            self.engine.run(replay.primes)  # outputs dropped: only the forecasters' state for the next row is wanted
+        log.info(
+            "restart state: %d journaled message(s) replayed (%d refused), %d window(s) not scored before queued, "
+            "in %.2f s",
+            replay.placed,
+            replay.refused,
+            replay.rescored,
+            time.monotonic() - started,
+        )
 
     def _subscriptions(self) -> list[str]:
         import paho.mqtt.client as mqtt
@@ -302,6 +340,7 @@ class App:
         if retained:
             restored = self.outputs.restore(retained)
             log.info("restored the alert state of %d unit(s) from the broker", restored)
+        self._recover()
         self._spawn("scheduler", self.scheduler.run, self._scheduler_stop)
         self._spawn("buffers", self.buffer_stage.run, self._buffers_stop)
         self.link.start()
@@ -351,6 +390,8 @@ class App:
                         log.error("thread %s did not stop before the deadline", name)
                         ok = False
         ok = self.link.stop(remaining()) and ok
+        if self.journal is not None:
+            self.journal.close()
         ok = self.http.stop(remaining()) and ok
         log.info("stopped%s", "" if ok else " (some steps missed the deadline)")
         return 0 if ok else 1

@@ -359,6 +359,21 @@ class LimitsConfig(Strict):
     )
 
 
+class StateConfig(Strict):
+    dir: Path | None = Field(
+        default=None,
+        description="Where the restart state lives (a journal of the readings taken, marks of what was scored): a "
+        "killed service restarts with its buffers as they were and scores from its first new reading. None: no "
+        "state, a restart begins with empty buffers (a window's length of readings before the first score).",
+    )
+    marks_every_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="Under load, how often the marks of what was scored are saved (an idle scheduler saves at "
+        "once): what a kill can score twice.",
+    )
+
+
 class OutputsConfig(Strict):
     publish_scores: bool = Field(default=True, description="Publish every scored window on <prefix>/scores/{unit}.")
     publish_forecasts: bool = Field(default=True, description="Publish forecasts on <prefix>/forecast/{unit}.")
@@ -381,6 +396,7 @@ class PlantwatchConfig(BaseSettings):
     scheduler: SchedulerConfig = Field(default=SchedulerConfig(), description="Batched inference.")
     limits: LimitsConfig = Field(default=LimitsConfig(), description="Bounds on input and memory.")
     outputs: OutputsConfig = Field(default=OutputsConfig(), description="Optional MQTT outputs.")
+    state: StateConfig = Field(default=StateConfig(), description="Restart state (crash-only restarts).")
     shutdown_timeout_s: float = Field(default=10.0, gt=0, description="Deadline of a clean stop (SIGTERM/SIGINT).")
 
     @classmethod

@@ -44,6 +44,11 @@ SKIP_REASONS = ("gap", "backlog", "queue_full")
 QUEUES = ("ingest", "jobs", "publish")
 STAGES = ("ingest", "buffers", "scheduler", "outputs")
 RELOAD_RESULTS = ("ok", "error")
+# placed: a replayed message went into the buffers again; refused: the parser or the buffers refused it (a config
+# changed between runs, or a duplicate of a redelivered message); rescored: windows the killed process had taken but
+# not scored, queued again.
+REPLAY_RESULTS = ("placed", "refused", "rescored")
+CHECKPOINT_PARTS = ("journal", "marks")
 # Seconds; scoring on CPU takes milliseconds, publish-to-score up to a few seconds when behind.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
@@ -414,6 +419,19 @@ class Metrics:
             registry=r,
         )
         self.ready = Gauge("plantwatch_ready", "1 when connected to the broker with models loaded.", registry=r)
+        # Crash-only restarts (monitor/journal.py): what the start replayed, and writes of the state that failed.
+        self.journal_replayed = Counter(
+            "plantwatch_journal_replayed_total",
+            "Journaled messages replayed into the buffers at start (a restart's state), by result.",
+            ["result"],
+            registry=r,
+        )
+        self.checkpoint_failures = Counter(
+            "plantwatch_checkpoint_failures_total",
+            "Failed writes of the restart state (journal records, scoring marks); scoring goes on.",
+            ["what"],
+            registry=r,
+        )
 
         for reject_reason in REJECT_REASONS:
             self.readings_rejected.labels(reject_reason)
@@ -428,6 +446,10 @@ class Metrics:
             self.model_reloads.labels(result)
         for state in ("firing", "resolved"):
             self.alerts_published.labels(state)
+        for replay_result in REPLAY_RESULTS:
+            self.journal_replayed.labels(replay_result)
+        for what in CHECKPOINT_PARTS:
+            self.checkpoint_failures.labels(what)
         for detector in DETECTORS:
             self.windows_scored.labels(detector)
         for model in models:

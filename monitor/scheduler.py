@@ -2,7 +2,7 @@
 
 API:
     jobs = JobQueue(maxsize=10000, metrics=metrics)        # buffer thread: jobs.put(job)
-    scheduler = Scheduler(engine, jobs, sink, metrics, max_batch=256, max_delay_s=0.02, max_lag_s=2.0)
+    scheduler = Scheduler(engine, jobs, sink, metrics, max_batch=256, max_delay_s=0.02, max_lag_s=2.0, marks=None)
     threading.Thread(target=scheduler.run, args=(stop,), name="scheduler").start()   # after stop: drains the queue
     scheduler.process(list_of_jobs)                        # one step, synchronously (tests)
     scheduler.replace_models(models, timeout_s) -> None    # SIGHUP: swapped between batches; ValueError if refused
@@ -11,8 +11,12 @@ Batching: after the first job arrives the scheduler waits at most ``max_delay_s`
 (``max_batch``), then takes everything queued and scores it in batches of at most ``max_batch``.
 When it has fallen behind (a taken window arrived more than ``max_lag_s`` ago), it keeps each unit's
 newest window and drops that unit's stale older ones, counted in
-``plantwatch_windows_skipped_total{reason="backlog"}``: freshness beats completeness. A burst of fresh
-windows (a broker redelivering a restart's backlog, a replay) is scored completely.
+``plantwatch_windows_skipped_total{reason="backlog"}``: freshness beats completeness. A redelivered backlog
+is not "behind" and is scored completely (it is the data that would otherwise be lost): a unit whose taken
+windows span more event time than ``BURST_SPEEDUP`` times the receive time they arrived over (and more
+than ``max_lag_s``) came in faster than real time -- a broker redelivering a restart's queue, a replay,
+the journal of a restarted service -- while a unit that only fell behind arrived at its own pace. A
+backlog bigger than the job queue still loses its oldest windows (``reason="queue_full"``).
 The ScoringEngine (monitor.scoring) groups a batch by model: one ``infer`` per model per call.
 
 CUDA out-of-memory halves the batch and retries; a single window that still does not fit moves the
@@ -36,6 +40,7 @@ import numpy as np
 import numpy.typing as npt
 
 from monitor import memtrim
+from monitor.journal import ScoredMarks
 from monitor.messages import WindowJob
 from monitor.metrics import Metrics
 from monitor.scoring import ScoringEngine, ScoringOutput
@@ -89,12 +94,41 @@ class JobQueue:
             return len(self._items)
 
 
-def newest_per_unit(jobs: Sequence[WindowJob], stale_before: float = math.inf) -> tuple[list[WindowJob], int]:
-    """Drop each job that has a newer one of its unit and arrived before ``stale_before``; (kept, dropped)."""
+# A unit's windows that cover this many times more event time than the receive time they arrived over came faster
+# than the source produces them: a backlog, not lag. 2 leaves room for jitter in a live stream's arrival times.
+BURST_SPEEDUP = 2.0
+
+
+def _bursting_units(jobs: Sequence[WindowJob], min_event_span_s: float) -> set[str]:
+    """Units whose windows in ``jobs`` arrived faster than real time (see the module docstring)."""
+    spans: dict[str, list[float]] = {}  # unit -> [first end_ts, last end_ts, first received_at, last received_at]
+    for job in jobs:
+        span = spans.get(job.unit)
+        if span is None:
+            spans[job.unit] = [job.end_ts, job.end_ts, job.received_at, job.received_at]
+        else:
+            span[0], span[1] = min(span[0], job.end_ts), max(span[1], job.end_ts)
+            span[2], span[3] = min(span[2], job.received_at), max(span[3], job.received_at)
+    return {
+        unit
+        for unit, (first, last, arrived_first, arrived_last) in spans.items()
+        if last - first > min_event_span_s and last - first > BURST_SPEEDUP * (arrived_last - arrived_first)
+    }
+
+
+def newest_per_unit(
+    jobs: Sequence[WindowJob], stale_before: float = math.inf, keep_units: set[str] | frozenset[str] = frozenset()
+) -> tuple[list[WindowJob], int]:
+    """Drop each job that has a newer one of its unit and arrived before ``stale_before``, except the jobs of
+    ``keep_units``; (kept, dropped)."""
     newest: dict[str, int] = {}
     for i, job in enumerate(jobs):
         newest[job.unit] = i
-    keep = [job for i, job in enumerate(jobs) if newest[job.unit] == i or job.received_at >= stale_before]
+    keep = [
+        job
+        for i, job in enumerate(jobs)
+        if newest[job.unit] == i or job.received_at >= stale_before or job.unit in keep_units
+    ]
     return keep, len(jobs) - len(keep)
 
 
@@ -179,8 +213,10 @@ class Scheduler:
         max_batch: int = 256,
         max_delay_s: float = 0.02,
         max_lag_s: float = 2.0,
+        marks: ScoredMarks | None = None,
     ) -> None:
         self._engine = engine
+        self._marks = marks  # what was scored, for a restart's replay (monitor/journal.py)
         self._max_lag_s = max_lag_s
         self._jobs = jobs
         self._sink = sink
@@ -211,9 +247,17 @@ class Scheduler:
                     if self._metrics is not None:
                         self._metrics.stage_errors.labels("scheduler").inc()
             elif stopping:
+                self._save_marks(idle=True)
                 self._idle.set()
                 return
+            self._save_marks(idle=len(self._jobs) == 0)
             self._maybe_trim()
+
+    def _save_marks(self, idle: bool) -> None:
+        if self._marks is None:
+            return
+        if self._marks.save_due(idle) is False and self._metrics is not None:
+            self._metrics.checkpoint_failures.labels("marks").inc()
 
     def _maybe_trim(self) -> None:
         """RSS back from the largest batch's high-water mark (monitor/memtrim.py), at most every TRIM_EVERY_S."""
@@ -223,15 +267,18 @@ class Scheduler:
             memtrim.trim()
 
     def process(self, jobs: Sequence[WindowJob]) -> None:
-        """Score ``jobs`` (newest per unit when behind) in batches of at most ``max_batch``."""
+        """Score ``jobs`` (newest per unit when behind, a backlog completely) in batches of at most ``max_batch``."""
         stale_before = time.time() - self._max_lag_s
         if any(job.received_at < stale_before for job in jobs):
-            jobs, skipped = newest_per_unit(jobs, stale_before)
+            jobs, skipped = newest_per_unit(jobs, stale_before, _bursting_units(jobs, self._max_lag_s))
             if skipped and self._metrics is not None:
                 self._metrics.windows_skipped.labels("backlog").inc(skipped)
         for start in range(0, len(jobs), self._max_batch):
-            out = self._run(jobs[start : start + self._max_batch])
+            batch = jobs[start : start + self._max_batch]
+            out = self._run(batch)
             self._sink(out)
+            if self._marks is not None:
+                self._marks.update(batch)
 
     def _run(self, jobs: Sequence[WindowJob]) -> ScoringOutput:
         try:

@@ -6,6 +6,7 @@ API:
     ingest.handle(topic, payload, received_at) -> bool     # the MqttLink handler: parse, count, put_nowait
     buffers = BufferStage(ring_buffers, inbox, job_queue, metrics)
     buffers.handle(reading)                                 # one reading: align, count rejections, queue jobs
+    primes = buffers.replay(parser, journal_dir, scored_upto)   # at start: the journal back into the buffers
     threading.Thread(target=buffers.run, args=(stop,), name="buffers")   # until stop, then drains the inbox
 
 Only the buffer thread touches the RingBuffers, so they need no lock.
@@ -18,14 +19,20 @@ whatever arrived, then sleeps POLL_S, which adds at most POLL_S to the latency.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
 import threading
 import time
 from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from monitor.buffers import RingBuffers
 from monitor.ingest import Parser
-from monitor.messages import REJECT_REASONS, Reading, Rejected, RejectReason
+from monitor.journal import Journal, read_journal
+from monitor.messages import REJECT_REASONS, Reading, Rejected, RejectReason, WindowJob
 from monitor.metrics import Metrics
 from monitor.scheduler import JobQueue
 
@@ -82,12 +89,17 @@ class RateLimitedLog:
 
 
 class IngestStage:
-    """The MQTT message handler: never raises, never blocks."""
+    """The MQTT message handler: never raises, never blocks.
 
-    def __init__(self, parser: Parser, readings: Inbox, metrics: Metrics) -> None:
+    With a journal, an accepted message is written to it before ``handle`` returns (and paho acknowledges it), so
+    a killed process cannot lose a reading the broker has let go of (monitor/journal.py)."""
+
+    def __init__(self, parser: Parser, readings: Inbox, metrics: Metrics, journal: Journal | None = None) -> None:
         self._parser = parser
         self._readings = readings
         self._metrics = metrics
+        self._journal = journal
+        self._journal_failures = metrics.checkpoint_failures.labels("journal")
         self._rejected = {r: metrics.readings_rejected.labels(r) for r in REJECT_REASONS}
         self._table = metrics.per_unit
         self._dropped = metrics.queue_dropped.labels("ingest")
@@ -106,8 +118,21 @@ class IngestStage:
             self._dropped.inc()
             self._log.warning("queue_full", "ingest queue full: dropped a reading of unit %s", result.unit)
             return True
+        if self._journal is not None and not self._journal.append(topic, payload, received_at):
+            self._journal_failures.inc()
+            self._log.warning("journal", "cannot write the journal: a crash now would lose acknowledged readings")
         self._table.count_received(self._table.index[result.unit])
         return True
+
+
+@dataclass(slots=True)
+class Replay:
+    """What ``BufferStage.replay`` did: messages placed and refused, windows queued again, the priming windows."""
+
+    placed: int = 0
+    refused: int = 0
+    rescored: int = 0
+    primes: list[WindowJob] = field(default_factory=list)
 
 
 class BufferStage:
@@ -138,6 +163,35 @@ class BufferStage:
             # The newest aligned row is the "actual" that dashboards draw against the forecasts (once per row).
             newest = result.jobs[-1]
             self._table.set_sensor_values(self._table.index[newest.unit], newest.window[-1])
+
+    def replay(self, parser: Parser, journal_dir: Path, scored_upto: Mapping[str, float]) -> Replay:
+        """At start, before any thread runs: the journal back into the buffers. Windows newer than the unit's mark
+        (taken by the killed process, not scored) are queued for scoring; ``Replay.primes`` holds each unit's newest
+        window that was scored, which primes the forecaster's state (its forecast for the next row)."""
+        out = Replay()
+        primes: dict[str, WindowJob] = {}
+        for topic, payload, received_at in read_journal(journal_dir):
+            reading = parser.parse(topic, payload, received_at)
+            if isinstance(reading, Rejected):
+                out.refused += 1
+                continue
+            result = self._buffers.add(reading)
+            if len(result.rejections) < len(reading.values):
+                out.placed += 1
+            else:
+                out.refused += 1
+            for job in result.records:
+                if job.end_ts > scored_upto.get(job.unit, -math.inf):
+                    # Taken again now: stamped so, the scheduler scores it as the backlog it is instead of dropping
+                    # it as a window that waited while it fell behind.
+                    self._jobs.put(dataclasses.replace(job, received_at=time.time()))
+                    out.rescored += 1
+                elif job.valid:
+                    primes[job.unit] = job
+        out.primes = list(primes.values())
+        for result_name, count in (("placed", out.placed), ("refused", out.refused), ("rescored", out.rescored)):
+            self._metrics.journal_replayed.labels(result_name).inc(count)
+        return out
 
     def update_gauges(self) -> None:
         for unit, i in self._fill_rows:

@@ -73,10 +73,24 @@ def test_newest_per_unit_keeps_order() -> None:
 
 def test_behind_keeps_each_units_newest_window() -> None:
     scheduler, outputs, registry = make(FakeEngine(), max_batch=4)
-    waited = time.time() - 10.0  # these windows arrived 10 s ago: the scheduler is behind
-    scheduler.process([job(u, t, waited) for t in range(3) for u in ("A", "B")])
+    waited = time.time() - 10.0  # these windows arrived 10 s ago, one a second as produced: the scheduler is behind
+    scheduler.process([job(u, t, waited + t) for t in range(3) for u in ("A", "B")])
     assert [(s.unit, s.ts) for o in outputs for s in o.scores] == [("A", 2), ("B", 2)]
     assert registry.get_sample_value("plantwatch_windows_skipped_total", {"reason": "backlog"}) == 4
+
+
+def test_a_stale_redelivered_backlog_is_scored_completely_beside_a_lagging_unit() -> None:
+    """Unit A's 1,004 windows came within 2 s (a broker's redelivery, a fast replay) and waited: all scored. Unit B
+    arrived at its own pace and waited as long: the scheduler fell behind on it, so only its newest is scored."""
+    scheduler, outputs, registry = make(FakeEngine(), max_batch=256)
+    waited = time.time() - 30.0
+    backlog = [job("A", 1000.0 + t, waited + t * 0.002) for t in range(1004)]
+    lagging = [job("B", 1000.0 + t, waited + t) for t in range(20)]
+    scheduler.process(backlog + lagging)
+    scored = [(s.unit, s.ts) for o in outputs for s in o.scores]
+    assert [ts for unit, ts in scored if unit == "A"] == [1000.0 + t for t in range(1004)]
+    assert [ts for unit, ts in scored if unit == "B"] == [1019.0]
+    assert registry.get_sample_value("plantwatch_windows_skipped_total", {"reason": "backlog"}) == 19
 
 
 def test_a_burst_of_fresh_windows_is_scored_completely_in_batches() -> None:
