@@ -3,15 +3,26 @@
 API (pure, single-threaded; the buffer thread and the backtest own one instance each)::
 
     buffers = RingBuffers({"R1": UnitSpec(sensors=("a", "b"), period_s=1.0, window_rows=64)})
-    result = buffers.add(reading)      # -> AddResult(rejections, jobs, skipped, records)
+    result = buffers.add(reading)      # -> AddResult(rejections, accepted, refused, values_refused, jobs, ...)
+    result.accepted, result.refused    # per message: the unit of each one placed; one Rejected per one refused
+                                       # whole (its first refused value's reason); a held one is in neither yet
+    result.values_refused              # values refused inside accepted messages
     result.jobs                        # WindowJobs that became due, oldest first, window [W, S] float32 (a copy)
     result.records                     # what goes on to scoring, in event-time order: the jobs, and a health-only
                                        # WindowJob (valid=False) per gap-skipped row (see "Silence" below)
-    result.rejections                  # Rejected per refused value: late, duplicate, and (what ingest should
-                                       # have caught) unknown_unit, unknown_sensor, non_finite, schema (bad ts)
+    result.rejections                  # Rejected per refused value: late, duplicate, clock, and (what ingest
+                                       # should have caught) unknown_unit, unknown_sensor, non_finite, schema
     result.skipped                     # {"gap": n}: closed rows whose window held an invalid row, not emitted
-    buffers.flush("R1")                # close every open row (end of a CSV); None: all units
+    buffers.flush("R1")                # refuse held readings, close every open row (end of a CSV); None: all
+    buffers.held("R1")                 # readings the clock guard holds now
     buffers.fill("R1")                 # 0..1, share of the ring holding closed rows (a metric)
+
+Clock guard. With ``UnitSpec.max_clock_skew_s`` set (the service and the backtest set it from
+limits.max_clock_skew_s), every reading first passes the unit's monitor.timeline.TimelineGuard: a reading ahead of
+the unit's own cadence (or a first reading far from the receive clock) is held, not placed, so it can neither move
+the watermark past the genuine stream nor become the unit's origin; held readings are placed once a few rows of
+them agree and nothing contradicts them (a clock step, a replay), else refused as ``clock``. The backtest's
+readings (received_at = ts) are never held.
 
 Alignment. Each unit has its own row grid ``origin + k * period_s``: the origin is ``UnitSpec.origin_s`` when set,
 else the phase (``ts mod period_s``) of the unit's first accepted reading, fixed from then on, so the rows of a
@@ -52,7 +63,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from monitor.messages import Reading, Rejected, RejectReason, WindowJob
+from monitor.messages import Reading, Rejected, RejectReason, WindowJob, storable
+from monitor.timeline import TimelineGuard
 
 # Why a due window was not emitted (label set of plantwatch_windows_skipped_total{reason} for this stage).
 SKIP_GAP = "gap"
@@ -86,6 +98,9 @@ class UnitSpec:
     # Rows of a silence closed in bulk that yield a health record each after the first row past the hold-over
     # (the alert policy's fire_window: enough for k of n to fire); then one more for the span's last row.
     silent_rows: int = 5
+    # The clock guard (monitor.timeline): a first reading may lag the receive clock by this much. None: no guard,
+    # readings are judged by event time alone (the aligner's own tests).
+    max_clock_skew_s: float | None = None
 
     def __post_init__(self) -> None:
         if not self.sensors:
@@ -106,6 +121,9 @@ class UnitSpec:
             raise ValueError(f"capacity_rows {self.capacity_rows} is smaller than window_rows {self.window_rows}")
         if self.silent_rows < 0:
             raise ValueError(f"silent_rows must be >= 0, got {self.silent_rows}")
+        skew = self.max_clock_skew_s
+        if skew is not None and not (math.isfinite(skew) and skew >= 0):
+            raise ValueError(f"max_clock_skew_s must be >= 0, got {self.max_clock_skew_s}")
 
     @property
     def capacity(self) -> int:
@@ -116,9 +134,17 @@ class UnitSpec:
 
 @dataclass(slots=True)
 class AddResult:
-    """What one ``add`` (or ``flush``) produced."""
+    """What one ``add`` (or ``flush``) produced.
+
+    Per message (a Reading): each one placed or refused lands in exactly one of ``accepted`` (its unit) and
+    ``refused`` (one Rejected, the reason of its first refused value); a held one (monitor.timeline) in neither
+    until a later call places or refuses it. Per value: ``rejections`` lists every refused value, ``values_refused``
+    those refused inside accepted messages."""
 
     rejections: list[Rejected] = field(default_factory=list)
+    accepted: list[str] = field(default_factory=list)
+    refused: list[Rejected] = field(default_factory=list)
+    values_refused: list[Rejected] = field(default_factory=list)
     jobs: list[WindowJob] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)
     # Everything due for scoring, in event-time order per unit: every job above, and the health-only records.
@@ -126,6 +152,9 @@ class AddResult:
 
     def merge(self, other: AddResult) -> None:
         self.rejections.extend(other.rejections)
+        self.accepted.extend(other.accepted)
+        self.refused.extend(other.refused)
+        self.values_refused.extend(other.values_refused)
         self.jobs.extend(other.jobs)
         self.records.extend(other.records)
         for reason, n in other.skipped.items():
@@ -172,6 +201,11 @@ class _Unit:
         self.age: list[int] = [1 << 40] * self.n_sensors
         self.valid_run = 0  # consecutive valid rows ending at the newest closed row
         self.last_received_at = -math.inf
+        self.guard = (
+            None
+            if spec.max_clock_skew_s is None
+            else TimelineGuard(spec.period_s, spec.max_lateness_s, spec.max_clock_skew_s, self.n_sensors)
+        )
 
     # --- placing ---------------------------------------------------------------------------------------------
     def row_of(self, ts: float) -> int:
@@ -198,9 +232,42 @@ class _Unit:
         return slot if self.row_k[slot] == k else None
 
     def add(self, reading: Reading, out: AddResult) -> None:
+        """One message: placed, refused, or held by the clock guard (see AddResult for the accounting)."""
         if not -MAX_ABS_TS < reading.ts < MAX_ABS_TS:  # also NaN; keeps row indices far inside int64
-            out.rejections.append(Rejected("schema", f"{self.name}: event time {reading.ts!r} out of range", self.name))
+            self.refuse(reading, "schema", f"event time {reading.ts!r} out of range", out)
             return
+        guard = self.guard
+        if guard is None or guard.consistent(reading):
+            self.admit(reading, out)
+            return
+        released, refused = guard.hold(reading)
+        for r in refused:
+            self.refuse(r, "clock", f"ts {r.ts:.3f} is off the unit's timeline", out)
+        for r in released:
+            self.admit(r, out)
+
+    def admit(self, reading: Reading, out: AddResult) -> None:
+        """Place one message and account for it; a placed one advances the clock guard's timeline."""
+        first = len(out.rejections)
+        if self.place(reading, out):
+            out.accepted.append(self.name)
+            out.values_refused.extend(out.rejections[first:])
+            if self.guard is not None:
+                for r in self.guard.advance(reading):
+                    self.refuse(r, "clock", f"ts {r.ts:.3f} is off the unit's timeline", out)
+        elif len(out.rejections) > first:
+            out.refused.append(out.rejections[first])
+        else:  # no values at all (the parser refuses these; the backtest's CSV row may have none)
+            out.refused.append(Rejected("schema", f"{self.name}: no values", self.name))
+
+    def refuse(self, reading: Reading, reason: RejectReason, detail: str, out: AddResult) -> None:
+        """Refuse a whole message: one Rejected per value, and one for the message."""
+        rejected = Rejected(reason, f"{self.name}: {detail}", self.name)
+        out.rejections.extend([rejected] * max(1, len(reading.values)))
+        out.refused.append(rejected)
+
+    def place(self, reading: Reading, out: AddResult) -> bool:
+        """Place a message's values; False when none was placed (each refused value is in out.rejections)."""
         k = self.row_of(reading.ts)
         closed = (self.closed_upto is not None and k <= self.closed_upto) or self.passed(k)
         row: _OpenRow | None = None
@@ -209,7 +276,7 @@ class _Unit:
             if i is None:
                 out.rejections.append(Rejected("unknown_sensor", f"{self.name}: sensor {sensor!r}", self.name))
                 continue
-            if not math.isfinite(value):
+            if not storable(value):  # the parser's rule; here for the backtest's CSV readings, which skip it
                 out.rejections.append(Rejected("non_finite", f"{self.name}.{sensor}: {value!r}", self.name))
                 continue
             if closed:
@@ -232,13 +299,20 @@ class _Unit:
             if reading.ts > row.newest_ts:
                 row.newest_ts = reading.ts
         if row is None:
-            return  # nothing placed: neither the watermark nor any row (nor the grid's phase) changes
+            return False  # nothing placed: neither the watermark nor any row (nor the grid's phase) changes
         if self.phase is None:
             self.phase = reading.ts % self.spec.period_s
         if reading.ts > self.max_ts:
             self.max_ts = reading.ts
         self.last_received_at = max(self.last_received_at, reading.received_at)
         self.close_due(out, flush=False)
+        return True
+
+    def drain_held(self, out: AddResult) -> None:
+        """The end of the input: held readings can no longer be confirmed; refuse them."""
+        if self.guard is not None:
+            for r in self.guard.drain():
+                self.refuse(r, "clock", f"ts {r.ts:.3f} is off the unit's timeline (end of input)", out)
 
     # --- closing ---------------------------------------------------------------------------------------------
     def close_due(self, out: AddResult, flush: bool) -> None:
@@ -369,6 +443,12 @@ class _Unit:
         return min(self.rows_closed, self.cap) / self.cap
 
 
+def _refuse_unknown_unit(reading: Reading, out: AddResult) -> None:
+    rejected = Rejected("unknown_unit", f"unit {reading.unit!r}", None)
+    out.rejections.append(rejected)
+    out.refused.append(rejected)
+
+
 class RingBuffers:
     """Every configured unit's aligner and ring buffer (see the module docstring)."""
 
@@ -387,7 +467,7 @@ class RingBuffers:
         out = AddResult()
         state = self._units.get(reading.unit)
         if state is None:
-            out.rejections.append(Rejected("unknown_unit", f"unit {reading.unit!r}", None))
+            _refuse_unknown_unit(reading, out)
             return out
         state.add(reading, out)
         return out
@@ -398,7 +478,7 @@ class RingBuffers:
         for reading in readings:
             state = self._units.get(reading.unit)
             if state is None:
-                out.rejections.append(Rejected("unknown_unit", f"unit {reading.unit!r}", None))
+                _refuse_unknown_unit(reading, out)
                 continue
             state.add(reading, out)
         return out
@@ -408,8 +488,14 @@ class RingBuffers:
         out = AddResult()
         names = self._units if unit is None else [unit]
         for name in names:
+            self._units[name].drain_held(out)
             self._units[name].close_due(out, flush=True)
         return out
+
+    def held(self, unit: str) -> int:
+        """Readings of the unit the clock guard holds now (neither placed nor refused yet)."""
+        guard = self._units[unit].guard
+        return 0 if guard is None else guard.held
 
     def fill(self, unit: str) -> float:
         """Share (0..1) of the unit's ring holding closed rows."""

@@ -355,7 +355,10 @@ class LimitsConfig(Strict):
     job_queue: int = Field(default=10000, ge=1, description="Bound of the queue of windows waiting for scoring.")
     max_units: int = Field(default=5000, ge=1, description="Most units one instance accepts.")
     max_clock_skew_s: float = Field(
-        default=120.0, ge=0, description="Readings further ahead of the clock are `future`."
+        default=120.0,
+        ge=0,
+        description="Readings further ahead of the clock are `future`; a unit's first reading further behind it "
+        "waits for a few more of its kind (the clock guard).",
     )
 
 

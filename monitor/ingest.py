@@ -8,9 +8,12 @@ Pure and O(payload): the paho network thread calls it for every message, so it n
 (any unexpected error becomes Rejected("malformed")) and never blocks. Checks, cheapest first:
 size (before decoding), topic (known unit, known sensor), UTF-8, strict JSON (NaN/Infinity/1e999
 -> non_finite; deep nesting -> malformed), shape, value types (bool, string, null, list, object
--> type), timestamp (epoch seconds or ISO 8601 with a zone; missing -> received_at; too far ahead of
-the receive clock -> future). A message with any bad value is refused whole, so a buffer only ever
-sees complete, finite, known values. Late and duplicate readings are judged by the buffers.
+-> type), magnitude (beyond float32, e.g. 1e39 or 1e300, which the float32 buffers would hold as inf ->
+non_finite: messages.storable, the one value rule), timestamp (epoch seconds or ISO 8601 with a zone;
+missing -> received_at; too far ahead of the receive clock -> future). A message with any bad value is
+refused whole, so a buffer only ever sees complete, finite, float32-representable, known values. Late and
+duplicate readings, and readings off the unit's own timeline (``clock``, monitor.timeline), are judged by the
+buffers.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from datetime import datetime
 from typing import Any
 
 from monitor.config import PlantwatchConfig
-from monitor.messages import Reading, Rejected, RejectReason
+from monitor.messages import Reading, Rejected, RejectReason, storable
 
 
 class _Refused(Exception):
@@ -58,18 +61,21 @@ def topic_filter(template: str) -> str:
 
 
 def _value(sensor: str, raw: Any) -> float:
-    """A JSON number as a finite float; bool, str, None, list and dict are refused (bool is not an int here)."""
+    """A JSON number as a float the float32 buffers can hold; bool, str, None, list and dict are refused (bool is
+    not an int here). Beyond float32's range counts as ``non_finite``: that is what the buffer would store (inf)."""
     kind = type(raw)
     if kind is float:
-        if raw - raw != 0.0:  # inf - inf and nan - nan are nan: one comparison for both
-            raise _Refused("non_finite", f"{sensor}: non-finite number")
-        return float(raw)
-    if kind is int:
+        value = raw
+    elif kind is int:
         try:
-            return float(raw)
+            value = float(raw)
         except OverflowError:
             raise _Refused("non_finite", f"{sensor}: integer out of range") from None
-    raise _Refused("type", f"{sensor}: value is {kind.__name__}, not a number")
+    else:
+        raise _Refused("type", f"{sensor}: value is {kind.__name__}, not a number")
+    if not storable(value):  # also nan and +-inf
+        raise _Refused("non_finite", f"{sensor}: {value!r} is not a finite float32")
+    return float(value)
 
 
 class Parser:

@@ -13,18 +13,21 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-# Why a reading was refused; the label set of plantwatch_readings_rejected_total{reason}.
+# Why a readings message (or one value of it) was refused; the label set of plantwatch_readings_rejected_total
+# {reason} (messages) and plantwatch_values_rejected_total{reason} (values refused inside accepted messages).
 RejectReason = Literal[
     "too_large",  # payload over limits.max_payload_bytes, refused before decoding
     "malformed",  # not UTF-8, not JSON, wrong shape (array, missing "values"/"value")
     "schema",  # ts missing its zone, ts not a number or ISO string, empty values
     "type",  # a value that is not a JSON number (string, bool, null, list, object)
-    "non_finite",  # NaN, Infinity, -Infinity, 1e999
+    "non_finite",  # NaN, Infinity, -Infinity, 1e999, and beyond float32 (|v| > 3.4028235e38: inf in the buffer)
     "unknown_unit",
     "unknown_sensor",
     "late",  # older than the unit's watermark minus its max lateness
     "future",  # ahead of the receive clock by more than the allowed skew
     "duplicate",  # same (unit, sensor, ts) seen already (QoS 1 redelivery)
+    "clock",  # off the unit's own timeline (ahead of its cadence, or a first reading far from the clock), held
+    # and then contradicted by the unit's genuine stream (monitor.timeline)
 ]
 REJECT_REASONS: tuple[RejectReason, ...] = (
     "too_large",
@@ -37,7 +40,20 @@ REJECT_REASONS: tuple[RejectReason, ...] = (
     "late",
     "future",
     "duplicate",
+    "clock",
 )
+
+# The ring buffers hold float32: a value beyond this magnitude would be stored as +-inf.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def storable(value: float) -> bool:
+    """Whether a value is finite and representable in the buffers' float32 (False for NaN and +-inf too).
+
+    The one value rule: the parser applies it at the door; the buffers apply it again for the backtest's CSV
+    readings, which reach them without a parser."""
+    return -FLOAT32_MAX <= value <= FLOAT32_MAX
+
 
 Detector = Literal["reconstruction", "forecast", "sensor"]
 # Every detector of a unit, in the order their scores and metrics are listed: the one definition of the set.

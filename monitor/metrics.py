@@ -5,7 +5,7 @@ API:
     metrics.readings_rejected.labels("late").inc()    # global metrics: prometheus_client, children pre-created
     table = metrics.per_unit                          # UnitTable: every per-unit series, numpy-backed
     i = table.index["R1"]                             # unit position, resolved once (KeyError: not configured)
-    table.count_received(i)                           # ingest (paho's thread)
+    table.count_received(i)                           # buffer thread: a readings message placed
     table.set_fill(i, 0.5); table.set_sensor_values(i, row)   # buffer thread; row [S], config sensor order
     table.set_scores(out.scores); table.set_forecasts(out.forecasts)   # scheduler thread, per ScoringOutput
     table.set_alert_active(i, "forecast", True); table.count_alert_fired(i, "forecast")
@@ -107,8 +107,8 @@ class UnitTable:
     horizon step by ``steps`` (ascending). Every series exists from the start, value 0, and counters have a
     ``_created`` sample (the table's construction time) as prometheus_client's own counters do.
 
-    Threading, without a lock: each array has one writer thread. ``received``: paho's network thread (ingest);
-    ``fill`` and ``sensor_value``: the buffer thread; ``score``, ``threshold``, ``sensor_error``,
+    Threading, without a lock: each array has one writer thread. ``received``, ``fill`` and ``sensor_value``:
+    the buffer thread; ``score``, ``threshold``, ``sensor_error``,
     ``alerts_active``, ``alerts_fired`` and ``forecast_value``: the scheduler thread (``restore`` at start, before
     it runs). A scrape (HTTP thread) copies each family's elements with one ``take``. The arrays are never
     reallocated, and a float64 element is written whole (under the GIL, and as one aligned 8-byte store anyway),
@@ -127,7 +127,7 @@ class UnitTable:
         width = max((len(s) for s in self.sensors.values()), default=0)
         self._width = width
         self.created = time.time()
-        # Written by paho's network thread (received) and the buffer thread (fill, sensor_value).
+        # Written by the buffer thread (received, fill, sensor_value).
         self.received = np.zeros(n_units)
         self.fill = np.zeros(n_units)
         self.sensor_value = np.zeros((n_units, width))
@@ -167,7 +167,7 @@ class UnitTable:
         self._families = (
             _Family(
                 "plantwatch_readings_received",
-                "Valid readings messages accepted by ingest.",
+                "Readings messages accepted: at least one value placed in the unit's buffer.",
                 True,
                 self.received,
                 ("unit",),
@@ -357,7 +357,16 @@ class Metrics:
         self.registry = registry
         r = registry
         self.readings_rejected = Counter(
-            "plantwatch_readings_rejected_total", "Messages or values refused, by reason.", ["reason"], registry=r
+            "plantwatch_readings_rejected_total",
+            "Readings messages refused whole, by reason (of the first refused value).",
+            ["reason"],
+            registry=r,
+        )
+        self.values_rejected = Counter(
+            "plantwatch_values_rejected_total",
+            "Values refused inside readings messages that were otherwise accepted, by reason.",
+            ["reason"],
+            registry=r,
         )
         self.alerts_published = Counter(
             "plantwatch_alert_events_published_total", "Alert events handed to MQTT.", ["state"], registry=r
@@ -435,6 +444,7 @@ class Metrics:
 
         for reject_reason in REJECT_REASONS:
             self.readings_rejected.labels(reject_reason)
+            self.values_rejected.labels(reject_reason)
         for skip_reason in SKIP_REASONS:
             self.windows_skipped.labels(skip_reason)
         for queue in QUEUES:

@@ -58,6 +58,7 @@ def specs_from_config(
             max_gap_periods=u.max_gap_periods,
             window_rows=required_window_rows(um, models),
             silent_rows=u.alerts.fire_window,  # a long silence yields enough records for k of n to fire
+            max_clock_skew_s=cfg.limits.max_clock_skew_s,  # the clock guard (monitor.timeline)
         )
         a = u.alerts
         policies[u.name] = AlertPolicy(

@@ -5,11 +5,18 @@ API:
     ingest = IngestStage(parser, inbox, metrics)
     ingest.handle(topic, payload, received_at) -> bool     # the MqttLink handler: parse, count, put_nowait
     buffers = BufferStage(ring_buffers, inbox, job_queue, metrics)
-    buffers.handle(reading)                                 # one reading: align, count rejections, queue jobs
-    primes = buffers.replay(parser, journal_dir, scored_upto)   # at start: the journal back into the buffers
+    buffers.handle(reading)                                 # one message: align, count it, queue jobs
+    replay = buffers.replay(parser, journal_dir, scored_upto)   # at start: the journal back into the buffers
     threading.Thread(target=buffers.run, args=(stop,), name="buffers")   # until stop, then drains the inbox
 
 Only the buffer thread touches the RingBuffers, so they need no lock.
+
+Counting, one unit per counter: messages. Each readings message delivered by MQTT ends in exactly one of
+plantwatch_readings_received_total{unit} (accepted: at least one value placed in the buffers, counted here on the
+buffer thread after placing), plantwatch_readings_rejected_total{reason} (refused whole, by ingest or by the
+buffers, once, under its first refused value's reason) or plantwatch_queue_dropped_total{queue="ingest"} (the inbox
+was full); readings the clock guard still holds are in none yet. Values refused inside an accepted message (a
+sensor already in its row) count in plantwatch_values_rejected_total{reason}.
 
 Why the Inbox is a deque polled every POLL_S rather than a queue.Queue: a Queue wakes its blocked consumer
 on every put, a thread switch per message that cost more CPU than parsing and buffering together (measured
@@ -101,7 +108,6 @@ class IngestStage:
         self._journal = journal
         self._journal_failures = metrics.checkpoint_failures.labels("journal")
         self._rejected = {r: metrics.readings_rejected.labels(r) for r in REJECT_REASONS}
-        self._table = metrics.per_unit
         self._dropped = metrics.queue_dropped.labels("ingest")
         self._log = RateLimitedLog()
 
@@ -121,8 +127,7 @@ class IngestStage:
         if self._journal is not None and not self._journal.append(topic, payload, received_at):
             self._journal_failures.inc()
             self._log.warning("journal", "cannot write the journal: a crash now would lose acknowledged readings")
-        self._table.count_received(self._table.index[result.unit])
-        return True
+        return True  # counted as received (or rejected) by the buffer stage, once it is placed (or refused)
 
 
 @dataclass(slots=True)
@@ -144,6 +149,7 @@ class BufferStage:
         self._jobs = jobs
         self._metrics = metrics
         self._rejected = {r: metrics.readings_rejected.labels(r) for r in REJECT_REASONS}
+        self._values_rejected = {r: metrics.values_rejected.labels(r) for r in REJECT_REASONS}
         self._table = metrics.per_unit
         self._fill_rows = [(unit, self._table.index[unit]) for unit in buffers.units]
         self._log = RateLimitedLog()
@@ -151,10 +157,15 @@ class BufferStage:
 
     def handle(self, reading: Reading) -> None:
         result = self._buffers.add(reading)
-        for rejection in result.rejections:
+        index = self._table.index
+        for unit in result.accepted:  # this message, or held ones the clock guard released
+            self._table.count_received(index[unit])
+        for rejection in result.refused:  # one per message refused whole
             reason: RejectReason = rejection.reason
             self._rejected[reason].inc()
-            self._log.warning(reason, "refused a reading of unit %s: %s: %s", reading.unit, reason, rejection.detail)
+            self._log.warning(reason, "refused a message of unit %s: %s: %s", reading.unit, reason, rejection.detail)
+        for rejection in result.values_refused:
+            self._values_rejected[rejection.reason].inc()
         for reason_name, count in result.skipped.items():
             self._metrics.windows_skipped.labels(reason_name).inc(count)
         for job in result.records:  # the jobs and the health-only records, in event-time order
@@ -175,11 +186,9 @@ class BufferStage:
             if isinstance(reading, Rejected):
                 out.refused += 1
                 continue
-            result = self._buffers.add(reading)
-            if len(result.rejections) < len(reading.values):
-                out.placed += 1
-            else:
-                out.refused += 1
+            result = self._buffers.add(reading)  # the clock guard's state is rebuilt too: a function of the readings
+            out.placed += len(result.accepted)
+            out.refused += len(result.refused)
             for job in result.records:
                 if job.end_ts > scored_upto.get(job.unit, -math.inf):
                     # Taken again now: stamped so, the scheduler scores it as the backlog it is instead of dropping

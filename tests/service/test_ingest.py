@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from monitor.ingest import Parser, topic_filter
@@ -61,6 +62,17 @@ def test_iso_timestamp_with_zone(parser: Parser) -> None:
         ("plant/R1/readings", b'{"values": {"temp": Infinity}}', "non_finite"),
         ("plant/R1/readings", b'{"values": {"temp": -Infinity}}', "non_finite"),
         ("plant/R1/readings", b'{"values": {"temp": 1e999}}', "non_finite"),
+        # Issue 11 item 2: finite in JSON, inf in the float32 buffer.
+        ("plant/R1/readings", b'{"values": {"temp": 1e39}}', "non_finite"),
+        ("plant/R1/readings", b'{"values": {"temp": 3.5e38}}', "non_finite"),
+        ("plant/R1/readings", b'{"values": {"temp": 1e300}}', "non_finite"),
+        ("plant/R1/readings", b'{"values": {"temp": -1e39}}', "non_finite"),
+        (
+            "plant/R1/readings",
+            b'{"values": {"temp": 1, "pressure": 1000000000000000000000000000000000000000}}',
+            "non_finite",
+        ),
+        ("plant/R1/temp", b"1e39", "non_finite"),
         ("plant/R1/readings", b'{"values": {"temp": "12.3"}}', "type"),
         ("plant/R1/readings", b'{"values": {"temp": true}}', "type"),
         ("plant/R1/readings", b'{"values": {"temp": null}}', "type"),
@@ -100,6 +112,18 @@ def test_huge_integers_are_refused(parser: Parser) -> None:
     assert isinstance(result, Rejected) and result.reason == "non_finite"
     result = big.parse("plant/R1/temp", ("9" * 5000).encode(), NOW)  # beyond Python's int-string limit
     assert isinstance(result, Rejected) and result.reason == "malformed"
+
+
+def test_the_float32_range_is_accepted_to_its_edge(parser: Parser) -> None:
+    # Every accepted value is what the float32 buffer stores: finite, to float32 rounding.
+    edge = float(np.finfo(np.float32).max)
+    for value in (edge, -edge, 3.4e38, 1e-45, 0.0):
+        r = _reading(parser, "plant/R1/temp", json.dumps(value))
+        stored = np.float32(r.values["temp"])
+        assert np.isfinite(stored) and stored == pytest.approx(value, rel=1e-6)
+    for value in (np.nextafter(edge, np.inf), -np.nextafter(edge, np.inf)):
+        result = parser.parse("plant/R1/temp", json.dumps(float(value)).encode(), NOW)
+        assert isinstance(result, Rejected) and result.reason == "non_finite", value
 
 
 def test_integers_are_numbers(parser: Parser) -> None:

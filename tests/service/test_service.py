@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -158,6 +159,10 @@ def test_bad_inputs_are_counted_and_do_not_change_the_scores(
     pub.rows("R2", rows[:40], t0)
     assert wait_until(lambda: scored(app) == 2 * (40 - WINDOW + 1), timeout_s=30)
     good = json.dumps({"ts": t0 + 40, "values": {"s0": 1.0}})
+
+    def with_s0(text: str) -> bytes:  # only the value: the ts may hold "1.0" too (t0 + 40 = ...1.0)
+        return good.replace('"s0": 1.0', f'"s0": {text}').encode()
+
     bad: dict[str, list[tuple[str, bytes]]] = {
         "malformed": [
             ("plant/R1/readings", b"{oops"),
@@ -165,14 +170,14 @@ def test_bad_inputs_are_counted_and_do_not_change_the_scores(
             ("plant/R1/readings", b"[1]"),
         ],
         "non_finite": [
-            ("plant/R1/readings", good.replace("1.0", "NaN").encode()),
-            ("plant/R1/readings", good.replace("1.0", "Infinity").encode()),
+            ("plant/R1/readings", with_s0("NaN")),
+            ("plant/R1/readings", with_s0("Infinity")),
             ("plant/R1/s0", b"-Infinity"),
         ],
         "type": [
-            ("plant/R1/readings", good.replace("1.0", '"1.0"').encode()),
-            ("plant/R1/readings", good.replace("1.0", "true").encode()),
-            ("plant/R1/readings", good.replace("1.0", "null").encode()),
+            ("plant/R1/readings", with_s0('"1.0"')),
+            ("plant/R1/readings", with_s0("true")),
+            ("plant/R1/readings", with_s0("null")),
         ],
         "too_large": [("plant/R1/readings", b" " * 4096)],
         "unknown_unit": [("plant/R9/readings", good.encode())],
@@ -191,8 +196,8 @@ def test_bad_inputs_are_counted_and_do_not_change_the_scores(
     for messages in bad.values():
         for topic, payload in messages:
             pub.raw(topic, payload)
-    # The buffers judge late and duplicate per value: the duplicate row counts once per sensor.
-    expected = {reason: len(messages) for reason, messages in bad.items()} | {"duplicate": len(SENSORS)}
+    # One count per message, whoever refused it (the parser, or the buffers for late and duplicate).
+    expected = {reason: len(messages) for reason, messages in bad.items()}
     for reason in bad:
         assert wait_until(
             lambda r=reason, n=expected[reason]: sample(app, "plantwatch_readings_rejected_total", reason=r) == n,
@@ -356,3 +361,95 @@ def test_broker_absent_at_start_then_connects(
         assert wait_until(lambda: scored(app) == 20 - WINDOW + 1, timeout_s=30)
     finally:
         assert app.stop(10) == 0
+
+
+def _scrape(app: App) -> dict[str, float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{app.metrics_port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            samples[key] = float(value)
+    return samples
+
+
+def _total(samples: dict[str, float], name: str) -> float:
+    return sum(v for k, v in samples.items() if k == name or k.startswith(name + "{"))
+
+
+def test_a_reading_ahead_of_the_clock_costs_no_genuine_reading(
+    service_config: Callable[..., PlantwatchConfig],
+    run_app: Callable[[PlantwatchConfig], App],
+    publisher: Callable[..., Publisher],
+) -> None:
+    """Issue 11 item 1 over MQTT: one reading 105 s ahead (inside max_clock_skew_s) on R1, a first reading at
+    ts = 1.0 on R2; then both units' genuine streams (close to the clock) are placed and scored whole."""
+    app = run_app(service_config())
+    pub = publisher()
+    t0 = float(int(time.time()) - 60)  # the genuine rows end about now: a live gateway catching up
+    rows = normal_rows(60, seed=11)
+    ahead = {"ts": time.time() + 105.0, "values": {s: 0.0 for s in SENSORS}}
+    pub.raw("plant/R2/readings", json.dumps({"ts": 1.0, "values": {s: 0.0 for s in SENSORS}}).encode())
+    pub.rows("R1", rows[:20], t0)
+    pub.raw("plant/R1/readings", json.dumps(ahead).encode())
+    pub.rows("R1", rows[20:], t0, first_index=20)
+    pub.rows("R2", rows, t0)
+    n_windows = 2 * (60 - WINDOW + 1)
+    assert wait_until(lambda: scored(app) == n_windows, timeout_s=60), scored(app)
+    assert wait_until(lambda: sample(app, "plantwatch_readings_rejected_total", reason="clock") == 2, timeout_s=10)
+    assert sample(app, "plantwatch_readings_received_total", unit="R1") == 60
+    assert sample(app, "plantwatch_readings_received_total", unit="R2") == 60
+    assert sample(app, "plantwatch_readings_rejected_total", reason="late") == 0
+    assert sample(app, "plantwatch_readings_rejected_total", reason="future") == 0
+    assert sample(app, "plantwatch_windows_skipped_total", reason="gap") == 0  # ts = 1.0 was never the origin
+    # Still on the genuine timeline: the next live rows are scored too.
+    pub.rows("R1", normal_rows(5, seed=11, start=60), t0, first_index=60)
+    assert wait_until(lambda: scored(app) == n_windows + 5, timeout_s=30), scored(app)
+
+
+def test_received_and_rejected_count_messages_and_add_up(
+    service_config: Callable[..., PlantwatchConfig],
+    run_app: Callable[[PlantwatchConfig], App],
+    publisher: Callable[..., Publisher],
+) -> None:
+    """Issue 11 items 2 and 6 over MQTT: N good messages, M redelivered duplicates of them, values beyond float32
+    and other bad messages; each message is counted once, and the rejection rule's ratio is M+bad / all."""
+    app = run_app(service_config())
+    pub = publisher()
+    t0 = epoch_base()
+    n_good = 40
+    rows = normal_rows(n_good, seed=12)
+    pub.rows("R1", rows, t0)
+    assert wait_until(lambda: scored(app) == n_good - WINDOW + 1, timeout_s=30), scored(app)
+    duplicates = [
+        json.dumps({"ts": t0 + i, "values": {s: float(v) for s, v in zip(SENSORS, rows[i], strict=True)}}).encode()
+        for i in (10, 11, 12, 39)
+    ]
+    for body in duplicates:
+        pub.raw("plant/R1/readings", body)
+    beyond_float32 = ["1e39", "3.5e38", "1e300", "-1e39"]
+    for text in beyond_float32:
+        values = ", ".join(f'"{s}": {text if s == "s0" else "1.0"}' for s in SENSORS)
+        pub.raw("plant/R1/readings", f'{{"ts": {t0 + n_good}, "values": {{{values}}}}}'.encode())
+    pub.raw("plant/R1/s0", b"1e39")
+    pub.raw("plant/R1/readings", b"{oops")
+    expected = {"duplicate": len(duplicates), "non_finite": len(beyond_float32) + 1, "malformed": 1}
+    for reason, n in expected.items():
+        assert wait_until(
+            lambda r=reason, n=n: sample(app, "plantwatch_readings_rejected_total", reason=r) == n, timeout_s=30
+        ), (reason, sample(app, "plantwatch_readings_rejected_total", reason=reason))
+    samples = _scrape(app)
+    received = _total(samples, "plantwatch_readings_received_total")
+    rejected = _total(samples, "plantwatch_readings_rejected_total")
+    assert samples['plantwatch_readings_received_total{unit="R1"}'] == received == n_good  # duplicates not received
+    assert rejected == sum(expected.values())
+    assert _total(samples, "plantwatch_values_rejected_total") == 0  # no message here was partly placed
+    # PlantwatchRejectionRateHigh: rejected / (received + rejected), here over increases from a fresh start (what
+    # its rate()s over one window are proportional to): exactly the share of refused messages delivered.
+    refused = sum(expected.values())  # 4 duplicates + 5 beyond float32 + 1 malformed
+    assert rejected / (received + rejected) == refused / (n_good + refused) == 0.2
+    # Nothing beyond float32 reached the buffers: no non-finite score, no scoring error, nothing new scored.
+    assert samples['plantwatch_stage_errors_total{stage="scheduler"}'] == 0
+    assert scored(app) == n_good - WINDOW + 1
+    assert np.isfinite(samples['plantwatch_anomaly_score{detector="forecast",unit="R1"}'])

@@ -19,7 +19,11 @@ HORIZONS = (5, 1, 5)  # unsorted, repeated: exported as steps 1 and 5
 
 # The contract the per-child code had (name in the exposition, type, HELP, label names).
 FAMILIES = {
-    "plantwatch_readings_received": ("counter", "Valid readings messages accepted by ingest.", ("unit",)),
+    "plantwatch_readings_received": (
+        "counter",
+        "Readings messages accepted: at least one value placed in the unit's buffer.",
+        ("unit",),
+    ),
     "plantwatch_anomaly_score": ("gauge", "Latest anomaly score.", ("unit", "detector")),
     "plantwatch_anomaly_threshold": (
         "gauge",
