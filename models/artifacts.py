@@ -6,6 +6,7 @@ API:
     load_artifact(path, device="cpu", expected_sensors=None, max_weights_bytes=MAX_WEIGHTS_BYTES) -> LoadedModel
     ArtifactError (a ValueError) with .reason in ARTIFACT_ERROR_REASONS (a bounded set, usable as a metric label)
     LIMITS                                   # the bounds on every size a manifest can ask for
+    probe_windows(model) -> [2, W, S]        # the windows step 6 scores: at the training mean, and half a scale up
 
 Layout (DESIGN.md "Model artifacts")::
 
@@ -78,6 +79,7 @@ __all__ = [
     "InferenceResult",
     "LoadedModel",
     "load_artifact",
+    "probe_windows",
     "save_artifact",
 ]
 
@@ -221,18 +223,20 @@ def _field(manifest: dict[str, Any], key: str, types: type | tuple[type, ...], d
     return value
 
 
-def _within(name: str, value: Any, directory: Path, high: float | None = None) -> None:
-    """``value`` inside ``LIMITS[name]`` (and under ``high``): too_large above, invalid_manifest otherwise."""
+def _within(name: str, value: Any, directory: Path, high: float | None = None, field: str | None = None) -> None:
+    """``value`` inside ``LIMITS[name]`` (and under ``high``): too_large above, invalid_manifest otherwise;
+    messages name ``field`` (default ``name``)."""
     low, limit = LIMITS[name]
+    field = field or name
     limit = limit if high is None else min(limit, high)
     integer = name in _INTEGER_LIMITS
     if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
         kind = "an integer" if integer else "a number"
-        raise _invalid(f"{name} must be {kind}, got {type(value).__name__} {value!r:.40}", directory)
+        raise _invalid(f"{field} must be {kind}, got {type(value).__name__} {value!r:.40}", directory)
     if value > limit:
-        raise ArtifactError(f"{name} {value!r:.40} is over the limit of {limit:g}", "too_large", directory)
+        raise ArtifactError(f"{field} {value!r:.40} is over the limit of {limit:g}", "too_large", directory)
     if value < low:
-        raise _invalid(f"{name} {value!r} is under the minimum of {low:g}", directory)
+        raise _invalid(f"{field} {value!r} is under the minimum of {low:g}", directory)
 
 
 def _name_ok(value: Any) -> bool:
@@ -256,7 +260,7 @@ def _validate_manifest(manifest: dict[str, Any], directory: Path) -> None:
     if "name" in manifest and not _name_ok(manifest["name"]):
         raise _invalid(f"manifest field 'name' must be a string of 1 to {MAX_NAME_CHARS} characters", directory)
     sensors = _field(manifest, "sensors", list, directory)
-    _within("sensors", len(sensors), directory)
+    _within("sensors", len(sensors), directory, field="the number of sensors")
     if not all(_name_ok(s) for s in sensors) or len(set(sensors)) != len(sensors):
         raise _invalid(
             f"manifest field 'sensors' must be distinct names of 1 to {MAX_NAME_CHARS} characters", directory
@@ -293,9 +297,10 @@ def _validate_hyperparameters(kind: str, hyper: dict[str, Any], steps: int, dire
         raise _invalid(f"hyperparameters {unknown} are not parameters of kind {kind!r} ({sorted(allowed)})", directory)
     params = {**allowed, **hyper}
     for key, value in params.items():
-        _within(key, value, directory)
+        _within(key, value, directory, field=f"hyperparameters.{key}")
     directions = 2 if kind == "bilstm" else 1
-    _within("activations", steps * params["hidden_size"] * params["num_layers"] * directions, directory)
+    activations = steps * params["hidden_size"] * params["num_layers"] * directions
+    _within("activations", activations, directory, field="(window + horizon) x hidden_size x num_layers x directions")
 
 
 def _is_number(value: Any) -> bool:
@@ -360,7 +365,8 @@ def _validate_envelope(envelope: Any, sensors: list[str], directory: Path) -> No
 
 
 def _expected_state(manifest: dict[str, Any], max_bytes: int, directory: Path) -> dict[str, tuple[int, ...]]:
-    """Tensor names and shapes of the manifest's architecture, built on the meta device (nothing allocated)."""
+    """Tensor names and shapes of the manifest's architecture, built on the meta device (nothing allocated; the
+    device context is thread-local, so the scheduler thread scoring meanwhile is not affected)."""
     try:
         with torch.device("meta"):
             module = _build(manifest)
