@@ -27,5 +27,6 @@ Command line: ``plantwatch train --data FILE.csv --model KIND --out DIR`` (model
 Modules: networks (nn.Modules and the kind registry), preprocessing (scalers, missing values,
 interleaved splits, windows), train, calibration (quantile and peaks-over-threshold, what the data
 supports), envelope (the training data's per-sensor envelope), inference (LoadedModel), artifacts
-(manifest.json + weights.safetensors), device.
+(manifest.json + weights.safetensors, bounded by LIMITS), artifact_io (reading an artifact's files without
+trusting them), hostile (a corpus of hostile artifacts for tests and benchmarks), device.
 """

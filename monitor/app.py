@@ -8,13 +8,19 @@ API:
     app.reload() -> bool               # SIGHUP: reload every artifact; an invalid one keeps the old models
     app.failed                         # threading.Event: a worker thread died (the process should exit 1)
     app.stop(deadline_s) -> int        # 0 clean, 1 if a step missed the deadline
-    app.ready() -> (bool, reason)      # /readyz: broker connected and models loaded
+    app.ready() -> (bool, reason)      # /readyz: broker connected, models loaded and scoring to finite numbers
     app.metrics_port                   # the bound port (config port 0 = any free port)
 
 Pre-flight parity: `plantwatch check-config` calls the same preflight() (and checks the metrics address on
 port 0), so a config it passes is one App accepts, short of a busy port or the broker itself. The metrics port
 is bound first, before the artifacts load, so a busy port fails before the slow part of the start.
 plantwatch_ready is computed at every scrape from app.ready(), so it never waits for someone to call /readyz.
+
+Artifacts: ``load_artifact`` (models/artifacts.py) refuses anything hostile with an ArtifactError, including a
+model whose probe batch (windows at its training mean) scores NaN / inf; at start that is a StartupError (one
+line, exit 2), on SIGHUP one ERROR line, ``model_reloads{result="error"}`` and the old models keep scoring.
+A model that later scores live complete windows as NaN / inf makes ``ready()`` false, naming it
+(ScoringEngine.failing_models), until its windows score finite again.
 
 Threads: paho's network thread (ingest), "buffers", "scheduler" (scoring and outputs), "http".
 Stop order: close the MQTT intake (unacknowledged messages are redelivered to the next session),
@@ -83,8 +89,10 @@ def load_models(cfg: PlantwatchConfig, device: torch.device) -> dict[str, Loaded
                     )
                 continue
             try:
-                models[ref.name] = load_artifact(path, device=device)
-            except (ArtifactError, OSError) as exc:
+                models[ref.name] = load_artifact(path, device=device)  # ArtifactError for anything an artifact holds
+            except ArtifactError as exc:  # its message names the artifact's path
+                raise StartupError(f"units.{i}.{role}.artifact: {exc}") from exc
+            except OSError as exc:
                 raise StartupError(f"units.{i}.{role}.artifact: cannot load {path}: {exc}") from exc
             paths[ref.name] = path
             if abs(models[ref.name].period_s - unit.period_s) > 1e-9:
@@ -311,6 +319,8 @@ class App:
             ready, reason = False, "waiting for the broker to acknowledge the subscriptions"
         elif self.failed.is_set():
             ready, reason = False, "a worker thread failed"
+        elif failing := self.engine.failing_models:
+            ready, reason = False, f"model(s) {', '.join(sorted(failing))} score NaN or inf"
         else:
             ready, reason = True, "ready"
         return ready, reason
@@ -357,8 +367,9 @@ class App:
                         f"unit {unit}: new models need {needed}-row windows, the buffers hold {self._window_rows[unit]}"
                     )
             self.scheduler.replace_models(timed(models, self.metrics), timeout_s=30.0)
-        except (StartupError, ValueError, TimeoutError) as exc:
-            log.error("model reload refused, keeping the loaded models: %s", exc)
+        except Exception as exc:  # whatever an artifact does, the service keeps running on the old models
+            detail = str(exc) if isinstance(exc, StartupError | ValueError | TimeoutError) else repr(exc)
+            log.error("model reload refused, keeping the loaded models: %s", detail)
             self.metrics.model_reloads.labels("error").inc()
             return False
         self.metrics.model_info.clear()

@@ -11,6 +11,7 @@ API (single-threaded: the scheduler thread owns one engine; the backtest calls i
     engine.score(jobs)            # -> list[Score]: run(jobs).scores
     engine.to("cuda")             # move every model (OOM fallback: engine.to("cpu")); returns self
     engine.replace_models(models) # SIGHUP reload: validate, swap, keep the forecast state of unchanged forecasters
+    engine.failing_models         # frozenset: models whose latest complete windows came out NaN / inf (readiness)
 
 One ``infer`` per model per call: the jobs of all units that share a model are stacked into one batch
 ``[B, model.window, S]`` (each job's newest ``model.window`` rows, columns permuted to the model's sensor order).
@@ -36,6 +37,12 @@ value lies outside ``[min - m*span, max + m*span]`` of the scoring model's ``env
 Scores come back in job order (reconstruction, then forecast, then sensor for the same job), so each (unit,
 detector) stream is in event-time order for the AlertTracker. A non-finite score (a model output gone bad) is
 dropped and counted in ``ScoringOutput.non_finite``: never a NaN into the alert stage.
+
+Failing models: a window with a sensor that has no value at all scores NaN by design (models/inference.py), so
+only *complete* windows (every sensor has a value somewhere in it) judge a model. A model whose latest batch has
+a complete window with a non-finite output (score, or forecast) is in ``failing_models`` until a batch of its
+complete windows comes out finite; a replaced model starts clean. The set is replaced whole, never mutated, so
+another thread (the readiness check) may read it at any time.
 """
 
 from __future__ import annotations
@@ -118,7 +125,13 @@ class ScoringEngine:
             {unit: (spec.sensors, spec.health) for unit, spec in self._units.items() if spec.health is not None}
         )
         self._health_model = {unit: spec.detector or spec.forecaster or "sensor" for unit, spec in self._units.items()}
+        self._failing: frozenset[str] = frozenset()
         self.replace_models(models)
+
+    @property
+    def failing_models(self) -> frozenset[str]:
+        """Models whose latest complete windows gave a NaN / inf output; see the module docstring."""
+        return self._failing
 
     @property
     def models(self) -> Mapping[str, LoadedModel]:
@@ -158,6 +171,7 @@ class ScoringEngine:
             name = self._units[unit].forecaster
             if name is None or old.get(name) is not models.get(name):
                 del self._pending[unit]
+        self._failing = frozenset(name for name in self._failing if old.get(name) is models.get(name))
 
     def to(self, device: Any) -> ScoringEngine:
         """Move every model to ``device`` ("auto" | "cpu" | "cuda" | torch.device); returns self."""
@@ -194,11 +208,30 @@ class ScoringEngine:
                 out.non_finite += self._reconstruction(jobs, indices, name, model, result, keyed, outside)
             else:
                 out.non_finite += self._forecast(jobs, indices, name, model, result, keyed, out.forecasts, outside)
+        self._judge(stacks, results)
         for i, score in self._health.score(jobs, self._health_model):
             keyed.append((i, 2, score))
         keyed.sort(key=lambda k: (k[0], k[1]))
         out.scores = [s for _, _, s in keyed]
         return out
+
+    def _judge(self, stacks: Mapping[str, npt.NDArray[np.float32]], results: Mapping[str, Any]) -> None:
+        """Update ``failing_models`` from this call's outputs on complete windows (see the module docstring)."""
+        failing = set(self._failing)
+        for name, windows in stacks.items():
+            # [B]: every sensor has a value somewhere in the window
+            complete = np.asarray(np.isfinite(windows).any(axis=1), dtype=bool).all(axis=1)
+            if not complete.any():
+                continue
+            result = results[name]
+            output = result.scores if self._models[name].role == "detector" else result.forecasts
+            finite = bool(np.isfinite(np.asarray(output)[complete]).all())
+            if finite:
+                failing.discard(name)
+            else:
+                failing.add(name)
+        if failing != self._failing:
+            self._failing = frozenset(failing)
 
     def _stack(
         self, jobs: Sequence[WindowJob], indices: list[int], name: str, model: LoadedModel

@@ -220,7 +220,12 @@ def test_old_manifest_without_calibration_fields_loads_with_fallback_levels(  # 
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"critical_value": 0.0}, "critical_value is below"),
+        ({"critical_value": 1e-6}, "critical_value is below"),
+        ({"critical_value": 0.0}, "critical_value must be > 0"),
+        ({"resolve_value": -1.0}, "resolve_value must be > 0"),
+        ({"value": 0}, "threshold.value must be a finite number > 0"),
+        ({"value": -2.5}, "threshold.value must be a finite number > 0"),
+        ({"resolve_quantile": 1.5}, "resolve_quantile must be a number in"),
         ({"resolve_value": 1e9}, "resolve_value is above"),
         ({"n_effective": "many"}, "n_effective must be a finite number"),
         ({"supported": "yes"}, "supported must be true or false"),

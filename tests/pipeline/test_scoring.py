@@ -149,6 +149,38 @@ def test_window_without_a_sensor_is_dropped_and_counted(artifacts: Artifacts) ->
     assert out.scores == [] and out.non_finite == 1
 
 
+def test_a_model_scoring_nan_on_complete_windows_is_failing_until_it_scores_finite(artifacts: Artifacts) -> None:
+    import torch
+
+    models = load(artifacts)
+    engine = ScoringEngine({"A": UnitModels(SENSORS, 1.0, detector="det", forecaster="fc")}, models)
+    jobs = jobs_for("A", normal_data(100, np.random.default_rng(8)), 30, 4, 16)
+    engine.run(jobs[:1])
+    assert engine.failing_models == frozenset()
+    # A window missing a sensor scores NaN by design: not the model's fault, so not failing.
+    window = jobs[1].window.copy()
+    window[:, 1] = np.nan
+    out = engine.run([WindowJob("A", jobs[1].end_ts, window, jobs[1].received_at, jobs[1].source_ts)])
+    assert out.non_finite >= 1 and engine.failing_models == frozenset()
+    # The detector's weights go bad while it serves: its complete windows come out NaN.
+    head = models["det"].module.head  # type: ignore[union-attr]
+    saved = head.bias.detach().clone()
+    with torch.no_grad():
+        head.bias.fill_(float("nan"))
+    out = engine.run(jobs[2:3])
+    assert out.non_finite >= 1 and engine.failing_models == frozenset({"det"})
+    with torch.no_grad():
+        head.bias.copy_(saved)
+    engine.run(jobs[3:4])  # a finite batch clears it
+    assert engine.failing_models == frozenset()
+    with torch.no_grad():
+        head.bias.fill_(float("nan"))
+    engine.run(jobs[:1])
+    assert engine.failing_models == frozenset({"det"})
+    engine.replace_models(load(artifacts))  # a replaced model starts clean
+    assert engine.failing_models == frozenset()
+
+
 def test_misconfiguration_is_refused(artifacts: Artifacts) -> None:
     models = load(artifacts)
     with pytest.raises(ValueError, match="'fc' is a forecaster, configured as the detector"):

@@ -298,7 +298,7 @@ def _parity_cases(
             "(the unit lacks: s7; the model lacks: zz)",
         ),
         "a forecaster as detector": (wrong_role, "units.0.detector: model 'fc' ("),  # (path) is a forecaster, ...
-        "weights that do not load": (bad_weights, f"units.0.detector.artifact: cannot load {broken}"),
+        "weights that do not load": (bad_weights, f"units.0.detector.artifact: model artifact {broken}: "),
         "a password file that is not text": (unreadable_password, "mqtt.password_file: cannot read"),
         "a CA file that is not a certificate": (bad_ca, "mqtt.tls: cannot load the TLS settings"),
         "a metrics address not on this host": (foreign_address, "metrics.host: cannot listen on 192.0.2.1:0"),

@@ -222,6 +222,88 @@ def test_killed_service_restarts_scores_the_backlog_and_fires_no_alert_twice(
     assert state["state"] == "ok"
 
 
+# The worst of the hostile artifact corpus (models/hostile.py; every case is tested in process in
+# tests/models/test_hostile_artifacts.py): 16 TB of LSTM, a RecursionError, NaN weights, a FIFO whose open blocks.
+WORST_ARTIFACTS = ("hidden_size_1e6", "brackets_100k", "weights_nan", "weights_fifo")
+
+
+# weights_overflowing_output: finite weights whose probe batch scores inf (only the probe catches it).
+@pytest.mark.parametrize("case", [*WORST_ARTIFACTS, "weights_overflowing_output"])
+def test_hostile_artifact_at_start_is_one_line_and_exit_2(
+    case: str, tmp_path: Path, artifacts: dict[str, Path], mosquitto: Broker
+) -> None:
+    from models.hostile import build_case
+
+    det = build_case(case, artifacts["det"], tmp_path / "det")
+    config = service_config_dict(mosquitto, {**artifacts, "det": det}, "x")
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = subprocess.run(
+        [sys.executable, "-m", "monitor", "run", "--config", str(path)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    refused = [line for line in result.stderr.splitlines() if str(det) in line]
+    assert len(refused) == 1, result.stderr
+    assert refused[0].startswith(f"units.0.detector.artifact: model artifact {det}: ")
+    print(refused[0])
+
+
+def test_hostile_artifacts_on_sighup_keep_the_old_models_scoring(
+    tmp_path: Path,
+    mosquitto: Broker,
+    artifacts: dict[str, Path],
+    unique_prefix: str,
+    service: Callable[[dict[str, Any]], Service],
+    publisher: Callable[..., Publisher],
+) -> None:
+    import shutil
+
+    from models.hostile import build_case
+
+    det = tmp_path / "det"
+    shutil.copytree(artifacts["det"], det)
+    svc = service(service_config_dict(mosquitto, {**artifacts, "det": det}, unique_prefix, unit_names=("R1",)))
+    svc.start()
+    assert svc.proc is not None
+    pub = publisher()
+    t0 = epoch_base()
+    rows = normal_rows(WINDOW + 20 * len(WORST_ARTIFACTS), seed=12)
+
+    def scored() -> float:
+        return svc.metric("plantwatch_windows_scored_total", detector="reconstruction")
+
+    published = WINDOW
+    pub.rows("R1", rows[:published], t0)
+    assert wait_until(lambda: scored() == 1, timeout_s=30), svc.log()[-3000:]
+    for refusals, case in enumerate(WORST_ARTIFACTS, start=1):
+        build_case(case, artifacts["det"], det)
+        svc.proc.send_signal(signal.SIGHUP)
+        assert wait_until(
+            lambda n=refusals: svc.metric("plantwatch_model_reloads_total", result="error") == n,  # type: ignore[misc]
+            timeout_s=30,
+        ), svc.log()[-3000:]
+        assert svc.ready(), case  # still up and ready on the old models
+        pub.rows("R1", rows[published : published + 20], t0, first_index=published)
+        published += 20
+        assert wait_until(lambda p=published: scored() == p - WINDOW + 1, timeout_s=30), (case, svc.log()[-3000:])  # type: ignore[misc]
+    log = svc.log()
+    assert "Traceback" not in log
+    refused = [line for line in log.splitlines() if "model reload refused" in line]
+    assert len(refused) == len(WORST_ARTIFACTS)
+    print("\n".join(refused))
+    for line, reason in zip(refused, ("hidden_size", "nested", "NaN", "FIFO"), strict=True):
+        assert reason in line, line
+    # The good artifact back: the next reload is accepted.
+    shutil.rmtree(det)
+    shutil.copytree(artifacts["det"], det)
+    svc.proc.send_signal(signal.SIGHUP)
+    assert wait_until(lambda: svc.metric("plantwatch_model_reloads_total", result="ok") == 1, timeout_s=30)
+    assert svc.metric("plantwatch_model_reloads_total", result="error") == len(WORST_ARTIFACTS)
+    assert svc.ready()
+    assert svc.signal(signal.SIGTERM) == 0
+
+
 def test_kill_9_loses_no_acknowledged_reading_and_scores_what_the_killed_process_had_not(
     tmp_path: Path,
     mosquitto: Broker,

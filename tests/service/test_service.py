@@ -314,6 +314,59 @@ def test_sighup_reload_keeps_old_models_when_the_new_artifact_is_invalid(
     assert wait_until(lambda: scored(app) == 60 - WINDOW + 1, timeout_s=30)  # the buffers were kept
 
 
+def test_readiness_names_a_model_scoring_nan_and_a_reload_whose_probe_is_not_finite_is_refused(
+    tmp_path: Path,
+    artifacts: dict[str, Path],
+    service_config: Callable[..., PlantwatchConfig],
+    run_app: Callable[[PlantwatchConfig], App],
+    publisher: Callable[..., Publisher],
+) -> None:
+    import shutil
+    import urllib.error
+
+    import torch
+
+    from models.hostile import build_case
+
+    det = tmp_path / "det"
+    shutil.copytree(artifacts["det"], det)
+    base = service_config()
+    units = [{**u.model_dump(mode="json"), "detector": {"name": "det", "artifact": str(det)}} for u in base.units]
+    app = run_app(service_config(units=units))
+    pub = publisher()
+    rows = normal_rows(90, seed=9)
+    t0 = epoch_base()
+    pub.rows("R1", rows[:30], t0)
+    assert wait_until(lambda: scored(app) == 30 - WINDOW + 1, timeout_s=30)
+
+    # The served detector's weights go bad (memory corruption, a bug): its scores are NaN, so it is not ready.
+    head = app.engine.models["det"].module.head  # type: ignore[attr-defined]
+    saved = head.bias.detach().clone()
+    with torch.no_grad():
+        head.bias.fill_(float("nan"))
+    pub.rows("R1", rows[30:40], t0, first_index=30)
+    assert wait_until(lambda: not app.ready()[0], timeout_s=30)
+    assert app.ready() == (False, "model(s) det score NaN or inf")
+    assert sample(app, "plantwatch_ready") == 0
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(f"http://127.0.0.1:{app.metrics_port}/readyz", timeout=5)
+    assert info.value.code == 503 and b"det score NaN or inf" in info.value.read()
+    assert scored(app) == 30 - WINDOW + 1  # nothing scored meanwhile: the NaN scores were dropped
+    with torch.no_grad():
+        head.bias.copy_(saved)
+    pub.rows("R1", rows[40:50], t0, first_index=40)
+    assert wait_until(lambda: app.ready()[0], timeout_s=30)  # finite scores again: ready again
+    assert wait_until(lambda: scored(app) == 50 - WINDOW + 1 - 10, timeout_s=30)
+
+    # A new artifact whose weights are finite but overflow: its probe scores inf, so the reload is refused.
+    build_case("weights_overflowing_output", artifacts["det"], det)
+    assert app.reload() is False
+    assert sample(app, "plantwatch_model_reloads_total", result="error") == 1
+    pub.rows("R1", rows[50:90], t0, first_index=50)
+    assert wait_until(lambda: scored(app) == 90 - WINDOW + 1 - 10, timeout_s=30)  # the old model kept scoring
+    assert app.ready() == (True, "ready")
+
+
 @pytest.mark.slow
 def test_fault_free_hours_raise_no_alert(
     service_config: Callable[..., PlantwatchConfig],
