@@ -32,10 +32,12 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
@@ -142,17 +144,32 @@ class Preflight:
     units: dict[str, UnitModels]
 
 
+def state_dir_problem(directory: Path | None) -> str | None:
+    """Why ``state.dir`` cannot hold the restart state (None: it can, or none is configured). Creates nothing."""
+    if directory is None:
+        return None
+    existing = directory
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent  # the directory is made at start: its nearest existing parent must be writable
+    if not existing.is_dir():
+        return f"state.dir: {existing} is not a directory"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"state.dir: {existing} is not writable by this user"
+    return None
+
+
 def preflight(cfg: PlantwatchConfig) -> Preflight:
     """Every check `run` makes before it connects, short of binding the metrics port; StartupError otherwise.
 
-    In order: the MQTT client settings (password file, TLS files), the scoring device, every artifact (loaded;
-    one model name, one artifact), each unit against its models (role, sensors), the units' buffer and alert
-    parameters and the scoring engine built from them. App and `plantwatch check-config` both call this, so
-    what one refuses the other does, with the same one-line "key.path: reason" message.
+    In order: the MQTT client settings (password file, TLS files), the restart state's directory (writable),
+    the scoring device, every artifact (loaded; one model name, one artifact), each unit against its models
+    (role, sensors), the units' buffer and alert parameters and the scoring engine built from them. App and
+    `plantwatch check-config` both call this, so what one refuses the other does, with the same one-line
+    "key.path: reason" message.
     """
     from models.device import resolve_device
 
-    problem = client_settings_problem(cfg.mqtt)
+    problem = client_settings_problem(cfg.mqtt) or state_dir_problem(cfg.state.dir)
     if problem is not None:
         raise StartupError(problem)
     try:

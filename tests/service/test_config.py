@@ -287,6 +287,11 @@ def _parity_cases(
     def foreign_address(c: dict[str, Any]) -> None:
         c["metrics"] = {"host": "192.0.2.1", "port": 0}  # TEST-NET-1: on no host's interfaces
 
+    (tmp_path / "a-file").write_text("not a directory\n")
+
+    def state_under_a_file(c: dict[str, Any]) -> None:
+        c["state"] = {"dir": str(tmp_path / "a-file" / "state")}
+
     return {
         "two artifacts for one model": (
             two_artifacts,
@@ -302,6 +307,7 @@ def _parity_cases(
         "a password file that is not text": (unreadable_password, "mqtt.password_file: cannot read"),
         "a CA file that is not a certificate": (bad_ca, "mqtt.tls: cannot load the TLS settings"),
         "a metrics address not on this host": (foreign_address, "metrics.host: cannot listen on 192.0.2.1:0"),
+        "a state dir under a file": (state_under_a_file, f"state.dir: {tmp_path / 'a-file'} is not a directory"),
     }
 
 
@@ -313,6 +319,7 @@ CASES = [
     "a password file that is not text",
     "a CA file that is not a certificate",
     "a metrics address not on this host",
+    "a state dir under a file",
 ]
 
 
