@@ -506,3 +506,18 @@ def test_received_and_rejected_count_messages_and_add_up(
     assert samples['plantwatch_stage_errors_total{stage="scheduler"}'] == 0
     assert scored(app) == n_good - WINDOW + 1
     assert np.isfinite(samples['plantwatch_anomaly_score{detector="forecast",unit="R1"}'])
+
+
+def test_a_fast_replay_into_a_fresh_service_is_scored_completely(
+    service_config: Callable[..., PlantwatchConfig],
+    run_app: Callable[[PlantwatchConfig], App],
+    publisher: Callable[..., Publisher],
+) -> None:
+    """Issue 11, case 5: 600 historical rows published as fast as the broker takes them. With a freshness limit of
+    50 ms every taken window counts as one that waited, yet the unit's windows arrived faster than real time: a
+    backlog, scored completely, not dropped as lag."""
+    app = run_app(service_config(scheduler={"device": "cpu", "max_batch": 64, "max_delay_ms": 5, "max_lag_s": 0.05}))
+    rows = normal_rows(600, seed=21)
+    publisher().rows("R1", rows, epoch_base() - 86400)
+    assert wait_until(lambda: scored(app) == 600 - WINDOW + 1, timeout_s=60), scored(app)
+    assert sample(app, "plantwatch_windows_skipped_total", reason="backlog") == 0
