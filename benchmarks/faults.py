@@ -447,7 +447,12 @@ def artifacts(bench: Bench) -> dict[str, Any]:
             )
             if not scored:
                 on_sighup["not_scoring_after"].append(case)
-        on_sighup["ok_reloads"] = svc.metric("plantwatch_model_reloads_total", result="ok")
+        shutil.rmtree(live_dir)  # the good artifact back: the next reload is accepted
+        shutil.copytree(bench.artifacts["det"], live_dir)
+        assert svc.proc is not None
+        svc.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: svc.metric("plantwatch_model_reloads_total", result="ok") >= 1, 30)
+        on_sighup["ok_reloads_after_the_good_one_is_back"] = svc.metric("plantwatch_model_reloads_total", result="ok")
         on_sighup["alive_and_ready"] = svc.alive() and svc.ready()
         pub.close()
         svc.stop()
