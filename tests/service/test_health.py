@@ -7,6 +7,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 
+import pytest
 from prometheus_client import CollectorRegistry
 
 from monitor.config import PlantwatchConfig
@@ -87,3 +88,31 @@ def test_ready_gauge_is_current_without_anyone_calling_readyz(
         assert wait_until(lambda: _ready_gauge(app.metrics_port) == 1.0, timeout_s=30), _ready_gauge(app.metrics_port)
     finally:
         assert app.stop(5) == 0
+
+
+def test_a_client_that_hangs_up_before_the_reply_costs_no_traceback(capfd: pytest.CaptureFixture[str]) -> None:
+    """A 1 s health probe that gives up while /readyz is slow (a service still starting) is routine."""
+    import socket
+    import struct
+    import time
+
+    answered = []
+
+    def slow_ready() -> tuple[bool, str]:
+        time.sleep(0.3)
+        answered.append(True)
+        return True, "ready"
+
+    server = HealthServer(CollectorRegistry(), "127.0.0.1", 0, slow_ready)
+    server.start()
+    try:
+        client = socket.create_connection(("127.0.0.1", server.port))
+        client.sendall(b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n")
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = reset
+        client.close()
+        assert wait_until(lambda: bool(answered), timeout_s=5)
+        time.sleep(0.2)  # the reply's write fails after the check returns
+        assert _get(f"http://127.0.0.1:{server.port}/healthz") == (200, "ok\n")
+    finally:
+        server.stop()
+    assert "Traceback" not in capfd.readouterr().err
