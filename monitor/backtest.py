@@ -13,6 +13,9 @@ or a ``datetime`` / ``time`` column with ISO-8601 text (no zone = UTC, as in SKA
 then one column per sensor. Sensor columns are matched by name, or by the name without the characters a config
 name cannot hold ("Volume Flow RateRMS" -> "VolumeFlowRateRMS"). Other columns (labels such as SKAB's
 ``anomaly``) are ignored. An empty or non-numeric cell is a missing reading (the buffers' hold-over rule applies).
+A value outside its sensor's ``units[].limits`` is refused as ``out_of_range`` by the service's own rule
+(monitor.validation.split_by_limits, which the live parser applies): the sensor is missing for that row, and the
+sensor detector names it ``out_of_range``.
 
 Each CSV row becomes one Reading with ``received_at = ts`` (event time only: the results do not depend on the
 machine's speed). Windows are scored in batches of ``batch_size`` jobs, in row order, so every unit's scores reach
@@ -46,6 +49,7 @@ from monitor.buffers import RingBuffers
 from monitor.messages import AlertEvent, Reading, Score, WindowJob
 from monitor.params import specs_from_config
 from monitor.scoring import ScoringEngine
+from monitor.validation import Bounds, split_by_limits, unit_limits
 
 if TYPE_CHECKING:
     from models.inference import LoadedModel
@@ -179,8 +183,10 @@ def load_models(cfg: PlantwatchConfig, device: str) -> dict[str, LoadedModel]:
     return {name: load_artifact(path, device=device) for name, path in paths.items()}
 
 
-def _readings(data: CsvData, sensors_by_unit: Mapping[str, Sequence[str]]) -> Iterator[Reading]:
-    """One Reading per CSV row, in file order, missing cells left out."""
+def _readings(
+    data: CsvData, sensors_by_unit: Mapping[str, Sequence[str]], limits: Mapping[str, Bounds]
+) -> Iterator[Reading]:
+    """One Reading per CSV row, in file order, missing cells left out, values outside their limits refused."""
     cursor = dict.fromkeys(data.values, 0)
     for i, unit in enumerate(data.units):
         r = cursor[unit]
@@ -188,7 +194,12 @@ def _readings(data: CsvData, sensors_by_unit: Mapping[str, Sequence[str]]) -> It
         row = data.values[unit][r]
         values = {s: v for s, v in zip(sensors_by_unit[unit], row.tolist(), strict=True) if not math.isnan(v)}
         ts = float(data.ts[i])
-        yield Reading(unit, ts, values, received_at=ts)
+        bounds = limits.get(unit)
+        if bounds is not None:
+            values, out_of_range = split_by_limits(values, bounds)
+            yield Reading(unit, ts, values, received_at=ts, out_of_range=out_of_range)
+        else:
+            yield Reading(unit, ts, values, received_at=ts)
 
 
 def run_backtest(
@@ -233,7 +244,7 @@ def run_backtest(
                         alert_file.write(json.dumps(event_to_dict(event), allow_nan=False) + "\n")
 
         pending: list[WindowJob] = []
-        for reading in _readings(data, sensors_by_unit):
+        for reading in _readings(data, sensors_by_unit, unit_limits(cfg)):
             res = buffers.add(reading)
             result.rows += 1
             for rej in res.rejections:

@@ -10,8 +10,9 @@ API (pure, single-threaded; the buffer thread and the backtest own one instance 
     result.jobs                        # WindowJobs that became due, oldest first, window [W, S] float32 (a copy)
     result.records                     # what goes on to scoring, in event-time order: the jobs, and a health-only
                                        # WindowJob (valid=False) per gap-skipped row (see "Silence" below)
-    result.rejections                  # Rejected per refused value: late, duplicate, clock, and (what ingest
-                                       # should have caught) unknown_unit, unknown_sensor, non_finite, schema
+    result.rejections                  # Rejected per refused value: out_of_range (Reading.out_of_range, refused
+                                       # by ingest's limits), late, duplicate, clock, and (what ingest should
+                                       # have caught) unknown_unit, unknown_sensor, non_finite, schema
     result.skipped                     # {"gap": n}: closed rows whose window held an invalid row, not emitted
     buffers.flush("R1")                # refuse held readings, close every open row (end of a CSV); None: all
     buffers.held("R1")                 # readings the clock guard holds now
@@ -49,6 +50,20 @@ Silence. Each gap-skipped row also yields a health-only record in ``records`` (a
 still holds an invalid row is such a record with no silent sensor: the sensor is back, and the alert can resolve.
 A long silence closed in bulk yields its first row past the hold-over and ``silent_rows`` more one by one (enough
 for an alert's k of n to fire) and one record for the span's last row, not one per missed row.
+
+Out of range. A value ingest refused as outside its sensor's limits comes as ``Reading.out_of_range`` (monitor.
+validation): each is one ``out_of_range`` rejection, listed before the message's other refused values (so a message
+whose every value was out of range is refused whole under ``out_of_range``), and the sensor is missing for that row,
+marked "out of range": the hold-over rule above applies (the models see the last good value, then the windows are
+skipped), and a marked sensor settles its row like a value does (a row whose other sensors are in closes at once).
+A value placed for the sensor in the same row wins over the mark. Per sensor the buffers keep the newest refused
+value of a marked row: while the latest evidence is such a mark, no more than ``max_gap_periods`` rows old, every
+record (WindowJob and health-only) names the sensor in ``out_of_range`` with that value, and not in ``silent``; a
+value in range clears it at once; a sensor that stops reporting at all becomes ``silent`` once the mark is older
+than the hold-over. A mark only counts for a row that is still open, or a new row at most one past the unit's
+newest placed reading (so an out-of-range stream cannot hold rows open ahead of the unit's time); one for a closed
+or passed row, or before the unit's first placed reading, is counted and forgotten. The door's verdict comes first:
+a redelivered message of out-of-range values counts as ``out_of_range`` again, not as ``duplicate``.
 
 Memory per unit: the ring ``[capacity_rows, S]`` float32 plus row times and flags, preallocated, plus at most about
 ``max_lateness_s / period_s + 2`` open rows; it does not grow with traffic.
@@ -164,12 +179,13 @@ class AddResult:
 class _OpenRow:
     """A row still receiving readings."""
 
-    __slots__ = ("count", "newest_ts", "observed", "received_at", "values")
+    __slots__ = ("count", "marks", "newest_ts", "observed", "received_at", "values")
 
     def __init__(self, n_sensors: int) -> None:
         self.values = [math.nan] * n_sensors
         self.observed = [False] * n_sensors
-        self.count = 0
+        self.count = 0  # sensors observed; + len(marks): sensors settled (the row is complete when all are)
+        self.marks: dict[int, float] | None = None  # sensor index -> newest value refused as out of range
         self.received_at = -math.inf
         self.newest_ts = -math.inf
 
@@ -200,6 +216,11 @@ class _Unit:
         self.last_values: list[float] = [math.nan] * self.n_sensors
         self.age: list[int] = [1 << 40] * self.n_sensors
         self.valid_run = 0  # consecutive valid rows ending at the newest closed row
+        # Per sensor: the newest out-of-range value of a closed row (NaN: none since its last good value) and rows
+        # since that row; ``marked`` is whether any is set, so the common path skips them.
+        self.bad_values: list[float] = [math.nan] * self.n_sensors
+        self.bad_age: list[int] = [0] * self.n_sensors
+        self.marked = False
         self.last_received_at = -math.inf
         self.guard = (
             None
@@ -270,6 +291,7 @@ class _Unit:
         """Place a message's values; False when none was placed (each refused value is in out.rejections)."""
         k = self.row_of(reading.ts)
         closed = (self.closed_upto is not None and k <= self.closed_upto) or self.passed(k)
+        marked = bool(reading.out_of_range) and self.mark(reading, k, closed, out)
         row: _OpenRow | None = None
         for sensor, value in reading.values.items():
             i = self.index.get(sensor)
@@ -294,18 +316,51 @@ class _Unit:
             row.values[i] = float(value)
             row.observed[i] = True
             row.count += 1
+            if row.marks is not None and row.marks.pop(i, None) is not None:
+                row.count -= 1  # it was settled by its mark already; the value wins
             if reading.received_at > row.received_at:
                 row.received_at = reading.received_at
             if reading.ts > row.newest_ts:
                 row.newest_ts = reading.ts
         if row is None:
-            return False  # nothing placed: neither the watermark nor any row (nor the grid's phase) changes
+            # Nothing placed: neither the watermark nor the grid's phase changes; a row settled by marks closes.
+            if marked:
+                self.close_due(out, flush=False)
+            return False
         if self.phase is None:
             self.phase = reading.ts % self.spec.period_s
         if reading.ts > self.max_ts:
             self.max_ts = reading.ts
         self.last_received_at = max(self.last_received_at, reading.received_at)
         self.close_due(out, flush=False)
+        return True
+
+    def mark(self, reading: Reading, k: int, closed: bool, out: AddResult) -> bool:
+        """Count each out-of-range value and mark its sensor in row k where that row can still take it (see
+        "Out of range" in the module docstring); True when row k was marked. The caller closes what is due."""
+        for sensor, value in reading.out_of_range:
+            out.rejections.append(
+                Rejected("out_of_range", f"{self.name}.{sensor}: {value!r} outside its limits", self.name)
+            )
+        if closed or self.max_ts == -math.inf:
+            return False
+        row = self.open.get(k)
+        if row is None:
+            if k > self.row_of(self.max_ts) + 1:
+                return False
+            row = self.open[k] = _OpenRow(self.n_sensors)
+        for sensor, value in reading.out_of_range:
+            i = self.index.get(sensor)
+            if i is None or row.observed[i]:  # a value in range for this row came first: it wins
+                continue
+            if row.marks is None:
+                row.marks = {}
+            if i not in row.marks:
+                row.count += 1
+            row.marks[i] = float(value)
+        # The message arrived for this row: the row's times are its arrival, as for a value.
+        row.received_at = max(row.received_at, reading.received_at)
+        row.newest_ts = max(row.newest_ts, reading.ts)
         return True
 
     def drain_held(self, out: AddResult) -> None:
@@ -356,6 +411,7 @@ class _Unit:
         if rest <= 0:
             return
         self.age = [a + rest for a in self.age]
+        # Marks need nothing here: the one_by_one rows above (more than max_gap) have expired every one.
         self.valid_run = 0
         write = min(rest, self.cap)
         last_k = first_k + n_rows - 1
@@ -382,27 +438,45 @@ class _Unit:
         n = self.n_sensors
         max_gap = self.spec.max_gap_periods
         last, age = self.last_values, self.age
-        if row is not None and row.count == n:  # the common case: a complete row
+        if row is not None and row.count == n and not row.marks:  # the common case: a complete row
             vals = row.values
             obs = row.observed
             self.last_values = list(vals)
             self.age = [0] * n
             valid = True
+            if self.marked:  # every sensor is back in range
+                self.bad_values = [math.nan] * n
+                self.marked = False
         else:
             vals = [math.nan] * n
             obs = [False] * n
             valid = True
+            marks = row.marks if row is not None else None
+            track = self.marked or bool(marks)  # out-of-range bookkeeping, only while there is any
+            bad, bad_age = self.bad_values, self.bad_age
             for i in range(n):
                 if row is not None and row.observed[i]:
                     vals[i] = last[i] = row.values[i]
                     obs[i] = True
                     age[i] = 0
+                    if track:
+                        bad[i] = math.nan  # a value in range: the sensor is back
                 else:
-                    age[i] += 1
+                    age[i] += 1  # missing, out of range or not: the hold-over applies alike
                     if age[i] <= max_gap:
                         vals[i] = last[i]
                     else:
                         valid = False
+                    if track:
+                        if marks and i in marks:
+                            bad[i] = marks[i]
+                            bad_age[i] = 0
+                        else:
+                            bad_age[i] += 1
+                            if bad_age[i] > max_gap:  # no word since the mark: silent from now on
+                                bad[i] = math.nan
+            if track:
+                self.marked = any(v == v for v in bad)  # NaN != NaN
         self.values[slot] = vals
         self.observed[slot] = obs
         self.valid[slot] = valid
@@ -416,21 +490,33 @@ class _Unit:
             row_ts = self.row_ts(k)
             received_at = row.received_at if row is not None else self.last_received_at
             source_ts = row.newest_ts if row is not None else row_ts
-            out.jobs.append(WindowJob(self.name, row_ts, self.window(w), received_at, source_ts))
-            out.records.append(out.jobs[-1])
+            job = WindowJob(self.name, row_ts, self.window(w), received_at, source_ts, out_of_range=self.flagged())
+            out.jobs.append(job)
+            out.records.append(job)
         elif self.rows_closed >= w:
             out.skipped[SKIP_GAP] = out.skipped.get(SKIP_GAP, 0) + 1
             self.health_record(k, row, slot, out)
 
     def health_record(self, k: int, row: _OpenRow | None, slot: int, out: AddResult) -> None:
-        """The health-only record of gap-skipped row k (ring slot ``slot``): its newest row and silent sensors."""
+        """The health-only record of gap-skipped row k (ring slot ``slot``): its newest row, its silent sensors and
+        its out-of-range ones (a sensor out of range is not also silent)."""
         row_ts = self.row_ts(k)  # the row time of close_row's jobs: the unit's own grid
         received_at = row.received_at if row is not None else self.last_received_at
         source_ts = row.newest_ts if row is not None else row_ts
         max_gap = self.spec.max_gap_periods
-        silent = tuple(s for s, a in zip(self.spec.sensors, self.age, strict=True) if a > max_gap)
+        sensors = self.spec.sensors
+        silent = tuple(s for s, a, b in zip(sensors, self.age, self.bad_values, strict=True) if a > max_gap and b != b)
         window = self.values[slot : slot + 1].copy()
-        out.records.append(WindowJob(self.name, row_ts, window, received_at, source_ts, valid=False, silent=silent))
+        record = WindowJob(
+            self.name, row_ts, window, received_at, source_ts, valid=False, silent=silent, out_of_range=self.flagged()
+        )
+        out.records.append(record)
+
+    def flagged(self) -> tuple[tuple[str, float], ...]:
+        """(sensor, newest refused value) of the sensors out of range now, config order."""
+        if not self.marked:
+            return ()
+        return tuple((s, v) for s, v in zip(self.spec.sensors, self.bad_values, strict=True) if v == v)
 
     def window(self, w: int) -> npt.NDArray[np.float32]:
         """A copy of the newest w closed rows, oldest first: [w, S] float32."""

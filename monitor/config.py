@@ -204,7 +204,8 @@ class UnitConfig(Strict):
     alerts: AlertsConfig = Field(default=AlertsConfig(), description="Alert policy for every detector.")
     limits: dict[str, SensorLimits] = Field(
         default_factory=dict,
-        description="Physical limits per sensor name (a value outside is `out_of_range`); optional.",
+        description="Physical limits per sensor name, inclusive: a value outside is refused (`out_of_range`), the "
+        "sensor counts as missing for that row, and the sensor detector names it; optional.",
     )
     sensor_health: SensorHealthConfig = Field(
         default=SensorHealthConfig(), description="The sensor detector's rules and the envelope check."

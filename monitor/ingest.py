@@ -1,8 +1,8 @@
 """Ingest: one MQTT message (topic, payload bytes) -> a validated Reading, or Rejected with a reason.
 
 API:
-    parser = Parser.from_config(cfg)        # or Parser(units={"R1": ("a", "b")}, ...)
-    parser.parse(topic, payload, received_at) -> Reading | Rejected
+    parser = Parser.from_config(cfg)        # or Parser(units={"R1": ("a", "b")}, limits={"R1": {"a": (0, 9)}}, ...)
+    parser.parse(topic, payload, received_at) -> Reading | Rejected    # Reading.out_of_range: values refused
 
 Pure and O(payload): the paho network thread calls it for every message, so it never raises
 (any unexpected error becomes Rejected("malformed")) and never blocks. Checks, cheapest first:
@@ -10,10 +10,18 @@ size (before decoding), topic (known unit, known sensor), UTF-8, strict JSON (Na
 -> non_finite; deep nesting -> malformed), shape, value types (bool, string, null, list, object
 -> type), magnitude (beyond float32, e.g. 1e39 or 1e300, which the float32 buffers would hold as inf ->
 non_finite: messages.storable, the one value rule), timestamp (epoch seconds or ISO 8601 with a zone;
-missing -> received_at; too far ahead of the receive clock -> future). A message with any bad value is
-refused whole, so a buffer only ever sees complete, finite, float32-representable, known values. Late and
-duplicate readings, and readings off the unit's own timeline (``clock``, monitor.timeline), are judged by the
-buffers.
+missing -> received_at; too far ahead of the receive clock -> future). A message with any such bad value is
+refused whole, so a buffer only ever sees complete, finite, float32-representable, known values.
+
+Last, physical limits (``limits``, from ``units[].limits``; monitor.validation, the rule the backtest shares): a
+value outside its sensor's ``[min, max]`` is taken out of ``Reading.values`` into ``Reading.out_of_range``, and the
+rest of the message goes on. Unlike the checks above, this refuses a value, not the message: the other sensors of
+a readings message are genuine, and the out-of-range sensor must reach the buffers as "missing, out of range" so
+its hold-over applies and the sensor detector names it. The buffer stage counts each such value in
+``values_rejected{reason="out_of_range"}`` when the message is otherwise placed, or the message in
+``readings_rejected{reason="out_of_range"}`` when every value of it was out of range (``values`` is then empty).
+Late and duplicate readings, and readings off the unit's own timeline (``clock``, monitor.timeline), are judged by
+the buffers.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from typing import Any
 
 from monitor.config import PlantwatchConfig
 from monitor.messages import Reading, Rejected, RejectReason, storable
+from monitor.validation import Bounds, split_by_limits, unit_limits
 
 
 class _Refused(Exception):
@@ -88,8 +97,11 @@ class Parser:
         sensor_template: str | None = "plant/{unit}/{sensor}",
         max_payload_bytes: int = 65536,
         max_clock_skew_s: float = 120.0,
+        limits: Mapping[str, Bounds] | None = None,
     ) -> None:
         self._sensors: dict[str, frozenset[str]] = {unit: frozenset(s) for unit, s in units.items()}
+        # unit -> sensor -> (min, max); only units with limits, so the common case costs one dict miss
+        self._limits: dict[str, Bounds] = {u: b for u, b in (limits or {}).items() if b}
         self._readings = _topic_regex(readings_template)
         self._sensor = _topic_regex(sensor_template) if sensor_template is not None else None
         self._max_payload_bytes = max_payload_bytes
@@ -103,6 +115,7 @@ class Parser:
             sensor_template=cfg.mqtt.topics.sensor,
             max_payload_bytes=cfg.limits.max_payload_bytes,
             max_clock_skew_s=cfg.limits.max_clock_skew_s,
+            limits=unit_limits(cfg),
         )
 
     def parse(self, topic: str, payload: bytes, received_at: float) -> Reading | Rejected:
@@ -173,6 +186,11 @@ class Parser:
         ts = self._timestamp(doc.get("ts"), received_at)
         if ts > received_at + self._max_clock_skew_s:
             return Rejected("future", f"ts {ts:.3f} is {ts - received_at:.1f} s ahead of the clock", unit)
+        bounds = self._limits.get(unit)
+        if bounds is not None:
+            values, out_of_range = split_by_limits(values, bounds)
+            if out_of_range:
+                return Reading(unit=unit, ts=ts, values=values, received_at=received_at, out_of_range=out_of_range)
         return Reading(unit=unit, ts=ts, values=values, received_at=received_at)
 
     @staticmethod

@@ -21,6 +21,9 @@ RejectReason = Literal[
     "schema",  # ts missing its zone, ts not a number or ISO string, empty values
     "type",  # a value that is not a JSON number (string, bool, null, list, object)
     "non_finite",  # NaN, Infinity, -Infinity, 1e999, and beyond float32 (|v| > 3.4028235e38: inf in the buffer)
+    # outside its sensor's configured physical limits (units[].limits, monitor.validation): a broken transmitter,
+    # not the process; the sensor counts as missing for that row and the sensor detector names it
+    "out_of_range",
     "unknown_unit",
     "unknown_sensor",
     "late",  # older than the unit's watermark minus its max lateness
@@ -35,6 +38,7 @@ REJECT_REASONS: tuple[RejectReason, ...] = (
     "schema",
     "type",
     "non_finite",
+    "out_of_range",
     "unknown_unit",
     "unknown_sensor",
     "late",
@@ -69,6 +73,10 @@ class Reading:
     ts: float  # event time, epoch seconds
     values: Mapping[str, float]  # sensor -> finite value; only configured sensors
     received_at: float  # wall clock (time.time()) when the message arrived
+    # (sensor, value) refused as outside the sensor's configured limits (monitor.validation), not in ``values``:
+    # the buffers count each as an ``out_of_range`` value and treat the sensor as missing, but out of range, for
+    # the row. A message whose every value is out of range has empty ``values`` and is refused whole there.
+    out_of_range: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +105,9 @@ class WindowJob:
     valid: bool = True
     # Sensors (config order) with no value for longer than the unit's hold-over at this row: they are silent.
     silent: tuple[str, ...] = ()
+    # (sensor, newest refused value), config order: sensors whose latest evidence at this row is a value refused as
+    # outside their limits (held over in ``window``, or NaN past the hold-over); never also in ``silent``.
+    out_of_range: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

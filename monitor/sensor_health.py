@@ -19,11 +19,16 @@ Rules, each giving every sensor a badness (1.0 is the line: above it the sensor 
   ``min_window_std`` for the sensor (no envelope: artifacts from before envelopes) the exact-constant rule applies
   when ``stuck_constant``: the same value in every one of those rows is stuck (badness ``STUCK_BADNESS``).
   Health-only records carry one row: no stuck test.
-- ``out_of_range``: the newest value lies outside the configured physical limits ``[min, max]``, or, with an
-  envelope, outside ``[min - k*span, max + k*span]`` of the training range (``k = envelope_range_k``, span =
-  max - min; a sensor with span 0 gets no envelope bound). Limits: badness ``1.5 + excess / (hi - lo)``, capped at
-  ``RANGE_CAP`` (critical once beyond half the interval's width). Envelope: badness grows continuously with the
-  distance beyond [min, max], 1.0 at the widened bound (see ``_envelope_badness``), capped at ``RANGE_CAP``.
+- ``out_of_range``: the job names the sensor in ``WindowJob.out_of_range``: ingest refused its value as outside
+  the configured physical limits ``[min, max]`` (monitor.validation), so the window holds the hold-over value or
+  NaN, never the refused one, and the buffers carry that value here (a sensor so named is never also ``silent``).
+  Also the newest window value outside those limits (a job built without ingest: unreachable through the
+  buffers), or, with an envelope, outside ``[min - k*span, max + k*span]`` of the training range (``k =
+  envelope_range_k``, span = max - min; a sensor with span 0 gets no envelope bound). Limits: badness ``1.5 +
+  excess / (hi - lo)``, capped at ``RANGE_CAP`` (critical once beyond half the interval's width; a refused value
+  without limits in this spec: 1.5; such a sensor is not tested for ``stuck``: its newest rows are held-over
+  copies). Envelope: badness grows continuously with the distance beyond [min, max], 1.0
+  at the widened bound (see ``_envelope_badness``), capped at ``RANGE_CAP``.
 
 A sensor's badness is its largest; the Score's ``score`` is the worst sensor's, ``threshold`` 1.0, ``resolve_level``
 ``RESOLVE_LEVEL``, ``critical_level`` ``CRITICAL_LEVEL``, ``sensor_errors`` every sensor's badness (the top
@@ -151,6 +156,15 @@ def _range_badness(values: F64, lo: F64, hi: F64) -> F64:
     return np.nan_to_num(bad, nan=0.0)
 
 
+def _refused_badness(value: float, lo: float, hi: float) -> float:
+    """``_range_badness`` of one value refused as outside [lo, hi]; RANGE_BADNESS when this spec has no limits for
+    the sensor (NaN bounds: the parser's limits came from elsewhere)."""
+    excess = max(lo - value, value - hi)
+    if not (excess > 0 and hi > lo):  # also NaN
+        return RANGE_BADNESS
+    return min(RANGE_BADNESS + excess / (hi - lo), RANGE_CAP)
+
+
 def _envelope_badness(values: F64, lo: F64, hi: F64, k: F64) -> F64:
     """[B, S] badness of values beyond the training range, in units of the widening k*span: 1.0 at the far
     bound [min - k*span, max + k*span], 0.5 half-way there. Continuous, unlike a physical limit, so that a value
@@ -242,6 +256,15 @@ class SensorHealth:
                 np.array([params[r].spec.envelope_range_k for r in ranged])[:, None],
             )
             bad[2, sel] = np.maximum(limits, far)
+            for r in ranged:  # values refused at the door: the window never held them
+                refused = jobs[indices[r]].out_of_range
+                for sensor, value in refused:
+                    j = params[r].index.get(sensor)
+                    if j is None:
+                        continue
+                    lo, hi = float(params[r].limit_lo[j]), float(params[r].limit_hi[j])
+                    bad[2, r, j] = max(bad[2, r, j], _refused_badness(value, lo, hi))
+                    bad[1, r, j] = 0.0  # its newest rows are held-over copies, not a flat-lined sensor
 
         badness = bad.max(axis=0)  # [B, S]
         top = badness.argmax(axis=1)  # [B]

@@ -16,7 +16,9 @@ plantwatch_readings_received_total{unit} (accepted: at least one value placed in
 buffer thread after placing), plantwatch_readings_rejected_total{reason} (refused whole, by ingest or by the
 buffers, once, under its first refused value's reason) or plantwatch_queue_dropped_total{queue="ingest"} (the inbox
 was full); readings the clock guard still holds are in none yet. Values refused inside an accepted message (a
-sensor already in its row) count in plantwatch_values_rejected_total{reason}.
+sensor already in its row, a value outside its sensor's limits) count in plantwatch_values_rejected_total{reason}.
+A message whose every value is outside its limits reaches the buffers with no values (``Reading.out_of_range``:
+its sensors are marked out of range there) and is refused whole, under ``out_of_range``.
 
 Why the Inbox is a deque polled every POLL_S rather than a queue.Queue: a Queue wakes its blocked consumer
 on every put, a thread switch per message that cost more CPU than parsing and buffering together (measured

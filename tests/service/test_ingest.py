@@ -138,3 +138,67 @@ def test_custom_templates_and_filters() -> None:
     rejected = parser.parse("plant/U/s", b"1", NOW)
     assert isinstance(rejected, Rejected) and rejected.reason == "malformed"
     assert topic_filter("plant/{unit}/{sensor}") == "plant/+/+"
+
+
+# --- physical limits (units[].limits): a value outside is refused as a value, reason out_of_range (B5) --------
+
+
+@pytest.fixture
+def limited() -> Parser:
+    return Parser(
+        units={"R1": ("temp", "pressure"), "R2": ("temp", "pressure")},
+        limits={"R1": {"pressure": (0.0, 40.0)}},  # R2: none
+        max_clock_skew_s=120.0,
+    )
+
+
+def test_values_within_the_limits_are_accepted_to_their_edges(limited: Parser) -> None:
+    for value in (0.0, 5.1, 40.0):
+        r = _reading(limited, "plant/R1/readings", json.dumps({"values": {"temp": 1e6, "pressure": value}}))
+        assert r.values == {"temp": 1e6, "pressure": value} and r.out_of_range == ()  # temp has no limits
+    assert _reading(limited, "plant/R1/pressure", "40").out_of_range == ()
+
+
+def test_a_value_outside_its_limits_is_refused_alone_and_the_rest_of_the_message_kept(limited: Parser) -> None:
+    r = _reading(limited, "plant/R1/readings", json.dumps({"ts": NOW - 1, "values": {"temp": 351.2, "pressure": -1e6}}))
+    assert r.values == {"temp": 351.2} and r.out_of_range == (("pressure", -1e6),)
+    assert r.ts == NOW - 1 and r.unit == "R1"
+    just_over = float(np.nextafter(40.0, np.inf))
+    r = _reading(limited, "plant/R1/readings", json.dumps({"values": {"temp": 1, "pressure": just_over}}))
+    assert r.values == {"temp": 1.0} and r.out_of_range == (("pressure", just_over),)
+    # The other unit has no limits: the same value is a value.
+    assert _reading(limited, "plant/R2/pressure", "-1e6").values == {"pressure": -1e6}
+
+
+def test_a_message_whose_every_value_is_out_of_range_is_refused_as_out_of_range(limited: Parser) -> None:
+    from monitor.buffers import RingBuffers, UnitSpec
+
+    single = _reading(limited, "plant/R1/pressure", '{"ts": 1732589999, "value": -1e6}')
+    assert single.values == {} and single.out_of_range == (("pressure", -1e6),)
+    # It reaches the buffers as a message with nothing to place (so its sensor is marked out of range there) and
+    # is refused whole under out_of_range: what BufferStage counts in readings_rejected{reason="out_of_range"}.
+    buffers = RingBuffers({"R1": UnitSpec(("temp", "pressure"), window_rows=1)})
+    buffers.add(_reading(limited, "plant/R1/readings", '{"ts": 1732589998, "values": {"temp": 1, "pressure": 2}}'))
+    res = buffers.add(single)
+    assert res.accepted == [] and [r.reason for r in res.refused] == ["out_of_range"]
+    # The door's own refusals come first: a message out of range and unparseable otherwise keeps that reason.
+    for payload, reason in (
+        (b'{"values": {"pressure": -1e6, "temp": NaN}}', "non_finite"),
+        (b'{"ts": 1732590300.0, "values": {"pressure": -1e6}}', "future"),
+        (b'{"values": {"pressure": -1e6, "colour": 1}}', "unknown_sensor"),
+    ):
+        result = limited.parse("plant/R1/readings", payload, NOW)
+        assert isinstance(result, Rejected) and result.reason == reason
+
+
+def test_from_config_takes_the_units_limits() -> None:
+    from monitor.config import PlantwatchConfig
+
+    unit = {"sensors": ["temp", "pressure"], "detector": {"name": "d", "artifact": "/nonexistent"}}
+    cfg = PlantwatchConfig.model_validate(
+        {"units": [{**unit, "name": "R1", "limits": {"pressure": {"min": 0, "max": 40}}}, {**unit, "name": "R2"}]}
+    )
+    parser = Parser.from_config(cfg)
+    r = _reading(parser, "plant/R1/readings", '{"values": {"temp": 1, "pressure": 41}}')
+    assert r.values == {"temp": 1.0} and r.out_of_range == (("pressure", 41.0),)
+    assert _reading(parser, "plant/R2/pressure", "41").values == {"pressure": 41.0}

@@ -521,3 +521,69 @@ def test_a_fast_replay_into_a_fresh_service_is_scored_completely(
     publisher().rows("R1", rows, epoch_base() - 86400)
     assert wait_until(lambda: scored(app) == 600 - WINDOW + 1, timeout_s=60), scored(app)
     assert sample(app, "plantwatch_windows_skipped_total", reason="backlog") == 0
+
+
+def test_a_value_outside_its_limits_is_a_counted_sensor_fault_and_no_anomaly(
+    service_config: Callable[..., PlantwatchConfig],
+    run_app: Callable[[PlantwatchConfig], App],
+    publisher: Callable[..., Publisher],
+    mqtt_recorder: Callable[..., object],
+    unique_prefix: str,
+) -> None:
+    """RELIABILITY B5 over MQTT: s3 of R1 reads -1e6 (its limits are [0, 100]) in 20 readings messages, and 5
+    more messages on plant/R1/s3 carry only that value. Each bad value is refused as out_of_range: counted per
+    value inside the 20 accepted messages, per message for the 5 refused whole; received + rejected is every
+    message delivered. s3 is missing for those rows (held over one row, then the windows are skipped); a sensor
+    alert names it out_of_range and resolves once it is back, and no model alert fires on the garbage."""
+    recorder = mqtt_recorder(f"{unique_prefix}/pw/alerts/#")
+    base = service_config()
+    # max_gap_periods 1: a single held-over row, so the held value cannot add up to a model alert of its own (a
+    # longer hold-over is the unit tests' business).
+    units = [
+        {**u.model_dump(mode="json"), "max_gap_periods": 1, "limits": {FAULT_SENSOR: {"min": 0, "max": 100}}}
+        for u in base.units
+        if u.name == "R1"
+    ]
+    app = run_app(service_config(units=units))
+    pub = publisher()
+    t0 = epoch_base()
+    n_rows, broken = 100, range(40, 60)
+    rows = normal_rows(n_rows, seed=13)
+    rows[broken.start : broken.stop, SENSORS.index(FAULT_SENSOR)] = -1e6
+    pub.rows("R1", rows, t0)
+    alone = [json.dumps({"ts": t0 + k, "value": -1e6}).encode() for k in broken[:5]]
+    for body in alone:
+        pub.raw(f"plant/R1/{FAULT_SENSOR}", body)
+    # Windows ending at rows 15..40 (row 40: s3 held over) and 75..99 (none holding rows 41..59) are scored.
+    n_scored = (40 - WINDOW + 2) + (n_rows - (broken.stop + WINDOW - 1))
+    assert wait_until(lambda: scored(app) == n_scored, timeout_s=60), scored(app)
+    assert wait_until(
+        lambda: sample(app, "plantwatch_readings_rejected_total", reason="out_of_range") == len(alone), timeout_s=30
+    )
+    samples = _scrape(app)
+    assert samples['plantwatch_values_rejected_total{reason="out_of_range"}'] == len(broken)
+    assert _total(samples, "plantwatch_values_rejected_total") == len(broken)
+    received = _total(samples, "plantwatch_readings_received_total")
+    rejected = _total(samples, "plantwatch_readings_rejected_total")
+    assert samples['plantwatch_readings_received_total{unit="R1"}'] == received == n_rows
+    assert rejected == len(alone) and received + rejected == n_rows + len(alone)
+    # Rows 41..59 past the hold-over, and the windows still holding one of them: skipped, never scored.
+    assert samples['plantwatch_windows_skipped_total{reason="gap"}'] == broken.stop + WINDOW - 1 - 41
+    assert samples['plantwatch_stage_errors_total{stage="scheduler"}'] == 0
+
+    sensor = [
+        m.json()
+        for m in recorder.wait_for(
+            f"{unique_prefix}/pw/alerts/R1", lambda m: m.json()["detector"] == "sensor", count=2, timeout_s=30
+        )
+    ]
+    firing, resolved = sensor[0], sensor[-1]
+    assert firing["state"] == "firing" and resolved["state"] == "resolved"
+    assert firing["alert_id"] == resolved["alert_id"]
+    assert firing["reason"] == "out_of_range" and firing["sensors"][0]["sensor"] == FAULT_SENSOR
+    assert firing["severity"] == "critical"  # -1e6 is far outside a 100-wide range
+    assert firing["started_at"] == t0 + broken.start  # from the first refused value
+    assert resolved["ts"] >= t0 + broken.stop
+    alerts = [m.json() for m in recorder.matching(f"{unique_prefix}/pw/alerts/R1")]
+    assert [a for a in alerts if a["detector"] != "sensor"] == []  # no anomaly alert on garbage
+    assert np.isfinite(samples['plantwatch_anomaly_score{detector="forecast",unit="R1"}'])

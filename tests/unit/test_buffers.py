@@ -384,3 +384,129 @@ def test_health_records_are_stamped_on_the_units_own_grid_in_order_with_its_jobs
     assert health, "no gap-skipped row"
     assert all((r.end_ts - t0) % 180.0 == 0.0 for r in total.records)
     assert [r.end_ts for r in total.records] == sorted(r.end_ts for r in total.records)
+
+
+# --- values refused as outside their limits (Reading.out_of_range, monitor.validation) -----------------------
+
+
+def oor(k: int, **values: float) -> Reading:
+    """Row k's reading with the sensors in ``values`` refused at the door as out of range (what the parser makes
+    of a value outside its sensor's limits); the other sensors carry row_values(k)."""
+    good = {s: v for s, v in row_values(k).items() if s not in values}
+    return Reading("U", T0 + k, good, received_at=0.0, out_of_range=tuple(values.items()))
+
+
+def test_an_out_of_range_value_is_missing_held_over_and_named_out_of_range_then_resolves() -> None:
+    buffers = RingBuffers({"U": spec(max_lateness_s=0.0, max_gap_periods=2)})
+    records: list[WindowJob] = []
+    for k in range(4):
+        records += buffers.add(Reading("U", T0 + k, row_values(k), received_at=0.0)).records
+    assert [r.out_of_range for r in records] == [()]  # row 3's window: nothing flagged
+    records.clear()
+    for k in range(4, 8):  # b reads -1e6 (a broken transmitter) for 4 rows: 2 held over, then 2 invalid
+        res = buffers.add(oor(k, b=-1e6))
+        # Counted per value, the rest of the message placed: accepted, the bad value inside it refused.
+        assert res.accepted == ["U"] and res.refused == []
+        assert [r.reason for r in res.values_refused] == ["out_of_range"] == [r.reason for r in res.rejections]
+        # b is settled by its mark: the row closes at once (a, c in), as a complete row does.
+        assert [rows_of_job(r) for r in res.records] == [k]
+        records += res.records
+    held, health = records[:2], records[2:]
+    # The models' windows hold b's last good value (row 3: 103.0), never -1e6, and name b out of range.
+    assert all(r.valid for r in held)
+    np.testing.assert_array_equal(held[1].window[:, 1], [102.0, 103.0, 103.0, 103.0])
+    assert [r.out_of_range for r in held] == [(("b", -1e6),)] * 2
+    # Past the hold-over: health-only records, b named out of range and not silent.
+    assert [r.valid for r in health] == [False, False]
+    assert [(r.out_of_range, r.silent) for r in health] == [((("b", -1e6),), ())] * 2
+    assert np.isnan(health[0].window[0, 1])
+    # b back in range: cleared at once; windows still holding rows 6, 7 are health-only records with nothing named.
+    back = AddResult()
+    for k in range(8, 12):
+        back.merge(buffers.add(Reading("U", T0 + k, row_values(k), received_at=0.0)))
+    assert [(rows_of_job(r), r.valid, r.out_of_range, r.silent) for r in back.records] == [
+        (8, False, (), ()),
+        (9, False, (), ()),
+        (10, False, (), ()),
+        (11, True, (), ()),
+    ]
+    assert back.records[-1].window[:, 1].tolist() == [108.0, 109.0, 110.0, 111.0]
+
+
+def rows_of_job(job: WindowJob) -> int:
+    return round(job.end_ts - T0)
+
+
+def test_a_message_whose_every_value_is_out_of_range_is_refused_whole_and_still_marks_the_sensor() -> None:
+    buffers = RingBuffers({"U": spec(max_lateness_s=5.0, max_gap_periods=1, window_rows=1)})
+    buffers.add(Reading("U", T0, row_values(0), received_at=0.0))
+    # Per-sensor messages: a and c in range, b alone and out of range (plant/U/b -> -1e6).
+    res = AddResult()
+    for k in (1, 2):
+        res.merge(buffers.add(Reading("U", T0 + k, {"a": float(k), "c": -float(k)}, received_at=0.0)))
+        res.merge(buffers.add(Reading("U", T0 + k, {}, received_at=0.0, out_of_range=(("b", -1e6),))))
+    # Each b message refused whole under out_of_range (nothing placed); the a + c messages accepted.
+    assert res.accepted == ["U"] * 2
+    assert [r.reason for r in res.refused] == ["out_of_range"] * 2 and res.values_refused == []
+    # Its mark settles row k: each row closes on it, without waiting for the watermark (lateness 5 s).
+    assert [(rows_of_job(r), r.valid, r.out_of_range) for r in res.records] == [
+        (1, True, (("b", -1e6),)),
+        (2, False, (("b", -1e6),)),
+    ]
+    assert res.records[0].window[0].tolist() == [1.0, 100.0, -1.0]  # b held over (max_gap_periods 1)
+    assert buffers.watermark("U") == T0 + 2 - 5.0  # the refused messages moved nothing
+
+
+def test_a_value_in_range_for_the_same_row_wins_over_the_mark() -> None:
+    buffers = RingBuffers({"U": spec(max_lateness_s=5.0, window_rows=1)})
+    buffers.add(Reading("U", T0, row_values(0), received_at=0.0))
+    buffers.add(Reading("U", T0 + 1, {"a": 1.0}, received_at=0.0))
+    assert buffers.add(Reading("U", T0 + 1, {}, 0.0, out_of_range=(("b", -1e6),))).records == []  # c not in yet
+    res = buffers.add(Reading("U", T0 + 1, {"b": 101.0, "c": -1.0}, received_at=0.0))  # b in range after all
+    assert res.rejections == [] and res.accepted == ["U"]
+    assert [(r.window[0].tolist(), r.out_of_range) for r in res.records] == [([1.0, 101.0, -1.0], ())]
+    # The other way round: a value placed first, then a mark for the same row: the value stays, counted as refused.
+    buffers.add(Reading("U", T0 + 2, {"b": 102.0}, received_at=0.0))
+    res = buffers.add(Reading("U", T0 + 2, {"a": 2.0, "c": -2.0}, 0.0, out_of_range=(("b", 7e9),)))
+    assert [r.reason for r in res.values_refused] == ["out_of_range"]
+    assert [(r.window[0].tolist(), r.out_of_range) for r in res.records] == [([2.0, 102.0, -2.0], ())]
+
+
+def test_a_sensor_that_stops_reporting_after_out_of_range_becomes_silent() -> None:
+    buffers = RingBuffers({"U": spec(max_lateness_s=0.0, max_gap_periods=2)})
+    for k in range(4):
+        buffers.add(Reading("U", T0 + k, row_values(k), received_at=0.0))
+    res = buffers.add(oor(4, c=55.0))
+    records = list(res.records)
+    for k in range(5, 11):  # then c sends nothing at all (row 10 closes row 9)
+        records += buffers.add(Reading("U", T0 + k, {"a": float(k), "b": 100.0 + k}, received_at=0.0)).records
+    named = [(rows_of_job(r), r.out_of_range, r.silent) for r in records]
+    # The mark holds as long as a value would (2 rows after it), then c is silent like any missing sensor.
+    assert named == [
+        (4, (("c", 55.0),), ()),
+        (5, (("c", 55.0),), ()),
+        (6, (("c", 55.0),), ()),
+        (7, (), ("c",)),
+        (8, (), ("c",)),
+        (9, (), ("c",)),
+    ]
+
+
+def test_marks_are_bounded_to_the_units_time() -> None:
+    buffers = RingBuffers({"U": spec(max_lateness_s=5.0, window_rows=1)})
+    # Before the unit's first placed reading (no grid yet): counted and forgotten.
+    res = buffers.add(Reading("U", T0, {}, 0.0, out_of_range=(("a", -1.0), ("b", -1.0), ("c", -1.0))))
+    assert [r.reason for r in res.refused] == ["out_of_range"] and len(res.rejections) == 3
+    buffers.add(Reading("U", T0, row_values(0), received_at=0.0))
+    # Far ahead of the newest placed reading: no row is opened for it (it would be held open ahead of the unit).
+    assert buffers.add(Reading("U", T0 + 50, {}, 0.0, out_of_range=(("b", -1e6),))).refused[0].reason == (
+        "out_of_range"
+    )
+    res = buffers.add(Reading("U", T0 + 1, row_values(1), received_at=0.0))
+    assert [r.out_of_range for r in res.records] == [()]
+    # For a closed row: counted (out_of_range before the row's own late/duplicate verdict), nothing marked.
+    res = buffers.add(Reading("U", T0 + 1, {"a": 1.0}, 0.0, out_of_range=(("b", -1e6),)))
+    assert [r.reason for r in res.rejections] == ["out_of_range", "duplicate"]
+    assert [r.reason for r in res.refused] == ["out_of_range"]
+    res = buffers.add(Reading("U", T0 + 2, row_values(2), received_at=0.0))
+    assert [r.out_of_range for r in res.records] == [()]

@@ -207,11 +207,45 @@ def test_value_beyond_configured_limits_fires_out_of_range(training: np.ndarray)
     values = stream(6)
     values[FAULT[0] : FAULT[1], 2] = 9.0  # level reads 9 m in a 5 m tank
     cfg = config(limits={"level": {"min": 0.0, "max": 5.0}})
-    firing, resolved = one_episode(sensor_events(backtest(values, detector(training), cfg)))
+    model = detector(training)
+    result = backtest(values, model, cfg)
+    firing, resolved = one_episode(sensor_events(result))
     assert firing.reason == "out_of_range" and firing.sensors[0][0] == "level"
     assert rows_of(firing.started_at) == FAULT[0] and rows_of(firing.ts) == FAULT[0] + 2
     assert firing.severity == "critical"  # 4 m beyond a 5 m range: 1.5 + 0.8 > 2
     assert rows_of(resolved.ts) == FAULT[1] + 9
+    # Since the limits are applied at the door (issue 11), the 9 m values are refused, not scored: the models
+    # saw no value beyond the limits, and level was missing for those rows (3 held over, then gap windows).
+    assert result.rejected == {"out_of_range": FAULT[1] - FAULT[0]}
+    assert result.skipped == {"gap": (FAULT[1] - FAULT[0] - 3) + WINDOW - 1}
+    assert max(float(w[:, 2].max()) for w in model.windows) <= 5.0
+
+
+def test_a_broken_transmitter_is_a_sensor_fault_not_an_anomaly(training: np.ndarray) -> None:
+    """RELIABILITY B5: level reads -1e6 (outside its physical limits) for 100 rows. The values are refused as
+    out_of_range, the sensor is missing for those rows (held over, then its windows skipped), the sensor detector
+    names it out_of_range (not silent) and resolves when it is back; the models never see -1e6."""
+    values = stream(11)
+    values[FAULT[0] : FAULT[1], 2] = -1e6
+    model = detector(training)
+    result = backtest(values, model, config(limits={"level": {"min": 0.0, "max": 5.0}}))
+    assert result.rejected == {"out_of_range": FAULT[1] - FAULT[0]}
+    firing, resolved = one_episode(sensor_events(result))
+    assert firing.reason == "out_of_range" and firing.sensors[0][0] == "level" and firing.severity == "critical"
+    assert rows_of(firing.started_at) == FAULT[0]  # from the first refused value, through the hold-over rows
+    assert rows_of(resolved.ts) == FAULT[1] + 9
+    # No anomaly alert from it: the reconstruction detector never scored a window holding -1e6 (the PCA baseline's
+    # own false alarms elsewhere in the stream are not this test's business).
+    during = [e for e in result.events if e.detector != "sensor" and FAULT[0] <= rows_of(e.ts) < FAULT[1] + WINDOW]
+    assert during == []
+    assert all(np.isfinite(w).all() and w[:, 2].min() > 0.0 for w in model.windows)
+    # The hold-over rows' windows end in level's last good value (row 199), as for a missing value.
+    held = [w for w in model.windows if np.isclose(w[-1, 2], np.float32(values[FAULT[0] - 1, 2]))]
+    assert len(held) >= 3
+    # Without limits the same stream is scored as it comes: an anomaly alert on garbage, and "stuck" at -1e6.
+    unlimited = backtest(values, detector(training))
+    assert any(e.detector == "reconstruction" and rows_of(e.started_at) == FAULT[0] for e in unlimited.events)
+    assert {e.reason for e in sensor_events(unlimited)} == {"stuck"}
 
 
 def test_far_outside_the_training_envelope_is_out_of_range_only_with_an_envelope(training: np.ndarray) -> None:
@@ -327,3 +361,25 @@ def test_sensor_score_shape() -> None:
         HealthSpec(stuck_rows=1)
     with pytest.raises(ValueError, match="min < max"):
         HealthSpec(limits={"temp": (1.0, 1.0)})
+
+
+def test_a_value_refused_at_the_door_scores_from_its_refused_value() -> None:
+    """WindowJob.out_of_range (the buffers' record of values refused as outside the limits): the window holds the
+    hold-over value (or NaN), the badness comes from the refused value, as if the window had held it."""
+    spec = HealthSpec(limits={"temp": (0.0, 100.0)})
+    health = SensorHealth({"R1": (SENSORS, spec), "R2": (SENSORS, HealthSpec(out_of_range=False))})
+    held = np.array([[50.0, 1.0, 2.0], [50.0, 1.5, 2.5]], dtype=np.float32)  # temp held over: constant
+    moving = held + np.array([[0.0], [1.0]], dtype=np.float32)
+    jobs = [
+        WindowJob("R1", T0, held, T0, T0, out_of_range=(("temp", -1e6),)),
+        WindowJob("R1", T0 + 1, held[-1:] * np.nan, T0, T0, valid=False, out_of_range=(("temp", 110.0),)),
+        WindowJob("R1", T0 + 2, moving, T0, T0, out_of_range=(("flow", 7.0),)),  # no limits for flow in this spec
+        WindowJob("R2", T0, moving, T0, T0, out_of_range=(("temp", -1e6),)),  # the rule is off for R2
+    ]
+    s = [sc for _, sc in health.score(jobs, {"R1": "det", "R2": "det"})]
+    assert s[0].reason == "out_of_range" and s[0].score == 3.0  # capped: -1e6 is far beyond a 100-wide range
+    # The held-over copies are not "stuck": out_of_range is the only thing said of temp.
+    assert s[0].sensor_errors == {"temp": 3.0, "flow": 0.0, "level": 0.0}
+    assert s[1].reason == "out_of_range" and s[1].sensor_errors["temp"] == pytest.approx(1.6)  # 1.5 + 10 / 100
+    assert s[2].reason == "out_of_range" and s[2].sensor_errors["flow"] == 1.5
+    assert s[3].score == 0.0 and s[3].reason == ""
