@@ -5,6 +5,8 @@ API:
     build_case(name, good_artifact_dir, target_dir) -> Path           # one case at target_dir (replaced)
     CASE_NAMES                                                        # the cases, in a stable order
     EXPECTED_REASONS[name]                                            # ArtifactError.reason load_artifact gives
+    overflowing_off_the_mean(good_artifact_dir, target_dir) -> Path   # NOT refused: passes every load check and
+                                                                      # scores inf on live windows (reload rollback)
 
 For tests (tests/models/test_hostile_artifacts.py, tests/service/test_process.py) and the fault benchmark: at
 start, point a unit at ``path``; on SIGHUP, ``build_case`` the case over the directory a running service loads.
@@ -461,3 +463,22 @@ def hostile_artifacts(tmpdir: str | Path, good_artifact_dir: str | Path) -> list
     root = Path(tmpdir)
     root.mkdir(parents=True, exist_ok=True)
     return [(name, build_case(name, good_artifact_dir, root / name)) for name in CASE_NAMES]
+
+
+def overflowing_off_the_mean(good_artifact_dir: str | Path, target_dir: str | Path) -> Path:
+    """An artifact that load_artifact accepts, probe included, and that scores inf on any real window: its first
+    sensor's scaler is centred exactly on the training mean with a scale of 1e-30, so the probe's windows (at the
+    mean, and half a scale above it) scale to 0, while a live value more than 2e-11 from the mean scales past
+    2e19 and its squared error (a detector's, or a forecaster's residual) beyond float32. What a reload's
+    probation must catch (monitor/probation.py). Returns target."""
+    target = Path(target_dir)
+    _clear(target)
+    shutil.copytree(good_artifact_dir, target)
+    manifest = _load_manifest(target)
+    sensor = manifest["sensors"][0]
+    mean = (manifest.get("envelope") or {}).get("sensors", {}).get(sensor, {}).get("mean")
+    if mean is not None:
+        manifest["scaler"]["offset"][0] = mean
+    manifest["scaler"]["scale"][0] = 1e-30
+    _write_manifest(target, manifest)
+    return target

@@ -5,7 +5,8 @@ API:
     app = App(cfg, registry=None)      # binds the metrics port, then preflight(); StartupError (exit 2) on either
     app.start()                        # http, retained alert state, the journal replayed (state.dir), scheduler,
                                        # buffers, then MQTT
-    app.reload() -> bool               # SIGHUP: reload every artifact; an invalid one keeps the old models
+    app.reload() -> bool               # SIGHUP: reload every artifact; an invalid one keeps the old models; the
+                                       # new ones are on probation (rolled back if they score NaN / inf live)
     app.failed                         # threading.Event: a worker thread died (the process should exit 1)
     app.stop(deadline_s) -> int        # 0 clean, 1 if a step missed the deadline
     app.ready() -> (bool, reason)      # /readyz: broker connected, models loaded and scoring to finite numbers
@@ -21,6 +22,14 @@ model whose probe batch (windows at its training mean) scores NaN / inf; at star
 line, exit 2), on SIGHUP one ERROR line, ``model_reloads{result="error"}`` and the old models keep scoring.
 A model that later scores live complete windows as NaN / inf makes ``ready()`` false, naming it
 (ScoringEngine.failing_models), until its windows score finite again.
+
+Reload probation (monitor/scheduler.py, monitor/probation.py): a reload that passed the probe is counted
+``ok``, but the models it replaced are kept until each new model has scored ``scheduler.reload_probation_windows``
+complete windows and ``scheduler.reload_probation_s`` seconds have passed. A new model whose live complete
+window scores NaN / inf before then is rolled back: the scheduler swaps the previous models back between batches,
+scores that batch again with them (no window lost), counts ``model_reloads{result="rolled_back"}`` and logs one
+ERROR line naming the model; ``ready()`` follows the restored models' scores. A SIGHUP during a probation
+starts a new one against the same fallback (the last models that passed).
 
 Threads: paho's network thread (ingest), "buffers", "scheduler" (scoring and outputs), "http".
 Stop order: close the MQTT intake (unacknowledged messages are redelivered to the next session),
@@ -52,7 +61,7 @@ from monitor.metrics import Metrics
 from monitor.mqtt import MqttLink, client_settings_problem, read_retained
 from monitor.outputs import OutputStage
 from monitor.params import specs_from_config
-from monitor.scheduler import JobQueue, Scheduler, timed
+from monitor.scheduler import JobQueue, Scheduler, show_models, timed
 from monitor.scoring import ScoringEngine, UnitModels, required_window_rows
 from monitor.stages import BufferStage, Inbox, IngestStage
 
@@ -228,8 +237,7 @@ class App:
             models={name: m.role for name, m in models.items()},
             horizons=horizons,
         )
-        for name, m in models.items():
-            self.metrics.model_info.labels(name, m.kind, m.role, str(m.device)).set(1)
+        show_models(self.metrics, models)
         specs, policies, self._units = checked.specs, checked.policies, checked.units
         try:
             self.engine = ScoringEngine(self._units, timed(models, self.metrics))
@@ -260,6 +268,8 @@ class App:
             max_delay_s=cfg.scheduler.max_delay_ms / 1000.0,
             max_lag_s=cfg.scheduler.max_lag_s,
             marks=self.marks,
+            probation_windows=cfg.scheduler.reload_probation_windows,
+            probation_s=cfg.scheduler.reload_probation_s,
         )
         self.buffer_stage = BufferStage(RingBuffers(specs), self.readings, self.jobs, self.metrics)
         self.parser = Parser.from_config(cfg)
@@ -373,7 +383,10 @@ class App:
         self.link.start()
 
     def reload(self) -> bool:
-        """Reload every artifact (SIGHUP); buffers and alert state are kept. False if the old models stay."""
+        """Reload every artifact (SIGHUP); buffers and alert state are kept. False if the old models stay.
+
+        True: the new models are scoring, on probation (a later rollback is the scheduler's; see the module
+        docstring)."""
         try:
             device = self.engine_device()
             models = load_models(self.cfg, device)
@@ -389,9 +402,7 @@ class App:
             log.error("model reload refused, keeping the loaded models: %s", detail)
             self.metrics.model_reloads.labels("error").inc()
             return False
-        self.metrics.model_info.clear()
-        for name, m in models.items():
-            self.metrics.model_info.labels(name, m.kind, m.role, str(m.device)).set(1)
+        show_models(self.metrics, models)
         self.metrics.model_reloads.labels("ok").inc()
         log.info("models reloaded: %s", ", ".join(sorted(models)))
         return True

@@ -346,6 +346,18 @@ class SchedulerConfig(Strict):
         description="torch intra-op threads for CPU scoring (0: torch's default, one per core). One is fastest when "
         "ingest, buffers and the broker share the cores (benchmarks/latency.py).",
     )
+    # monitor/probation.py says why these two, whichever is later.
+    reload_probation_windows: int = Field(
+        default=100,
+        ge=0,
+        description="After a reload (SIGHUP) the previous models are kept until each new model has scored this "
+        "many complete windows; a NaN / inf output before then swaps them back.",
+    )
+    reload_probation_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="... and until this many seconds have passed since the reload (both 0: no probation).",
+    )
 
 
 class LimitsConfig(Strict):

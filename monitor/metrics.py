@@ -43,7 +43,7 @@ DETECTOR_INDEX: dict[str, int] = {d: i for i, d in enumerate(DETECTORS)}
 SKIP_REASONS = ("gap", "backlog", "queue_full")
 QUEUES = ("ingest", "jobs", "publish")
 STAGES = ("ingest", "buffers", "scheduler", "outputs")
-RELOAD_RESULTS = ("ok", "error")
+RELOAD_RESULTS = ("ok", "error", "rolled_back")  # rolled_back: an `ok` reload withdrawn on probation
 # placed: a replayed message went into the buffers again; refused: the parser or the buffers refused it (a config
 # changed between runs, or a duplicate of a redelivered message); rescored: windows the killed process had taken but
 # not scored, queued again.

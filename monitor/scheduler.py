@@ -2,10 +2,14 @@
 
 API:
     jobs = JobQueue(maxsize=10000, metrics=metrics)        # buffer thread: jobs.put(job)
-    scheduler = Scheduler(engine, jobs, sink, metrics, max_batch=256, max_delay_s=0.02, max_lag_s=2.0, marks=None)
+    scheduler = Scheduler(engine, jobs, sink, metrics, max_batch=256, max_delay_s=0.02, max_lag_s=2.0, marks=None,
+                          probation_windows=100, probation_s=60.0)
     threading.Thread(target=scheduler.run, args=(stop,), name="scheduler").start()   # after stop: drains the queue
     scheduler.process(list_of_jobs)                        # one step, synchronously (tests)
-    scheduler.replace_models(models, timeout_s) -> None    # SIGHUP: swapped between batches; ValueError if refused
+    scheduler.replace_models(models, timeout_s) -> None    # SIGHUP: swapped between batches; ValueError if refused;
+                                                           # the new models then go on probation
+    scheduler.probation                                    # the reload on trial (monitor.probation.Probation) or None
+    show_models(metrics, models)                           # plantwatch_model_info for the models being served
 
 Batching: after the first job arrives the scheduler waits at most ``max_delay_s`` for a fuller batch
 (``max_batch``), then takes everything queued and scores it in batches of at most ``max_batch``.
@@ -22,6 +26,18 @@ The ScoringEngine (monitor.scoring) groups a batch by model: one ``infer`` per m
 CUDA out-of-memory halves the batch and retries; a single window that still does not fit moves the
 engine to the CPU for good (``plantwatch_gpu_oom_total``, ``plantwatch_cpu_fallback_total``).
 Pinned host memory and non-blocking copies are the models' business (LoadedModel.infer moves the batch).
+
+Reload probation (monitor/probation.py): a swap keeps the models it replaced as the fallback. Until every
+model that changed has scored ``probation_windows`` complete windows and ``probation_s`` seconds have passed
+(whichever is later; both 0: no probation), each batch is scored with the engine's state saved first
+(ScoringEngine.snapshot). If a model on trial puts out NaN / inf on a complete window, the scheduler, on its
+own thread and before the batch reaches the sink, restores that state, swaps the fallback back
+(ScoringEngine.replace_models: the restored forecasters start without a pending forecast, so each of their
+units misses one forecast Score) and scores the same batch again: no window is lost to the failed model, its
+outputs are discarded, and ``failing_models`` (readiness) is judged on the restored models' outputs. Counted in
+``plantwatch_model_reloads_total{result="rolled_back"}``, one ERROR line naming the model and what it scored. A
+reload during a probation replaces it: the models on trial are dropped, and the fallback stays the last models
+that passed (or were loaded at start). After a probation passes the fallback is dropped (its memory freed).
 """
 
 from __future__ import annotations
@@ -43,7 +59,8 @@ from monitor import memtrim
 from monitor.journal import ScoredMarks
 from monitor.messages import WindowJob
 from monitor.metrics import Metrics
-from monitor.scoring import ScoringEngine, ScoringOutput
+from monitor.probation import PROBATION_S, PROBATION_WINDOWS, Failure, Probation
+from monitor.scoring import EngineState, ScoringEngine, ScoringOutput
 
 if TYPE_CHECKING:
     from models.inference import InferenceResult, LoadedModel
@@ -193,6 +210,13 @@ def timed(models: Mapping[str, LoadedModel], metrics: Metrics | None) -> dict[st
     return wrapped
 
 
+def show_models(metrics: Metrics, models: Mapping[str, LoadedModel]) -> None:
+    """plantwatch_model_info: one series per model being served."""
+    metrics.model_info.clear()
+    for name, m in models.items():
+        metrics.model_info.labels(name, m.kind, m.role, str(m.device)).set(1)
+
+
 def _is_cuda_oom(exc: BaseException) -> bool:
     try:
         import torch
@@ -214,8 +238,13 @@ class Scheduler:
         max_delay_s: float = 0.02,
         max_lag_s: float = 2.0,
         marks: ScoredMarks | None = None,
+        probation_windows: int = PROBATION_WINDOWS,
+        probation_s: float = PROBATION_S,
     ) -> None:
         self._engine = engine
+        self._probation_windows = probation_windows
+        self._probation_s = probation_s
+        self._probation: Probation | None = None
         self._marks = marks  # what was scored, for a restart's replay (monitor/journal.py)
         self._max_lag_s = max_lag_s
         self._jobs = jobs
@@ -232,6 +261,10 @@ class Scheduler:
     @property
     def engine(self) -> ScoringEngine:
         return self._engine
+
+    @property
+    def probation(self) -> Probation | None:
+        return self._probation
 
     def run(self, stop: threading.Event) -> None:
         """Thread body: take, score, hand to the sink, until ``stop``; then score what is still queued."""
@@ -275,10 +308,49 @@ class Scheduler:
                 self._metrics.windows_skipped.labels("backlog").inc(skipped)
         for start in range(0, len(jobs), self._max_batch):
             batch = jobs[start : start + self._max_batch]
-            out = self._run(batch)
+            out = self._score(batch)
             self._sink(out)
             if self._marks is not None:
                 self._marks.update(batch)
+
+    def _score(self, batch: Sequence[WindowJob]) -> ScoringOutput:
+        """Score one batch; while a reload is on probation, judge it and roll back on a non-finite output."""
+        trial = self._probation
+        if trial is None:
+            return self._run(batch)
+        saved = self._engine.snapshot()
+        out = self._run(batch)
+        failure = trial.observe(out.judged)
+        if failure is not None:
+            self._roll_back(trial, failure, saved)
+            return self._run(batch)  # the same windows, scored by the models that passed
+        if trial.passed(time.monotonic()):
+            self._probation = None  # the last reference to the fallback models: their memory goes with it
+            log.info(
+                "reloaded model(s) %s passed probation (%s complete windows); the previous models are released",
+                ", ".join(sorted(trial.on_trial)),
+                ", ".join(f"{name} {trial.scored.get(name, 0)}" for name in sorted(trial.on_trial)),
+            )
+        return out
+
+    def _roll_back(self, trial: Probation, failure: Failure, saved: EngineState) -> None:
+        self._probation = None
+        self._engine.restore(saved)
+        self._engine.replace_models(trial.fallback)  # served before: the engine accepted it once
+        if self.on_cpu_fallback:  # the fallback was loaded before a CUDA OOM moved scoring to the CPU
+            self._engine.to("cpu")
+        verdict = failure.verdict
+        log.error(
+            "reloaded model %s scored %s on %d of %d complete windows while on probation: rolled back to the "
+            "previous models, which score this batch again",
+            failure.model,
+            verdict.example,
+            verdict.non_finite,
+            verdict.windows,
+        )
+        if self._metrics is not None:
+            self._metrics.model_reloads.labels("rolled_back").inc()
+            show_models(self._metrics, self._engine.models)
 
     def _run(self, jobs: Sequence[WindowJob]) -> ScoringOutput:
         try:
@@ -295,9 +367,7 @@ class Scheduler:
             half = len(jobs) // 2
             log.warning("CUDA out of memory on %d windows; retrying in halves", len(jobs))
             first, second = self._run(jobs[:half]), self._run(jobs[half:])
-            first.scores.extend(second.scores)
-            first.forecasts.extend(second.forecasts)
-            first.non_finite += second.non_finite
+            first.extend(second)
             return first
         log.error("CUDA out of memory on a single window; scoring on the CPU from now on")
         self._engine.to("cpu")
@@ -321,9 +391,27 @@ class Scheduler:
         if swap is None:
             return
         models, future = swap
+        previous = dict(self._engine.models)
         try:
             self._engine.replace_models(models)
         except Exception as exc:
             future.set_exception(exc)
-        else:
-            future.set_result(None)
+            return
+        self._start_probation(previous, models)
+        future.set_result(None)
+
+    def _start_probation(self, previous: Mapping[str, LoadedModel], models: Mapping[str, LoadedModel]) -> None:
+        # A reload during a probation replaces it; the fallback stays the models that passed (or started).
+        fallback = previous if self._probation is None else self._probation.fallback
+        on_trial = frozenset(name for name, model in models.items() if fallback.get(name) is not model)
+        if not on_trial or (self._probation_windows <= 0 and self._probation_s <= 0):
+            self._probation = None
+            return
+        self._probation = Probation(fallback, on_trial, self._probation_windows, self._probation_s, time.monotonic())
+        log.info(
+            "reloaded model(s) %s on probation: the previous models stay until each has scored %d complete windows "
+            "and %.0f s have passed",
+            ", ".join(sorted(on_trial)),
+            self._probation_windows,
+            self._probation_s,
+        )

@@ -7,11 +7,14 @@ API (single-threaded: the scheduler thread owns one engine; the backtest calls i
         models={"lstm_ae": loaded_detector, "lstm": loaded_forecaster},   # models.artifacts.load_artifact(...)
     )
     required_window_rows(units["R1"], models)  # rows a WindowJob must carry (UnitSpec.window_rows)
-    out = engine.run(jobs)        # -> ScoringOutput(scores, forecasts, non_finite); if it raises, no state changed
+    out = engine.run(jobs)        # -> ScoringOutput(scores, forecasts, non_finite, judged); if it raises, no state
+                                  #    changed; out.judged[name]: ModelVerdict of the model's complete windows
     engine.score(jobs)            # -> list[Score]: run(jobs).scores
     engine.to("cuda")             # move every model (OOM fallback: engine.to("cpu")); returns self
     engine.replace_models(models) # SIGHUP reload: validate, swap, keep the forecast state of unchanged forecasters
     engine.failing_models         # frozenset: models whose latest complete windows came out NaN / inf (readiness)
+    saved = engine.snapshot()     # the per-unit state run() changes (cheap: a dict copy) ...
+    engine.restore(saved)         # ... put back: a batch rescored after a reload's rollback (monitor/probation.py)
 
 One ``infer`` per model per call: the jobs of all units that share a model are stacked into one batch
 ``[B, model.window, S]`` (each job's newest ``model.window`` rows, columns permuted to the model's sensor order).
@@ -39,10 +42,14 @@ detector) stream is in event-time order for the AlertTracker. A non-finite score
 dropped and counted in ``ScoringOutput.non_finite``: never a NaN into the alert stage.
 
 Failing models: a window with a sensor that has no value at all scores NaN by design (models/inference.py), so
-only *complete* windows (every sensor has a value somewhere in it) judge a model. A model whose latest batch has
-a complete window with a non-finite output (score, or forecast) is in ``failing_models`` until a batch of its
-complete windows comes out finite; a replaced model starts clean. The set is replaced whole, never mutated, so
-another thread (the readiness check) may read it at any time.
+only *complete* windows (every sensor has a value somewhere in it) judge a model. A complete window's output is
+non-finite when a detector's score is NaN / inf, or a forecaster's forecast is, or its forecast residual score
+is while the forecast and the actual row it is compared with are finite (a scaler that explodes on a real
+value). Each ``run`` reports this per model in ``ScoringOutput.judged`` (a ModelVerdict: complete windows,
+non-finite ones, one such value), which is what a reload's probation watches. A model whose latest batch has a
+complete window with a non-finite output is in ``failing_models`` until a batch of its complete windows comes out
+finite; a replaced model starts clean. The set is replaced whole, never mutated, so another thread (the
+readiness check) may read it at any time.
 """
 
 from __future__ import annotations
@@ -76,11 +83,34 @@ class UnitModels:
     envelope_margin: float | None = 0.05  # outside_envelope margin, share of the training span; None: off
 
 
+@dataclass(frozen=True, slots=True)
+class ModelVerdict:
+    """One model's outputs on the complete windows of one ``run`` (see "Failing models" in the module docstring)."""
+
+    windows: int  # complete windows the model scored
+    non_finite: int = 0  # of them, with a NaN / inf output
+    example: float = math.nan  # one such output (inf, -inf or nan); nan when there is none
+
+    def plus(self, other: ModelVerdict) -> ModelVerdict:
+        example = self.example if self.non_finite else other.example
+        return ModelVerdict(self.windows + other.windows, self.non_finite + other.non_finite, example)
+
+
 @dataclass(slots=True)
 class ScoringOutput:
     scores: list[Score] = field(default_factory=list)
     forecasts: list[Forecast] = field(default_factory=list)
     non_finite: int = 0  # scores dropped because the model produced NaN / inf
+    judged: dict[str, ModelVerdict] = field(default_factory=dict)  # model -> its complete windows in this run
+
+    def extend(self, other: ScoringOutput) -> None:
+        """Append a later run's output (a batch scored in parts)."""
+        self.scores.extend(other.scores)
+        self.forecasts.extend(other.forecasts)
+        self.non_finite += other.non_finite
+        for name, verdict in other.judged.items():
+            mine = self.judged.get(name)
+            self.judged[name] = verdict if mine is None else mine.plus(verdict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +120,14 @@ class _Pending:
     made_at: float  # end_ts of the window it was made from
     values: npt.NDArray[np.float32]  # [S] in model sensor order
     attention_steps: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class EngineState:
+    """What ``run`` changes: each unit's pending forecast and the failing models (both immutable values)."""
+
+    pending: Mapping[str, _Pending]
+    failing: frozenset[str]
 
 
 def required_window_rows(unit: UnitModels, models: Mapping[str, LoadedModel]) -> int:
@@ -136,6 +174,15 @@ class ScoringEngine:
     @property
     def models(self) -> Mapping[str, LoadedModel]:
         return self._models
+
+    def snapshot(self) -> EngineState:
+        """The state ``run`` changes, for ``restore`` (a batch to be scored again with other models)."""
+        return EngineState(dict(self._pending), self._failing)
+
+    def restore(self, state: EngineState) -> None:
+        """Back to ``state`` (taken with ``snapshot``); call ``replace_models`` after it when the models change."""
+        self._pending = dict(state.pending)
+        self._failing = state.failing
 
     def replace_models(self, models: Mapping[str, LoadedModel]) -> None:
         """Validate and swap in a new model set (all or nothing; ValueError names the problem)."""
@@ -199,39 +246,51 @@ class ScoringEngine:
         # Every forward first, state changes after: a run that raises (CUDA out of memory, say) leaves the
         # per-unit forecasts untouched, so the caller can retry the same jobs (in halves, or on the CPU).
         stacks = {name: self._stack(jobs, idx, name, self._models[name]) for name, idx in by_model.items()}
-        results = {name: self._models[name].infer(stacks[name]) for name in by_model}
+        # A model that overflows is judged on its outputs (failing_models, ModelVerdict): numpy's warning about it
+        # would be noise on stderr, once per batch (or an exception where warnings are errors).
+        with np.errstate(over="ignore", invalid="ignore"):
+            results = {name: self._models[name].infer(stacks[name]) for name in by_model}
+        outputs: dict[str, npt.NDArray[np.float64]] = {}  # model -> [B] each window's output, non-finite if bad
         for name, indices in by_model.items():
             model = self._models[name]
             result = results[name]
             outside = self._outside(jobs, indices, name, model, stacks[name])
             if model.role == "detector":
                 out.non_finite += self._reconstruction(jobs, indices, name, model, result, keyed, outside)
+                outputs[name] = np.asarray(result.scores, dtype=np.float64)
             else:
-                out.non_finite += self._forecast(jobs, indices, name, model, result, keyed, out.forecasts, outside)
-        self._judge(stacks, results)
+                dropped, outputs[name] = self._forecast(
+                    jobs, indices, name, model, result, keyed, out.forecasts, outside
+                )
+                out.non_finite += dropped
+        out.judged = self._judge(stacks, outputs)
         for i, score in self._health.score(jobs, self._health_model):
             keyed.append((i, 2, score))
         keyed.sort(key=lambda k: (k[0], k[1]))
         out.scores = [s for _, _, s in keyed]
         return out
 
-    def _judge(self, stacks: Mapping[str, npt.NDArray[np.float32]], results: Mapping[str, Any]) -> None:
-        """Update ``failing_models`` from this call's outputs on complete windows (see the module docstring)."""
+    def _judge(
+        self, stacks: Mapping[str, npt.NDArray[np.float32]], outputs: Mapping[str, npt.NDArray[np.float64]]
+    ) -> dict[str, ModelVerdict]:
+        """Each model's verdict on this call's complete windows; ``failing_models`` updated from them."""
         failing = set(self._failing)
+        verdicts: dict[str, ModelVerdict] = {}
         for name, windows in stacks.items():
             # [B]: every sensor has a value somewhere in the window
             complete = np.asarray(np.isfinite(windows).any(axis=1), dtype=bool).all(axis=1)
             if not complete.any():
                 continue
-            result = results[name]
-            output = result.scores if self._models[name].role == "detector" else result.forecasts
-            finite = bool(np.isfinite(np.asarray(output)[complete]).all())
-            if finite:
-                failing.discard(name)
-            else:
+            judged = outputs[name][complete]
+            bad = judged[~np.isfinite(judged)]
+            verdicts[name] = ModelVerdict(int(judged.size), int(bad.size), float(bad[0]) if bad.size else math.nan)
+            if bad.size:
                 failing.add(name)
+            else:
+                failing.discard(name)
         if failing != self._failing:
             self._failing = frozenset(failing)
+        return verdicts
 
     def _stack(
         self, jobs: Sequence[WindowJob], indices: list[int], name: str, model: LoadedModel
@@ -329,8 +388,14 @@ class ScoringEngine:
         keyed: list[tuple[int, int, Score]],
         forecasts_out: list[Forecast],
         outside: list[tuple[str, ...]],
-    ) -> int:
+    ) -> tuple[int, npt.NDArray[np.float64]]:
+        """Forecast Scores into ``keyed``; (scores dropped as non-finite, [B] each window's output for _judge)."""
         forecasts = np.asarray(result.forecasts, dtype=np.float32)  # [B, H, S] model order
+        # A window's output for _judge: its first non-finite forecast value, else its residual score when that is
+        # non-finite although forecast and actual are finite (the model's scale overflowing), else 0.
+        flat = forecasts.reshape(len(indices), -1).astype(np.float64)
+        bad_forecast = ~np.isfinite(flat)
+        judged = np.where(bad_forecast.any(axis=1), flat[np.arange(len(indices)), bad_forecast.argmax(axis=1)], 0.0)
         attention = None if result.attention is None else np.asarray(result.attention)  # [B, W]
         pairs_forecast: list[npt.NDArray[np.float32]] = []
         pairs_actual: list[npt.NDArray[np.float32]] = []
@@ -355,8 +420,16 @@ class ScoringEngine:
             values = forecasts[b] if perm is None else forecasts[b][:, np.argsort(perm)]
             forecasts_out.append(Forecast(job.unit, name, job.end_ts, spec.period_s, values.copy(), job.received_at))
         if not pairs_meta:
-            return 0
-        score, per_sensor = model.residual_score(np.stack(pairs_forecast), np.stack(pairs_actual))
+            return 0, judged
+        paired_forecast, paired_actual = np.stack(pairs_forecast), np.stack(pairs_actual)
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is judged below, not a warning on stderr
+            score, per_sensor = model.residual_score(paired_forecast, paired_actual)
+        inputs_finite: list[bool] = np.logical_and(
+            np.isfinite(paired_forecast).all(axis=1), np.isfinite(paired_actual).all(axis=1)
+        ).tolist()
+        for p, (b, _, _) in enumerate(pairs_meta):
+            if inputs_finite[p] and not math.isfinite(float(score[p])) and math.isfinite(judged[b]):
+                judged[b] = float(score[p])
         threshold = float(model.threshold)
         resolve, critical = model.resolve_level, model.critical_level
         sensors = model.sensors
@@ -389,4 +462,4 @@ class ScoringEngine:
                     ),
                 )
             )
-        return dropped
+        return dropped, judged

@@ -282,3 +282,38 @@ def test_health_only_records_reach_the_sensor_detector_and_never_the_models(arti
     # Without a health spec, records are dropped: nothing scores them.
     plain = ScoringEngine({"A": UnitModels(SENSORS, 1.0, detector="det")}, load(artifacts))
     assert plain.run([record]).scores == []
+
+
+def test_a_forecaster_whose_residual_overflows_is_judged_failing(artifacts: Artifacts, tmp_path: Any) -> None:
+    """Finite forecasts, but a scale so small that every real residual squares beyond float32: the forecast Scores
+    are dropped, and the verdict (what a reload's probation watches) names the forecaster and what it scored."""
+    from models.hostile import overflowing_off_the_mean
+
+    models = load(artifacts)
+    models["fc"] = load_artifact(overflowing_off_the_mean(artifacts.forecaster, tmp_path / "fc"))  # passes the probe
+    engine = ScoringEngine({"A": UnitModels(SENSORS, 1.0, detector="det", forecaster="fc")}, models)
+    jobs = jobs_for("A", normal_data(100, np.random.default_rng(11)), 30, 4, 16)
+    out = engine.run(jobs)
+    assert all(np.isfinite(f.values).all() for f in out.forecasts)
+    assert [s.detector for s in out.scores] == ["reconstruction"] * 4  # the 3 forecast Scores were dropped
+    assert out.non_finite == 3
+    assert out.judged["fc"].windows == 4 and out.judged["fc"].non_finite == 3
+    assert out.judged["fc"].example == float("inf")
+    assert out.judged["det"].windows == 4 and out.judged["det"].non_finite == 0
+    assert engine.failing_models == frozenset({"fc"})
+
+
+def test_restore_puts_back_the_state_a_run_changed(artifacts: Artifacts) -> None:
+    units = {"A": UnitModels(SENSORS, 1.0, detector="det", forecaster="fc")}
+    jobs = jobs_for("A", normal_data(100, np.random.default_rng(12)), 30, 6, 16)
+    straight = ScoringEngine(units, load(artifacts))
+    straight.run(jobs[:3])
+    expected = straight.run(jobs[3:])
+    engine = ScoringEngine(units, load(artifacts))
+    engine.run(jobs[:3])
+    saved = engine.snapshot()
+    engine.run(jobs[3:])  # advances each unit's pending forecast past jobs[3:]
+    engine.restore(saved)
+    again = engine.run(jobs[3:])
+    assert [(s.detector, s.ts, s.score) for s in again.scores] == [(s.detector, s.ts, s.score) for s in expected.scores]
+    assert sum(s.detector == "forecast" for s in again.scores) == 3  # each job paired with the forecast before it

@@ -339,3 +339,49 @@ def test_kill_9_loses_no_acknowledged_reading_and_scores_what_the_killed_process
     assert scored_ts == {t0 + i for i in range(WINDOW - 1, 320)}
     assert svc.metric("plantwatch_windows_skipped_total", reason="backlog") == 0
     assert svc.signal(signal.SIGTERM) == 0
+
+
+def test_sighup_to_a_model_scoring_inf_on_live_windows_is_rolled_back(
+    tmp_path: Path,
+    mosquitto: Broker,
+    artifacts: dict[str, Path],
+    unique_prefix: str,
+    service: Callable[[dict[str, Any]], Service],
+    publisher: Callable[..., Publisher],
+) -> None:
+    """`plantwatch run`, SIGHUP to an artifact that passes the load-time probe and scores inf on real windows: the
+    old model is swapped back, scores every window, and the service is ready on it."""
+    import shutil
+
+    from models.hostile import overflowing_off_the_mean
+
+    det = tmp_path / "det"
+    shutil.copytree(artifacts["det"], det)
+    svc = service(service_config_dict(mosquitto, {**artifacts, "det": det}, unique_prefix, unit_names=("R1",)))
+    svc.start()
+    assert svc.proc is not None
+    pub = publisher()
+    t0 = epoch_base()
+    rows = normal_rows(90, seed=15)
+
+    def scored() -> float:
+        return svc.metric("plantwatch_windows_scored_total", detector="reconstruction")
+
+    pub.rows("R1", rows[:30], t0)
+    assert wait_until(lambda: scored() == 30 - WINDOW + 1, timeout_s=30), svc.log()[-3000:]
+    overflowing_off_the_mean(artifacts["det"], det)
+    svc.proc.send_signal(signal.SIGHUP)
+    assert wait_until(lambda: svc.metric("plantwatch_model_reloads_total", result="ok") == 1, timeout_s=30)
+    pub.rows("R1", rows[30:60], t0, first_index=30)
+    assert wait_until(lambda: svc.metric("plantwatch_model_reloads_total", result="rolled_back") == 1, 30), svc.log()
+    assert wait_until(lambda: scored() == 60 - WINDOW + 1, timeout_s=30), svc.log()[-3000:]  # none lost
+    assert wait_until(svc.ready, timeout_s=10)
+    pub.rows("R1", rows[60:90], t0, first_index=60)
+    assert wait_until(lambda: scored() == 90 - WINDOW + 1, timeout_s=30), svc.log()[-3000:]
+    assert svc.metric("plantwatch_stage_errors_total", stage="scheduler") == 0
+    log = svc.log()
+    assert "RuntimeWarning" not in log and "scoring a batch" not in log, log[-3000:]  # overflow: judged, not noise
+    errors = [line for line in log.splitlines() if " ERROR " in line]
+    assert len(errors) == 1 and "reloaded model det scored inf" in errors[0], errors
+    print(errors[0])
+    assert svc.signal(signal.SIGTERM) == 0

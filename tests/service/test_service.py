@@ -367,6 +367,98 @@ def test_readiness_names_a_model_scoring_nan_and_a_reload_whose_probe_is_not_fin
     assert app.ready() == (True, "ready")
 
 
+def _own_detector(
+    tmp_path: Path, artifacts: dict[str, Path], service_config: Callable[..., PlantwatchConfig], **sections: object
+) -> tuple[Path, PlantwatchConfig]:
+    """A copy of the detector artifact the test can rewrite before a reload, and a config serving it."""
+    import shutil
+
+    det = tmp_path / "det"
+    shutil.copytree(artifacts["det"], det)
+    base = service_config()
+    units = [{**u.model_dump(mode="json"), "detector": {"name": "det", "artifact": str(det)}} for u in base.units]
+    return det, service_config(units=units, **sections)
+
+
+def test_a_reload_scoring_inf_on_live_windows_is_rolled_back_and_the_old_model_scores_every_window(
+    tmp_path: Path,
+    artifacts: dict[str, Path],
+    service_config: Callable[..., PlantwatchConfig],
+    run_app: Callable[[PlantwatchConfig], App],
+    publisher: Callable[..., Publisher],
+    mqtt_recorder: Callable[..., object],
+    unique_prefix: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import math
+
+    from models.hostile import overflowing_off_the_mean
+
+    det, cfg = _own_detector(tmp_path, artifacts, service_config)
+    app = run_app(cfg)
+    old = app.engine.models["det"]
+    recorder = mqtt_recorder(f"{unique_prefix}/pw/scores/R1")
+    pub = publisher()
+    rows = normal_rows(90, seed=13)
+    t0 = epoch_base()
+    pub.rows("R1", rows[:30], t0)
+    assert wait_until(lambda: scored(app) == 30 - WINDOW + 1, timeout_s=30)
+
+    # Passes every load check, the probe at the training mean included; scores inf on every real window.
+    overflowing_off_the_mean(artifacts["det"], det)
+    assert app.reload() is True
+    assert sample(app, "plantwatch_model_reloads_total", result="ok") == 1
+    assert app.scheduler.probation is not None
+    with caplog.at_level("ERROR", logger="monitor.scheduler"):
+        pub.rows("R1", rows[30:60], t0, first_index=30)
+        assert wait_until(lambda: sample(app, "plantwatch_model_reloads_total", result="rolled_back") == 1, 30)
+        # No window lost: the batch the new model scored inf was scored again by the old one.
+        assert wait_until(lambda: scored(app) == 60 - WINDOW + 1, timeout_s=30), scored(app)
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "reloaded model det scored inf" in errors[0] and "rolled back" in errors[0], errors
+    assert app.engine.models["det"] is old and app.scheduler.probation is None
+    assert sample(app, "plantwatch_stage_errors_total", stage="scheduler") == 0  # nothing was dropped
+    assert wait_until(lambda: app.ready() == (True, "ready"), timeout_s=10), app.ready()
+    pub.rows("R1", rows[60:90], t0, first_index=60)  # and the old model keeps scoring
+    assert wait_until(lambda: scored(app) == 90 - WINDOW + 1, timeout_s=30), scored(app)
+    messages = recorder.wait_for(f"{unique_prefix}/pw/scores/R1", count=90 - WINDOW + 1)
+    recon = [m.json()["scores"]["reconstruction"]["score"] for m in messages if "reconstruction" in m.json()["scores"]]
+    assert len(recon) == 90 - WINDOW + 1 and all(math.isfinite(v) for v in recon)
+    assert sample(app, "plantwatch_model_reloads_total", result="rolled_back") == 1
+    assert sample(app, "plantwatch_model_reloads_total", result="error") == 0
+
+
+def test_a_good_reload_passes_probation_and_the_previous_model_is_released(
+    tmp_path: Path,
+    artifacts: dict[str, Path],
+    service_config: Callable[..., PlantwatchConfig],
+    run_app: Callable[[PlantwatchConfig], App],
+    publisher: Callable[..., Publisher],
+) -> None:
+    import gc
+    import weakref
+
+    _, cfg = _own_detector(
+        tmp_path, artifacts, service_config, scheduler={"reload_probation_windows": 20, "reload_probation_s": 0}
+    )
+    app = run_app(cfg)
+    gone = weakref.ref(app.engine.models["det"].wrapped)  # type: ignore[attr-defined]
+    pub = publisher()
+    rows = normal_rows(80, seed=14)
+    t0 = epoch_base()
+    pub.rows("R1", rows[:30], t0)
+    assert wait_until(lambda: scored(app) == 30 - WINDOW + 1, timeout_s=30)
+    assert app.reload() is True  # the same, good artifact: a new model object on trial
+    assert app.scheduler.probation is not None
+    pub.rows("R1", rows[30:80], t0, first_index=30)
+    assert wait_until(lambda: scored(app) == 80 - WINDOW + 1, timeout_s=30), scored(app)
+    assert wait_until(lambda: app.scheduler.probation is None, timeout_s=10)
+    assert sample(app, "plantwatch_model_reloads_total", result="rolled_back") == 0
+    gc.collect()
+    assert gone() is None  # the previous detector is freed
+    assert app.ready() == (True, "ready")
+
+
 @pytest.mark.slow
 def test_fault_free_hours_raise_no_alert(
     service_config: Callable[..., PlantwatchConfig],
