@@ -73,6 +73,7 @@ def policy_dict(policy: AlertPolicy) -> dict[str, Any]:
         "min_duration_s": policy.min_duration_s,
         "renotify_s": policy.renotify_s,
         "critical_ratio": policy.critical_ratio,
+        "fire_evidence": policy.fire_evidence,
         "outside_envelope": policy.outside_envelope,
         "adaptive": {
             "enabled": a.enabled,

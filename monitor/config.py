@@ -101,6 +101,14 @@ class AlertsConfig(Strict):
         ge=1,
         description="Severity `critical` above this multiple of the threshold, for artifacts without a level.",
     )
+    fire_evidence: float = Field(
+        default=5.0,
+        ge=0,
+        allow_inf_nan=False,
+        description="Model detectors also need this much accumulated normalised excess (a CUSUM of score / "
+        "threshold - 1) to fire: a big exceedance brings it at once, a minute a few per cent over does not; 0 = "
+        "the k-of-n rule alone.",
+    )
     outside_envelope: Literal["alert", "warn", "suppress"] = Field(
         default="warn",
         description="Model alerts while the unit is outside the training envelope: as usual, warning at most, "

@@ -69,6 +69,7 @@ def specs_from_config(
             min_duration_s=a.min_duration_s,
             renotify_s=a.renotify_s,
             critical_ratio=a.critical_ratio,
+            fire_evidence=a.fire_evidence,
             outside_envelope=a.outside_envelope,
             adapt=AdaptPolicy(
                 enabled=a.adaptive.enabled,

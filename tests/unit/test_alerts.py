@@ -20,8 +20,16 @@ from monitor.messages import AlertEvent, Score
 
 T0 = 1_732_590_000.0
 THR = 1.0
+# The k-of-n mechanics alone (fire_evidence 0); the evidence rule has its own tests (test_alert_evidence.py).
 POLICY = AlertPolicy(
-    fire_hits=3, fire_window=5, resolve_hits=4, resolve_ratio=0.8, min_duration_s=10, renotify_s=60, critical_ratio=2.0
+    fire_hits=3,
+    fire_window=5,
+    resolve_hits=4,
+    resolve_ratio=0.8,
+    min_duration_s=10,
+    renotify_s=60,
+    critical_ratio=2.0,
+    fire_evidence=0.0,
 )
 
 

@@ -86,7 +86,8 @@ def test_noisier_normal_operation_raises_the_threshold_within_the_drift_bound() 
 def test_a_slow_drift_fault_is_not_learned_and_still_alerts() -> None:
     rng = np.random.default_rng(3)
     threshold, resolve = calibrated_levels(rng)
-    tracker = AlertTracker("R1", "reconstruction", AlertPolicy())
+    # The k-of-n rule alone (fire_evidence 0); with the default evidence rule: the test below.
+    tracker = AlertTracker("R1", "reconstruction", AlertPolicy(fire_evidence=0.0))
     normal = np.abs(rng.standard_normal(2 * 3600)) + 1.0
     assert not [e for e in feed(tracker, normal, threshold, resolve, T0) if e.state == "firing"]
     # A ramp over hours: the score's level rises by the whole calibrated threshold in 4 h (a drifting sensor).
@@ -105,7 +106,7 @@ def test_a_slow_drift_fault_is_not_learned_and_still_alerts() -> None:
 def test_no_learning_while_firing_near_an_episode_or_outside_the_envelope() -> None:
     rng = np.random.default_rng(4)
     threshold, resolve = calibrated_levels(rng)
-    policy = AlertPolicy(min_duration_s=0, adapt=AdaptPolicy(guard_s=600))
+    policy = AlertPolicy(min_duration_s=0, adapt=AdaptPolicy(guard_s=600), fire_evidence=0.0)
     tracker = AlertTracker("R1", "reconstruction", policy)
     # An episode: five hits fire it, ten quiet scores resolve it.
     events = feed(tracker, np.array([threshold * 1.5] * 5 + [1.0] * 10), threshold, resolve, T0)
@@ -154,7 +155,8 @@ def test_a_critical_episode_that_leaves_the_envelope_is_re_announced_as_a_warnin
 
 def test_resolve_on_the_calibrated_level_and_severity_from_the_tail() -> None:
     threshold, resolve = 4.0, 1.0
-    tracker = AlertTracker("R1", "reconstruction", AlertPolicy(min_duration_s=0, adapt=AdaptPolicy(False)))
+    policy = AlertPolicy(min_duration_s=0, adapt=AdaptPolicy(False), fire_evidence=0.0)  # k of n alone
+    tracker = AlertTracker("R1", "reconstruction", policy)
     s = [score(T0 + i, v, threshold, resolve) for i, v in enumerate([5, 5, 5, 9.0, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2])]
     events = [e for e in (tracker.update(x) for x in s) if e is not None]
     assert [(e.state, e.severity) for e in events] == [("firing", "warning"), ("firing", "critical")]
