@@ -249,6 +249,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resolve-hits", type=int, default=10)
     parser.add_argument("--resolve-ratio", type=float, default=0.8)
     parser.add_argument("--min-duration-s", type=float, default=30.0)
+    parser.add_argument(
+        "--fire-evidence", type=float, default=AlertPolicy().fire_evidence, help="0: the k-of-n rule alone"
+    )
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.detectors.split(",") if n.strip()]
     unknown = [n for n in names if n not in DETECTORS]
@@ -260,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         resolve_hits=args.resolve_hits,
         resolve_ratio=args.resolve_ratio,
         min_duration_s=args.min_duration_s,
+        fire_evidence=args.fire_evidence,
     )
     excluded = {s.strip() for s in args.exclude.split(",") if s.strip()}
     if excluded - set(SENSORS):
