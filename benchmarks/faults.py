@@ -23,6 +23,7 @@ Sections and what they count:
   readings lost, windows missing or scored twice, seconds from ready to the first score.
 - replay: a fresh service under live load gets 1,004 windows of one unit published as fast as the broker takes
   them (historical event times): windows scored versus skipped as backlog.
+- journal_scale: a restart's replay at --journal-units units (a journal of every unit's ring span), in process.
 - soak: live load with a trickle of hostile messages for --soak-minutes: RSS, open fds and threads per minute.
 """
 
@@ -643,6 +644,58 @@ def replay(bench: Bench) -> dict[str, Any]:
     return result
 
 
+# --- journal replay at scale ------------------------------------------------------------------------------------
+
+
+def journal_scale(bench: Bench, units: int) -> dict[str, Any]:
+    """How long a restart's replay takes at ``units`` units: a journal holding every unit's ring span (the default
+    ring of a 20-row window: 84 rows), replayed in this process through the parser and the buffers as `App` does."""
+    from prometheus_client import CollectorRegistry
+
+    from models.artifacts import load_artifact
+    from monitor.buffers import RingBuffers
+    from monitor.config import parse_config
+    from monitor.ingest import Parser
+    from monitor.journal import Journal
+    from monitor.metrics import Metrics
+    from monitor.params import specs_from_config
+    from monitor.scheduler import JobQueue
+    from monitor.stages import BufferStage, Inbox
+
+    names = [f"J{i:04d}" for i in range(units)]
+    with bench.broker_running():  # only for a valid config: nothing connects
+        cfg = parse_config(bench.config(names))
+    models = {"det": load_artifact(bench.artifacts["det"]), "fc": load_artifact(bench.artifacts["fc"])}
+    specs, _, _ = specs_from_config(cfg, models)
+    rows = next(iter(specs.values())).capacity
+    directory = bench.workdir / "journal-scale"
+    shutil.rmtree(directory, ignore_errors=True)
+    journal = Journal(directory, retain_s=1e9)
+    phases = np.asarray(np.arange(units) * 7.31 % 60.0, dtype=np.float64)
+    t0 = time.time() - rows - 5
+    for k in range(rows):
+        values = normal_signal(np.array([t0 + k]), phases, seed=k)[0]
+        for u, name in enumerate(names):
+            journal.append(f"{PREFIX}/plant/{name}/readings", _payload(t0 + k, values[u]), t0 + k + 0.05)
+    journal.close()
+    size_mb = sum(f.stat().st_size for f in directory.iterdir()) / 2**20
+    metrics = Metrics(CollectorRegistry(), units={u.name: tuple(u.sensors) for u in cfg.units}, models={})
+    stage = BufferStage(RingBuffers(specs), Inbox(10), JobQueue(10**7, metrics), metrics)
+    started = time.perf_counter()
+    replay = stage.replay(Parser.from_config(cfg), directory, {name: t0 + rows for name in names})
+    seconds = time.perf_counter() - started
+    return {
+        "units": units,
+        "rows_per_unit": rows,
+        "journal_messages": replay.placed + replay.refused,
+        "journal_mb": round(size_mb, 1),
+        "placed": replay.placed,
+        "replay_seconds": round(seconds, 2),
+        "messages_per_s": round((replay.placed + replay.refused) / seconds),
+        "priming_windows": len(replay.primes),
+    }
+
+
 # --- soak -----------------------------------------------------------------------------------------------------
 
 
@@ -709,7 +762,7 @@ def soak(bench: Bench, minutes: float) -> dict[str, Any]:
 
 # --- main -----------------------------------------------------------------------------------------------------
 
-SECTIONS = ("payloads", "artifacts", "clocks", "broker_kill9", "service_kill9", "replay", "soak")
+SECTIONS = ("payloads", "artifacts", "clocks", "broker_kill9", "service_kill9", "replay", "journal_scale", "soak")
 
 
 def main() -> None:
@@ -720,6 +773,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller corpus, fewer artifact starts, 2-minute soak")
     parser.add_argument("--hostile", type=int, default=None, help="hostile messages in the payload corpus (10,000)")
     parser.add_argument("--soak-minutes", type=float, default=None, help="soak length (30; --quick: 2)")
+    parser.add_argument("--journal-units", type=int, default=1000, help="units of the journal_scale section")
     parser.add_argument("--marks-every", default="0.2,1,5", help="state.marks_every_s values for service_kill9")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "pw-faults")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
@@ -738,6 +792,7 @@ def main() -> None:
         "broker_kill9": lambda: broker_kill9(bench),
         "service_kill9": lambda: service_kill9(bench, [float(x) for x in args.marks_every.split(",")]),
         "replay": lambda: replay(bench),
+        "journal_scale": lambda: journal_scale(bench, args.journal_units),
         "soak": lambda: soak(bench, args.soak_minutes or (2.0 if args.quick else 30.0)),
     }
     for name in sections:
