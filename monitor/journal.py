@@ -79,20 +79,14 @@ class Journal:
 
     def _rotate(self, now: float) -> None:
         self.close()
-        start_ns = max(int(now * 1e9), self._last_start_ns() + 1)  # names stay ordered if the clock steps back
+        segments = _segments(self.directory)  # listed once: the newest name and the expiry both come from it
+        newest_ns = int(segments[-1].stem) if segments else 0
+        start_ns = max(int(now * 1e9), newest_ns + 1)  # names stay ordered if the clock steps back
         path = self.directory / f"{start_ns:020d}{SUFFIX}"
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self._segment_start = now
-        self._expire(now)
-
-    def _last_start_ns(self) -> int:
-        segments = _segments(self.directory)
-        return int(segments[-1].stem) if segments else 0
-
-    def _expire(self, now: float) -> None:
-        segments = _segments(self.directory)
         # Segment i holds records up to the start of segment i + 1: it can go once that start is older than retain_s.
-        for older, newer in itertools.pairwise(segments):
+        for older, newer in itertools.pairwise([*segments, path]):
             if int(newer.stem) / 1e9 < now - self.retain_s:
                 older.unlink(missing_ok=True)
 

@@ -83,7 +83,11 @@ class TimelineGuard:
     def consistent(self, reading: Reading) -> bool:
         if not self.started:
             return -self.max_clock_skew_s <= reading.ts - reading.received_at <= self.tol
-        return reading.ts <= self.anchor_ts + (reading.received_at - self.anchor_received_at) + self.tol
+        return reading.ts <= self._reach(self.anchor_ts, self.anchor_received_at, reading)
+
+    def _reach(self, ts: float, received_at: float, reading: Reading) -> float:
+        """The newest event time a timeline at (ts, received_at) allows for ``reading``: its pace plus the tolerance."""
+        return ts + (reading.received_at - received_at) + self.tol
 
     def advance(self, reading: Reading) -> list[Reading]:
         """``reading`` was placed: it moves the anchor, and contradicts every candidate (returned, to refuse)."""
@@ -124,11 +128,7 @@ class TimelineGuard:
         return self._drop_all()
 
     def _fits(self, cand: _Candidate, reading: Reading) -> bool:
-        return (
-            cand.newest_ts - self.tol
-            <= reading.ts
-            <= cand.newest_ts + (reading.received_at - cand.newest_received_at) + self.tol
-        )
+        return cand.newest_ts - self.tol <= reading.ts <= self._reach(cand.newest_ts, cand.newest_received_at, reading)
 
     def _drop_all(self) -> list[Reading]:
         if not self.candidates:
