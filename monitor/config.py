@@ -342,6 +342,12 @@ class SchedulerConfig(Strict):
     max_batch: int = Field(default=256, ge=1, description="Most windows per model forward.")
     max_delay_ms: float = Field(default=20.0, ge=0, description="Longest a ready window waits for a fuller batch.")
     precision: Literal["fp32", "fp16", "bf16"] = Field(default="fp32", description="Inference precision (CUDA only).")
+    # monitor/scorer.py says why: a batch beside paho's busy thread waited for the GIL for hundreds of ms.
+    scorer: Literal["process", "thread"] = Field(
+        default="process",
+        description="process: scoring, alerts and outputs run in a scorer process of their own, fed through shared "
+        "memory; thread: all in one process (tests, tiny installs).",
+    )
     max_lag_s: float = Field(
         default=2.0,
         gt=0,
