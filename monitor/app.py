@@ -63,7 +63,7 @@ from monitor.mqtt import MqttLink, client_settings_problem, read_retained
 from monitor.outputs import OutputStage
 from monitor.params import specs_from_config
 from monitor.scheduler import JobQueue, Scheduler
-from monitor.scorer import MergedRegistry, ScorerProcess, ScoringSide, table_block_size, table_zeros
+from monitor.scorer import MergedRegistry, ScorerGone, ScorerProcess, ScoringSide, table_block_size, table_zeros
 from monitor.scoring import ScoringEngine, UnitModels
 from monitor.shared_block import SharedBlock
 from monitor.stages import BufferStage, Inbox, IngestStage
@@ -245,12 +245,15 @@ class App:
         self.jobs = JobQueue(cfg.limits.job_queue, self.metrics)
         self._side: ScoringSide | None = None
         self._scorer: ScorerProcess | None = None
+        # What /metrics serves: the registry, or in process mode the registry with the scorer's series merged in.
+        self.exposition: CollectorRegistry | MergedRegistry = self.registry
         try:
             if table is not None:
                 del checked, models  # the scorer process loads and serves the models; the front needs none of them
                 max_rows = max(spec.window_rows for spec in specs.values())
                 self._scorer = ScorerProcess(cfg, table, horizons, max_rows)
-                self.http.expose(MergedRegistry(self.registry, self._scorer.collect))
+                self.exposition = MergedRegistry(self.registry, self._scorer.collect)
+                self.http.expose(self.exposition)
             else:
                 self._side = ScoringSide(cfg, checked, self.metrics, self._publish, self.jobs, self.marks)
         except BaseException:
@@ -381,6 +384,14 @@ class App:
             return False, f"model(s) {', '.join(failing)} score NaN or inf"
         return True, "ready"
 
+    def _feed(self, stop: threading.Event) -> None:
+        assert self._scorer is not None
+        try:
+            self._scorer.feed(self.jobs, stop)
+        except ScorerGone as exc:  # the service cannot score any more: `plantwatch run` exits 1 and is restarted
+            log.error("%s; the service stops", exc)
+            self.failed.set()
+
     def _spawn(self, name: str, target: Callable[[threading.Event], None], stop: threading.Event) -> None:
         def body() -> None:
             try:
@@ -409,8 +420,7 @@ class App:
                 log.info("restored the alert state of %d unit(s) from the broker", restored)
         self._recover()
         if self._scorer is not None:
-            scorer = self._scorer
-            self._spawn("feeder", lambda stop: scorer.feed(self.jobs, stop), self._scheduler_stop)
+            self._spawn("feeder", self._feed, self._scheduler_stop)
         else:
             self._spawn("scheduler", self.scheduler.run, self._scheduler_stop)
         self._spawn("buffers", self.buffer_stage.run, self._buffers_stop)

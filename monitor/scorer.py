@@ -75,6 +75,10 @@ REQUEST_TIMEOUT_S = 10.0
 RELOAD_TIMEOUT_S = 300.0
 
 
+class ScorerGone(RuntimeError):
+    """The scorer process exited while the front was feeding it."""
+
+
 class ScoringSide:
     """The scheduler and what it feeds: the scoring engine, the alert board and the output stage of one device."""
 
@@ -450,7 +454,7 @@ class ScorerProcess:
 
     def _check_alive(self) -> None:
         if self.process.exitcode is not None:
-            raise RuntimeError(f"the scorer process exited with code {self.process.exitcode}")
+            raise ScorerGone(f"the scorer process exited with code {self.process.exitcode}")
 
     def prime(self, jobs: Sequence[WindowJob]) -> None:
         """Windows scored before a restart: the scorer runs them for its forecasters' state, before any other."""
@@ -462,7 +466,7 @@ class ScorerProcess:
     def feed(self, jobs: JobQueue, stop: threading.Event) -> None:
         """Thread body: the buffers' windows into the slots, until ``stop`` and an empty queue; then the end mark.
 
-        Raises when the scorer process has gone (App marks the service failed)."""
+        Raises ScorerGone when the scorer process has exited (App marks the service failed)."""
         while True:
             stopping = stop.is_set()
             taken = jobs.take(self.slots.n_slots, 0.0, 0.05 if stopping else 0.2)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterable
-from multiprocessing import resource_tracker
 from multiprocessing.shared_memory import SharedMemory
 from typing import Any
 
@@ -48,11 +47,9 @@ class SharedBlock:
 
     @classmethod
     def attach(cls, name: str) -> SharedBlock:
-        shm = SharedMemory(name=name)
-        # The creating process owns the block and unlinks it. Python 3.11 also registers an attached block with this
-        # process's resource tracker, which would unlink it, and warn of a leak, when this process exits first.
-        resource_tracker.unregister(shm._name, "shared_memory")  # type: ignore[attr-defined]
-        return cls(shm, owner=False)
+        # The creating process unlinks the block. Attaching registers it with the resource tracker again, which is
+        # harmless here: a process spawned by multiprocessing shares its parent's tracker, which keeps one entry.
+        return cls(SharedMemory(name=name), owner=False)
 
     @staticmethod
     def size_of(arrays: Iterable[tuple[npt.DTypeLike, tuple[int, ...]]]) -> int:
