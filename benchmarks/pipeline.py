@@ -42,11 +42,14 @@ what it measured).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import math
 import os
 import re
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -175,6 +178,13 @@ def _settled(port: int, published: int, timeout_s: float) -> Samples:
     return scrape_samples(port)
 
 
+def _kill_running(procs: list[subprocess.Popen[str]]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
 def run_units(bench: Bench, n: int, arrival: str) -> dict[str, Any]:
     """One run of ``n`` units with one arrival pattern; the figures listed in the module docstring."""
     args = bench.args
@@ -191,16 +201,18 @@ def run_units(bench: Bench, n: int, arrival: str) -> dict[str, Any]:
     )
     cfg = write_config(bench.workdir / f"{arrival}-{n}.yaml", data)
     began = time.monotonic()
-    with SpawnedService(cfg) as service:
+    with contextlib.ExitStack() as stack, SpawnedService(cfg) as service:
         service.wait_ready(port, timeout_s=300)
         start_s = time.monotonic() - began
         idle = tree_memory(service.pid)
         # Every shard publishes on the same clock: the first live tick after the estimated back-fill time.
-        t_start = math.ceil(time.time() + 1.5 + BACKFILL * n / args.backfill_rate)
+        t_start = math.ceil(time.time() + 1.5 + BACKFILL * n / float(args.backfill_rate))
         backfill_windows = n * (BACKFILL - WINDOW + 1)
         shards = min(args.publishers, n)
         bounds = [round(i * n / shards) for i in range(shards + 1)]
-        publishers = [
+        publishers: list[subprocess.Popen[str]] = []
+        stack.callback(_kill_running, publishers)  # a run cut short leaves no publisher behind
+        publishers += [
             start_publisher(
                 {
                     "mode": "paced",
@@ -383,6 +395,10 @@ def row(r: dict[str, Any]) -> str:
     )
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="warm-up 8 s, measure 12 s, search step 500 units")
@@ -409,6 +425,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--artifacts", type=Path, help="directory for the trained artifacts (trained if absent)")
     parser.add_argument("--json", type=Path, help="also write every run's figures here")
     args = parser.parse_args(argv)
+    # SIGTERM (a timeout around this script, as in gpu.sh) unwinds like Ctrl-C: the service, the broker and the
+    # publishers are stopped by their context managers instead of running on beside whatever comes next.
+    signal.signal(signal.SIGTERM, _interrupt)
     args.warmup_s = args.warmup_s if args.warmup_s is not None else (8.0 if args.quick else 15.0)
     args.measure_s = args.measure_s if args.measure_s is not None else (12.0 if args.quick else 30.0)
     step = args.step or (500 if args.quick else 250)
