@@ -336,25 +336,20 @@ def search_largest(
     best: int | None = None
     worst: int | None = None  # the smallest count that failed
     n = on_grid(min(start, limit))
-    while True:  # bracket
+    while True:  # bracket: up while it holds, down by halves while it fails
         if not may_run():
             return best, True
         if held(n):
             best = n
-            if n >= limit:
-                return best, False
-            n = min(on_grid(n * grow), limit)
-            if n == best:
-                return best, False
+            following = min(on_grid(n * grow), limit)
+            if worst is not None or following <= n:
+                break
+            n = following
         else:
             worst = n
-            if best is not None:
+            if best is not None or n <= step:
                 break
-            if n <= step:
-                return None, False
-            n = on_grid(n / 2) if n / 2 >= step else step
-            if n == worst:
-                return None, False
+            n = on_grid(n / 2)
     while best is not None and worst is not None and worst - best > step:  # bisect
         mid = on_grid((best + worst) / 2)
         if mid in (best, worst):

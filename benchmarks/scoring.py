@@ -176,7 +176,7 @@ def seed_loop(model: LoadedModel, windows: list[np.ndarray]) -> None:
             if model.role == "detector":
                 float(torch.mean((x - out) ** 2).item())
             else:
-                out.cpu().numpy()
+                out.float().cpu().numpy()  # float(): numpy has no bfloat16
 
 
 def _ignore_call_number(fn: Callable[..., object], *args: Any) -> object:
