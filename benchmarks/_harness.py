@@ -625,6 +625,52 @@ def _payload(ts: float, row: Sequence[float]) -> bytes:
     return _TEMPLATE.format(ts, *row).encode()
 
 
+class _Client:
+    """A paho publisher with a bounded number of unacknowledged QoS 1 messages. The publisher process uses
+    RawPublisher; this one is for faults.py, whose runs stop and kill the broker under it (paho reconnects)."""
+
+    def __init__(self, host: str, port: int, qos: int, inflight: int) -> None:
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        self.qos = qos
+        self.inflight = inflight
+        self._cond = threading.Condition()
+        self._pending = 0
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"pw-bench-pub-{uuid.uuid4().hex[:8]}")
+        self.client.max_inflight_messages_set(inflight)
+        self.client.max_queued_messages_set(0)
+        self.client.on_publish = self._on_publish
+        self.client.connect(host, port, keepalive=60)
+        self.client.loop_start()
+
+    def _on_publish(self, client: Any, userdata: Any, mid: int, reason: Any, props: Any) -> None:
+        if self.qos > 0:
+            with self._cond:
+                self._pending -= 1
+                self._cond.notify()
+
+    def publish(self, topic: str, payload: bytes) -> None:
+        if self.qos > 0:
+            with self._cond:
+                self._cond.wait_for(lambda: self._pending < self.inflight, 30)
+                self._pending += 1
+        self.client.publish(topic, payload, qos=self.qos)
+
+    def drain(self, timeout_s: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        if self.qos > 0:
+            with self._cond:
+                self._cond.wait_for(lambda: self._pending <= 0, timeout_s)
+        # QoS 0: wait until paho's socket buffer is written out
+        while self.client.want_write() and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
 def arrival_offsets(n_units: int, period_s: float, arrival: str) -> npt.NDArray[np.float64]:
     """Seconds after each tick at which each unit samples, stamps and sends its row.
 
