@@ -215,8 +215,11 @@ def describe_process(pid: int) -> str:
     if "spawn_main" in text or "--multiprocessing-fork" in text:
         return "multiprocessing spawn child"
     args = [Path(argv[0]).name, *argv[1:]] if argv else ["?"]
-    if len(args) > 1 and args[0].startswith("python") and args[1] == "-m":
-        args = args[2:]  # "python -m monitor run --config x" -> "monitor run --config x"
+    if len(args) > 1 and args[0].startswith("python"):
+        if args[1] == "-m":
+            args = args[2:]  # "python -m monitor run --config x" -> "monitor run --config x"
+        elif not args[1].startswith("-"):
+            args = [Path(args[1]).name, *args[2:]]  # "python .venv/bin/plantwatch run" -> "plantwatch run"
     return " ".join(a if len(a) <= 24 else "..." + a[-21:] for a in args[:3])
 
 

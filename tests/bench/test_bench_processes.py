@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import timeit
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -116,16 +117,18 @@ def test_a_tree_that_ends_meanwhile_is_reported() -> None:
         tree_memory(proc.pid)
 
 
-def test_describe_names_multiprocessing_helpers_and_strips_python_dash_m() -> None:
+def test_describe_names_multiprocessing_helpers_and_leaves_the_interpreter_out() -> None:
     sleep = "import time; time.sleep(60)"
     tracker = subprocess.Popen([sys.executable, "-c", sleep, "from multiprocessing.resource_tracker import main"])
     module = subprocess.Popen([sys.executable, "-m", "timeit", "-n", "1", sleep])
+    script = subprocess.Popen([sys.executable, timeit.__file__, "-n", "1", sleep])
     try:
-        for proc in (tracker, module):  # the command line is there once exec has happened
+        for proc in (tracker, module, script):  # the command line is there once exec has happened
             assert wait_until(lambda p=proc: Path(f"/proc/{p.pid}/cmdline").read_bytes().count(b"\0") >= 4, 10)
         assert describe_process(tracker.pid) == "multiprocessing resource tracker"
         assert describe_process(module.pid) == "timeit -n 1"
+        assert describe_process(script.pid) == "timeit.py -n 1"
     finally:
-        for proc in (tracker, module):
+        for proc in (tracker, module, script):
             proc.kill()
             proc.wait(10)
