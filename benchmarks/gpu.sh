@@ -2,7 +2,7 @@
 # The GPU figures of issue 12 in one call of the device tool's machine (one NVIDIA H200, 16 cores; no network).
 #
 #   benchmarks/gpu.sh prepare                 # here, once, in the checkout that the device tool sends: fills .gpu/
-#   benchmarks/gpu.sh run                     # there: device run with carry [".gpu"], timeout_s 600 (about 8.5 min)
+#   benchmarks/gpu.sh run                     # there: device run, carry [".gpu"], timeout_s 600 (steps <= 520 s)
 #   PYTHON=.venv/bin/python benchmarks/gpu.sh run --cpu-dry-run    # here: every step, small, device cpu (~4 min)
 #
 # prepare (needs pip's registry): .gpu/whl/ gets the wheels the service needs that the machine's image lacks

@@ -296,7 +296,7 @@ def measure_model(
                     row["rates"][b] = rate(partial(_score_row, scheduler, batch_jobs), b, min_seconds, device)
             row["deviation"] = 0.0 if prec == "fp32" else deviation_from_fp32(model, top, prec)
         except RuntimeError as exc:  # a kernel missing for this type on this device: say so, measure the rest
-            row["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
+            row["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:100]}"
         rows.append(row)
     return rows
 
@@ -407,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 bare = {bb: bare_bilstm(device, bb, min_seconds, prec) for bb in (1, b)}
             except RuntimeError as exc:
-                print(f"| {prec} | {type(exc).__name__}: {str(exc).splitlines()[0][:120]} | | | | |")
+                print(f"| {prec} | {type(exc).__name__}: {str(exc).splitlines()[0][:100]} | | | | |")
                 continue
             sched = sched_row["rates"].get(b, float("nan")) if not sched_row["error"] else float("nan")
             ratio, vs_loop = sched / bare[b], sched / fp32_loop if fp32_loop else float("nan")
