@@ -4,6 +4,7 @@ torch eager before it is written (torch; the graph is then run without torch by 
 API:
     export_onnx(model, windows, actual, source) -> OnnxBundle   # export + verification; OnnxExportError if over
     export_graph(model) -> bytes                                # the graph alone, unverified (models/hostile.py)
+    upgrade_artifact(path) -> str                               # `plantwatch export-onnx`: an old artifact's graph
     OnnxBundle.section(manifest) -> the manifest's "onnx" section; .graph, .reference_bytes: the two files
     TOLERANCE                                                   # per output: {"abs", "rel"}, see below
     OnnxExportError (a ValueError)
@@ -39,6 +40,7 @@ import io
 import time
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -218,4 +220,46 @@ def export_onnx(model: LoadedModel, windows: F32, actual: F32 | None, source: st
         max_diff=max_diff,
         tolerance=tolerance,
         seconds=time.perf_counter() - started,
+    )
+
+
+def upgrade_artifact(path: str | Path) -> str:
+    """Give the artifact at ``path`` a verified ONNX graph (`plantwatch export-onnx`); returns what was done.
+
+    The artifact is loaded by the torch loader (every check; ArtifactError if refused). One whose ONNX graph the
+    ONNX loader accepts is left alone. Otherwise the graph is exported and verified on synthetic reference windows
+    (models.reference.synthetic_reference: the training data is not kept with the artifact), model.onnx and
+    reference.safetensors are written, then the manifest with its ``onnx`` section, each atomically; the weights
+    are not touched. The result is loaded by the ONNX loader before this returns (ArtifactError if it refuses).
+    """
+    from models.artifact_io import ArtifactError
+    from models.artifacts import REFERENCE_NAME as REFERENCE_FILE
+    from models.artifacts import atomic_write, load_artifact, write_manifest
+    from models.manifest import ONNX_NAME
+    from models.onnx_model import has_onnx, load_onnx_artifact
+    from models.reference import synthetic_reference
+
+    directory = Path(path)
+    model = load_artifact(directory, "cpu")
+    replaced = ""
+    if has_onnx(model.manifest):
+        try:
+            load_onnx_artifact(directory)
+        except ArtifactError as exc:
+            replaced = f", replacing a graph the ONNX loader refused ({exc.reason}: {str(exc).split(': ', 1)[-1]})"
+        else:
+            return "already has a valid ONNX graph: left alone"
+    windows, actual = synthetic_reference(model, seed=0)
+    bundle = export_onnx(model, windows, actual, source="synthetic")
+    manifest = dict(model.manifest)
+    manifest["onnx"] = bundle.section(manifest)
+    manifest["versions"] = {**manifest.get("versions", {}), **bundle.versions}
+    atomic_write(directory / ONNX_NAME, bundle.graph)
+    atomic_write(directory / REFERENCE_FILE, bundle.reference_bytes)
+    write_manifest(directory, manifest)
+    load_onnx_artifact(directory)
+    worst = ", ".join(f"{name} {diff['abs']:.2g}" for name, diff in bundle.max_diff.items())
+    return (
+        f"exported model.onnx ({len(bundle.graph)} bytes, opset {OPSET}) in {bundle.seconds:.2f} s, verified on "
+        f"{len(windows)} synthetic reference windows (largest difference {worst}){replaced}"
     )

@@ -218,11 +218,12 @@ def show_models(metrics: Metrics, models: Mapping[str, LoadedModel]) -> None:
 
 
 def _is_cuda_oom(exc: BaseException) -> bool:
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is a dependency
-        return False
-    return isinstance(exc, torch.cuda.OutOfMemoryError)
+    # Only a process that has loaded torch can run out of CUDA memory: the CPU's ONNX Runtime path never imports it
+    # (models/serving.py), and a failed batch must not be what pulls 192 MiB of torch in.
+    import sys
+
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(exc, torch.cuda.OutOfMemoryError)
 
 
 class Scheduler:
