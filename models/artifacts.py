@@ -121,9 +121,10 @@ __all__ = [
 
 # A reduced precision's scores on the reference windows may differ from fp32's by at most this share of the
 # threshold. An alert fires on score > threshold: a 2 % shift moves the decision only for windows scoring within
-# 2 % of the threshold, which the calibrated false-alarm rate barely notices (the calibration's own spread across
-# the holdout is larger). Measured on the CPU (tests/models/test_precision.py prints it): bf16 moved the tiny test
-# models' scores by up to about 0.5 % of the threshold, fp16 by about 0.1 %; a model that moves more is refused.
+# 2 % of the threshold, a sliver of the calibrated tail (the threshold's own uncertainty from a few hundred
+# effective calibration windows is larger), so the calibrated false-alarm rate stays what the manifest says.
+# Measured on the CPU (tests/models/test_precision.py prints it; the tiny test models, hidden 8, window 16): bf16
+# moved the scores by up to 0.015 % of the threshold, fp16 by up to 0.002 %. CUDA's kernels were not measured.
 PRECISION_TOLERANCE = 0.02
 
 

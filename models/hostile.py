@@ -1,7 +1,7 @@
 """A corpus of hostile model artifacts, made from one good artifact: every one must be refused with an ArtifactError.
 
 API:
-    hostile_artifacts(tmpdir, good_artifact_dir) -> [(name, path)]   # every case, each in tmpdir/<name>
+    hostile_artifacts(tmpdir, good_artifact_dir) -> [(name, path)]   # every case of CASE_NAMES, in tmpdir/<name>
     build_case(name, good_artifact_dir, target_dir) -> Path           # one case at target_dir (replaced)
     CASE_NAMES                                                        # the cases, in a stable order
     EXPECTED_REASONS[name]                                            # ArtifactError.reason both loaders give
@@ -716,7 +716,8 @@ def build_case(name: str, good_artifact_dir: str | Path, target_dir: str | Path)
 
 
 def hostile_artifacts(tmpdir: str | Path, good_artifact_dir: str | Path) -> list[tuple[str, Path]]:
-    """Every case, each in ``tmpdir/<name>``: [(name, artifact directory)] in CASE_NAMES order."""
+    """Every case of CASE_NAMES (both loaders refuse them), each in ``tmpdir/<name>``: [(name, artifact
+    directory)] in CASE_NAMES order."""
     root = Path(tmpdir)
     root.mkdir(parents=True, exist_ok=True)
     return [(name, build_case(name, good_artifact_dir, root / name)) for name in CASE_NAMES]
