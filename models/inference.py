@@ -81,9 +81,6 @@ class LoadedModel(ModelBase):
         """A copy of this model computing in ``precision`` on the same device; this one keeps working."""
         return LoadedModel(copy.deepcopy(self.module), self.manifest, self.scaler, self.device, precision)
 
-    def _check_windows(self, windows: npt.ArrayLike) -> F32:
-        return self.check_windows(windows)
-
     def infer(self, windows: npt.ArrayLike) -> InferenceResult:
         """Score raw windows [B, W, S] (float32, raw units, rows oldest -> newest, sensors in ``sensors`` order)."""
         raw = self.check_windows(windows)

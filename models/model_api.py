@@ -8,7 +8,8 @@ API:
                                    # from ManifestLevels calibration, resolve_level, critical_level, envelope;
                                    # check_windows(windows), residual_score(forecast, actual)
     probe_windows(model) -> [2, W, S]   # the windows a loader's probe scores: at the training mean, half a scale up
-    mark_missing(result_arrays, missing) # the NaN policy both runtimes apply after the network
+    detector_result(errors, missing), forecaster_result(forecasts, attention, missing)
+                                        # the results both runtimes build, NaN where a sensor had no value
 
 Both runtimes score the same way (see models/inference.py for the definition of the scores), and apply the same
 missing-value policy before and after the network: a window is filled inside itself (models.preprocessing), a
