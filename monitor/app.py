@@ -86,19 +86,23 @@ def load_models(cfg: PlantwatchConfig, device: torch.device | str) -> dict[str, 
 
     models.serving.load_for_serving picks the runtime: on the CPU the artifact's ONNX graph in ONNX Runtime (no
     torch; an artifact without one is scored by torch, with a WARNING saying how to upgrade it), on CUDA torch in
-    ``scheduler.precision``. A precision other than fp32 on the CPU is refused here (ONNX Runtime scores fp32).
+    ``scheduler.precision``. A precision other than fp32 with a configured device that is the CPU is refused here
+    (ONNX Runtime scores fp32); a CUDA service reloading after its out-of-memory fallback to the CPU loads fp32.
     """
     from typing import cast
 
     from models.artifacts import ArtifactError
-    from models.device import is_cpu
+    from models.device import is_cpu, serving_device
     from models.serving import load_for_serving
 
-    if is_cpu(device) and cfg.scheduler.precision != "fp32":
-        raise StartupError(
-            f"scheduler.precision: {cfg.scheduler.precision} applies on CUDA only; on the CPU the models run in "
-            "ONNX Runtime in fp32 (set fp32, or score on a CUDA device)"
-        )
+    precision = cfg.scheduler.precision
+    if is_cpu(device) and precision != "fp32":
+        if is_cpu(serving_device(cfg.scheduler.device)):
+            raise StartupError(
+                f"scheduler.precision: {precision} applies on CUDA only; on the CPU the models run in ONNX Runtime "
+                "in fp32 (set fp32, or score on a CUDA device)"
+            )
+        precision = "fp32"
     paths: dict[str, str] = {}
     models: dict[str, LoadedModel] = {}
     for i, unit in enumerate(cfg.units):
@@ -116,9 +120,7 @@ def load_models(cfg: PlantwatchConfig, device: torch.device | str) -> dict[str, 
                 continue
             try:
                 # ArtifactError for anything an artifact holds (a precision CUDA cannot hold to included)
-                loaded = load_for_serving(
-                    path, device, precision=cfg.scheduler.precision, cpu_threads=cfg.scheduler.cpu_threads
-                )
+                loaded = load_for_serving(path, device, precision=precision, cpu_threads=cfg.scheduler.cpu_threads)
             except ArtifactError as exc:  # its message names the artifact's path
                 raise StartupError(f"units.{i}.{role}.artifact: {exc}") from exc
             except OSError as exc:
