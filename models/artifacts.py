@@ -9,6 +9,9 @@ API:
     LIMITS                                   # the bounds on every size a manifest can ask for (models/manifest.py)
     probe_windows(model) -> [2, W, S]        # the windows step 6 scores: at the training mean, and half a scale up
     PRECISION_TOLERANCE                      # how far a reduced precision's scores may move, share of the threshold
+    read_reference(manifest, directory) -> Reference | None   # the stored reference windows, checked
+    precision_scores(model, windows, actual) -> [N]          # the scores step 7 compares
+    write_manifest(directory, manifest); atomic_write(path, data); weights_bytes(module)   # what save writes
 
 The torch-free half (the manifest's checks, the weights file's header, the reference windows) is
 models/manifest.py and models/reference.py; the ONNX Runtime loader (models/onnx_model.py) runs the same checks
