@@ -50,6 +50,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 
 from monitor.alerts import AlertBoard, AlertPolicy
@@ -62,8 +63,10 @@ from monitor.metrics import Metrics
 from monitor.mqtt import MqttLink, client_settings_problem, read_retained
 from monitor.outputs import OutputStage
 from monitor.params import specs_from_config
-from monitor.scheduler import JobQueue, Scheduler, show_models, timed
-from monitor.scoring import ScoringEngine, UnitModels, required_window_rows
+from monitor.scheduler import JobQueue, Scheduler
+from monitor.scorer import MergedRegistry, ScorerGone, ScorerProcess, ScoringSide, table_block_size, table_zeros
+from monitor.scoring import ScoringEngine, UnitModels
+from monitor.shared_block import SharedBlock
 from monitor.stages import BufferStage, Inbox, IngestStage
 
 if TYPE_CHECKING:
@@ -242,58 +245,44 @@ class App:
             raise
         self.device = checked.device
         log.info("scoring on %s", self.device)
-        if cfg.scheduler.cpu_threads > 0:
-            import torch
-
-            # Several intra-op threads on small per-row batches spin against the service's own threads and the
-            # broker: on 2 shared cores, 1 thread scored the same load with a third of the CPU and a sixth of the
-            # latency (benchmarks/latency.py). Process-wide, so it also covers the CPU fallback after a CUDA OOM.
-            torch.set_num_threads(cfg.scheduler.cpu_threads)
         if cfg.scheduler.precision != "fp32":
             # LoadedModel.infer has no reduced-precision path yet (models/inference.py); say so instead of pretending.
             log.warning("scheduler.precision %s is not applied yet: scoring runs in fp32", cfg.scheduler.precision)
         models = checked.models
         horizons = {h for m in models.values() if m.role == "forecaster" for h in (1, m.horizon)}
+        units = {u.name: tuple(u.sensors) for u in cfg.units}
+        self.separate_scorer = cfg.scheduler.scorer == "process"
+        # Process mode: the per-unit metric table lives in a block the scorer process writes into (monitor/scorer.py).
+        table = SharedBlock.create(table_block_size(units, horizons)) if self.separate_scorer else None
+        self._table = table
         self.metrics = Metrics(
             self.registry,
-            units={u.name: tuple(u.sensors) for u in cfg.units},
+            units=units,
             models={name: m.role for name, m in models.items()},
             horizons=horizons,
+            per_unit_zeros=table_zeros(table) if table is not None else np.zeros,
         )
-        show_models(self.metrics, models)
-        specs, policies, self._units = checked.specs, checked.policies, checked.units
-        try:
-            self.engine = ScoringEngine(self._units, timed(models, self.metrics))
-        except ValueError as exc:
-            raise StartupError(str(exc)) from exc
-        self._window_rows = {unit: spec.window_rows for unit, spec in specs.items()}
-
+        specs = checked.specs
         self.journal, self.marks = self._restart_state(cfg, specs)
         self.readings = Inbox(cfg.limits.ingest_queue)
         self.jobs = JobQueue(cfg.limits.job_queue, self.metrics)
-        self.board = AlertBoard(policies)
-        topics = cfg.mqtt.topics
-        self.outputs = OutputStage(
-            self.board,
-            self._publish,
-            self.metrics,
-            prefix=topics.prefix,
-            publish_scores=cfg.outputs.publish_scores,
-            publish_forecasts=cfg.outputs.publish_forecasts,
-            sensors={u.name: tuple(u.sensors) for u in cfg.units},
-        )
-        self.scheduler = Scheduler(
-            self.engine,
-            self.jobs,
-            self.outputs.handle,
-            self.metrics,
-            max_batch=cfg.scheduler.max_batch,
-            max_delay_s=cfg.scheduler.max_delay_ms / 1000.0,
-            max_lag_s=cfg.scheduler.max_lag_s,
-            marks=self.marks,
-            probation_windows=cfg.scheduler.reload_probation_windows,
-            probation_s=cfg.scheduler.reload_probation_s,
-        )
+        self._side: ScoringSide | None = None
+        self._scorer: ScorerProcess | None = None
+        # What /metrics serves: the registry, or in process mode the registry with the scorer's series merged in.
+        self.exposition: CollectorRegistry | MergedRegistry = self.registry
+        try:
+            if table is not None:
+                del checked, models  # the scorer process loads and serves the models; the front needs none of them
+                max_rows = max(spec.window_rows for spec in specs.values())
+                self._scorer = ScorerProcess(cfg, table, horizons, max_rows)
+                self.exposition = MergedRegistry(self.registry, self._scorer.collect)
+                self.http.expose(self.exposition)
+            else:
+                self._side = ScoringSide(cfg, checked, self.metrics, self._publish, self.jobs, self.marks)
+        except BaseException:
+            self.http.stop(timeout_s=1.0)
+            self._close_table()
+            raise
         self.buffer_stage = BufferStage(RingBuffers(specs), self.readings, self.jobs, self.metrics)
         self.parser = Parser.from_config(cfg)
         self.ingest = IngestStage(self.parser, self.readings, self.metrics, self.journal)
@@ -306,6 +295,35 @@ class App:
         # Evaluated at every scrape (on the http thread, from the same flags as /readyz): always current, and
         # nothing to keep in step with the connect, subscribe and disconnect callbacks or a reload.
         self.metrics.ready.set_function(lambda: 1.0 if self.ready()[0] else 0.0)
+
+    # The scoring side, in single-process mode (scheduler.scorer: thread); tests reach into it.
+
+    @property
+    def side(self) -> ScoringSide:
+        if self._side is None:
+            raise RuntimeError("scheduler.scorer is 'process': scoring runs in the scorer process")
+        return self._side
+
+    @property
+    def engine(self) -> ScoringEngine:
+        return self.side.engine
+
+    @property
+    def scheduler(self) -> Scheduler:
+        return self.side.scheduler
+
+    @property
+    def outputs(self) -> OutputStage:
+        return self.side.outputs
+
+    @property
+    def board(self) -> AlertBoard:
+        return self.side.board
+
+    def _close_table(self) -> None:
+        if self._table is not None:
+            self._table.close()
+            self._table.unlink()
 
     @staticmethod
     def _restart_state(
@@ -328,7 +346,9 @@ class App:
             return
         started = time.monotonic()
         replay = self.buffer_stage.replay(self.parser, self.journal.directory, self.marks.load())
-        if replay.primes:
+        if replay.primes and self._scorer is not None:
+            self._scorer.prime(replay.primes)
+        elif replay.primes:
             self.engine.run(replay.primes)  # outputs dropped: only the forecasters' state for the next row is wanted
         log.info(
             "restart state: %d journaled message(s) replayed (%d refused), %d window(s) not scored before queued, "
@@ -369,11 +389,31 @@ class App:
             ready, reason = False, "waiting for the broker to acknowledge the subscriptions"
         elif self.failed.is_set():
             ready, reason = False, "a worker thread failed"
-        elif failing := self.engine.failing_models:
-            ready, reason = False, f"model(s) {', '.join(sorted(failing))} score NaN or inf"
         else:
-            ready, reason = True, "ready"
+            ready, reason = self._scoring_ready()
         return ready, reason
+
+    def _scoring_ready(self) -> tuple[bool, str]:
+        if self._scorer is None:
+            failing = tuple(sorted(self.engine.failing_models))
+        else:
+            status = self._scorer.status()
+            if not status.alive:
+                return False, f"the scorer process exited (code {status.exitcode})"
+            if not status.connected:
+                return False, "the scorer process is not connected to the MQTT broker"
+            failing = status.failing
+        if failing:
+            return False, f"model(s) {', '.join(failing)} score NaN or inf"
+        return True, "ready"
+
+    def _feed(self, stop: threading.Event) -> None:
+        assert self._scorer is not None
+        try:
+            self._scorer.feed(self.jobs, stop)
+        except ScorerGone as exc:  # the service cannot score any more: `plantwatch run` exits 1 and is restarted
+            log.error("%s; the service stops", exc)
+            self.failed.set()
 
     def _spawn(self, name: str, target: Callable[[threading.Event], None], stop: threading.Event) -> None:
         def body() -> None:
@@ -395,13 +435,17 @@ class App:
         gc.freeze()
         self.http.start()
         log.info("metrics on http://%s:%d/metrics", self.cfg.metrics.host, self.http.port)
-        state_filter = f"{self.cfg.mqtt.topics.prefix}/alerts/+/state"
-        retained = read_retained(self.cfg.mqtt, state_filter, RETAINED_STATE_TIMEOUT_S)
-        if retained:
-            restored = self.outputs.restore(retained)
-            log.info("restored the alert state of %d unit(s) from the broker", restored)
+        if self._scorer is None:  # the scorer process restores its own
+            state_filter = f"{self.cfg.mqtt.topics.prefix}/alerts/+/state"
+            retained = read_retained(self.cfg.mqtt, state_filter, RETAINED_STATE_TIMEOUT_S)
+            if retained:
+                restored = self.outputs.restore(retained)
+                log.info("restored the alert state of %d unit(s) from the broker", restored)
         self._recover()
-        self._spawn("scheduler", self.scheduler.run, self._scheduler_stop)
+        if self._scorer is not None:
+            self._spawn("feeder", self._feed, self._scheduler_stop)
+        else:
+            self._spawn("scheduler", self.scheduler.run, self._scheduler_stop)
         self._spawn("buffers", self.buffer_stage.run, self._buffers_stop)
         self.link.start()
 
@@ -409,31 +453,10 @@ class App:
         """Reload every artifact (SIGHUP); buffers and alert state are kept. False if the old models stay.
 
         True: the new models are scoring, on probation (a later rollback is the scheduler's; see the module
-        docstring)."""
-        try:
-            device = self.engine_device()
-            models = load_models(self.cfg, device)
-            for unit, spec in self._units.items():
-                needed = required_window_rows(spec, models)
-                if needed > self._window_rows[unit]:
-                    raise ValueError(
-                        f"unit {unit}: new models need {needed}-row windows, the buffers hold {self._window_rows[unit]}"
-                    )
-            self.scheduler.replace_models(timed(models, self.metrics), timeout_s=30.0)
-        except Exception as exc:  # whatever an artifact does, the service keeps running on the old models
-            detail = str(exc) if isinstance(exc, StartupError | ValueError | TimeoutError) else repr(exc)
-            log.error("model reload refused, keeping the loaded models: %s", detail)
-            self.metrics.model_reloads.labels("error").inc()
-            return False
-        show_models(self.metrics, models)
-        self.metrics.model_reloads.labels("ok").inc()
-        log.info("models reloaded: %s", ", ".join(sorted(models)))
-        return True
-
-    def engine_device(self) -> torch.device | str:
-        import torch
-
-        return torch.device("cpu") if self.scheduler.on_cpu_fallback else self.device
+        docstring). In process mode the scorer process reloads (ScoringSide.reload, the same code)."""
+        if self._scorer is not None:
+            return self._scorer.reload()
+        return self.side.reload(self.cfg)
 
     def stop(self, deadline_s: float) -> int:
         deadline = time.monotonic() + deadline_s
@@ -443,7 +466,9 @@ class App:
 
         ok = True
         self.link.close_intake()
-        for stop, name in ((self._buffers_stop, "buffers"), (self._scheduler_stop, "scheduler")):
+        # The feeder (process mode) takes the scheduler thread's place: it drains the job queue into the scorer.
+        scoring_thread = "feeder" if self._scorer is not None else "scheduler"
+        for stop, name in ((self._buffers_stop, "buffers"), (self._scheduler_stop, scoring_thread)):
             stop.set()
             for thread in self._threads:
                 if thread.name == name:
@@ -451,9 +476,12 @@ class App:
                     if thread.is_alive():
                         log.error("thread %s did not stop before the deadline", name)
                         ok = False
+        if self._scorer is not None:  # it scores what it was sent, publishes, saves its marks and exits
+            ok = self._scorer.join(remaining()) and ok
         ok = self.link.stop(remaining()) and ok
         if self.journal is not None:
             self.journal.close()
         ok = self.http.stop(remaining()) and ok
+        self._close_table()
         log.info("stopped%s", "" if ok else " (some steps missed the deadline)")
         return 0 if ok else 1

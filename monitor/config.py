@@ -346,6 +346,12 @@ class SchedulerConfig(Strict):
         description="Inference precision on CUDA, checked per model against fp32 at load (scores within 2 % of the "
         "threshold, else refused); the CPU scores the fp32 ONNX graph and refuses any other.",
     )
+    # monitor/scorer.py says why: a batch beside paho's busy thread waited for the GIL for hundreds of ms.
+    scorer: Literal["process", "thread"] = Field(
+        default="process",
+        description="process: scoring, alerts and outputs run in a scorer process of their own, fed through shared "
+        "memory; thread: all in one process (tests, tiny installs).",
+    )
     max_lag_s: float = Field(
         default=2.0,
         gt=0,

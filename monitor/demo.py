@@ -576,7 +576,8 @@ def run_demo(
         from monitor.app import App, StartupError
 
         try:
-            app = App(cfg)
+            with _quiet_service_logs(opts.interactive):  # also the level the scorer process logs at
+                app = App(cfg)
         except StartupError as exc:
             raise DemoError(str(exc)) from exc
         view = LiveView(opts.workdir, UNITS, out, opts.interactive)

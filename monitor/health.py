@@ -2,6 +2,7 @@
 
 API:
     server = HealthServer(registry, host="127.0.0.1", port=0, ready=lambda: (True, "ok"))   # binds: OSError
+    server.expose(other)                                    # /metrics from another registry (or merged view)
     server.start(); server.port; server.stop(timeout_s)     # stop() also closes a server never started
     cannot_listen(host, port, exc) -> "metrics.port: cannot listen on ...: Address already in use"
     listen_address_problem(host) -> str | None              # the address alone (port 0): for check-config
@@ -18,12 +19,15 @@ import sys
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 log = logging.getLogger(__name__)
 
 ReadyCheck = Callable[[], tuple[bool, str]]
+# What /metrics serves: a CollectorRegistry, or anything with its collect() (monitor.scorer.MergedRegistry).
+Exposed = CollectorRegistry | Any
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -64,7 +68,7 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], registry: CollectorRegistry, ready: ReadyCheck) -> None:
+    def __init__(self, address: tuple[str, int], registry: Exposed, ready: ReadyCheck) -> None:
         self.registry = registry
         self.ready = ready
         super().__init__(address, _Handler)
@@ -82,7 +86,7 @@ class _Server(ThreadingHTTPServer):
 class HealthServer:
     """Serves the three endpoints from one named thread."""
 
-    def __init__(self, registry: CollectorRegistry, host: str, port: int, ready: ReadyCheck) -> None:
+    def __init__(self, registry: Exposed, host: str, port: int, ready: ReadyCheck) -> None:
         self._server = _Server((host, port), registry, ready)
         self._thread = threading.Thread(target=self._server.serve_forever, name="http", daemon=True)
 
@@ -90,6 +94,10 @@ class HealthServer:
     def port(self) -> int:
         port: int = self._server.server_address[1]
         return port
+
+    def expose(self, registry: Exposed) -> None:
+        """Serve /metrics from ``registry`` from now on (process mode: the front's merged with the scorer's)."""
+        self._server.registry = registry
 
     def start(self) -> None:
         self._thread.start()

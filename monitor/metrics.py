@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -118,31 +118,39 @@ class UnitTable:
     for gauges that are overwritten every row.
     """
 
-    def __init__(self, units: Mapping[str, Sequence[str]], horizons: Iterable[int] = ()) -> None:
+    def __init__(
+        self,
+        units: Mapping[str, Sequence[str]],
+        horizons: Iterable[int] = (),
+        zeros: Callable[[tuple[int, ...]], npt.NDArray[np.float64]] = np.zeros,
+    ) -> None:
         self.units = tuple(units)
         self.index = {unit: i for i, unit in enumerate(self.units)}
         self.sensors = {unit: tuple(sensors) for unit, sensors in units.items()}  # config order
         self.steps = tuple(sorted(set(horizons)))
-        n_units, n_det, n_steps = len(self.units), len(DETECTORS), len(self.steps)
+        n_det, n_steps = len(DETECTORS), len(self.steps)
         width = max((len(s) for s in self.sensors.values()), default=0)
         self._width = width
         self.created = time.time()
+        # ``zeros`` makes every array: np.zeros, or views on a shared-memory block (monitor/scorer.py: the scorer
+        # process writes its arrays into the block the front process exports), in the order of ``array_shapes``.
+        shapes = self.array_shapes(units, self.steps)
         # Written by the buffer thread (received, fill, sensor_value).
-        self.received = np.zeros(n_units)
-        self.fill = np.zeros(n_units)
-        self.sensor_value = np.zeros((n_units, width))
+        self.received = zeros(shapes["received"])
+        self.fill = zeros(shapes["fill"])
+        self.sensor_value = zeros(shapes["sensor_value"])
         # Scheduler thread.
-        self.score = np.zeros((n_units, n_det))
-        self.threshold = np.zeros((n_units, n_det))
-        self.calibrated_threshold = np.zeros((n_units, n_det))
-        self.normalized = np.zeros((n_units, n_det))
-        self.sensor_error = np.zeros((n_units, n_det, width))
-        self.alerts_active = np.zeros((n_units, n_det))
-        self.alerts_fired = np.zeros((n_units, n_det))
-        self.forecast_value = np.zeros((n_units, width, n_steps))
+        self.score = zeros(shapes["score"])
+        self.threshold = zeros(shapes["threshold"])
+        self.calibrated_threshold = zeros(shapes["calibrated_threshold"])
+        self.normalized = zeros(shapes["normalized"])
+        self.sensor_error = zeros(shapes["sensor_error"])
+        self.alerts_active = zeros(shapes["alerts_active"])
+        self.alerts_fired = zeros(shapes["alerts_fired"])
+        self.forecast_value = zeros(shapes["forecast_value"])
         # 1 while the unit's latest model score (any detector but "sensor") names a sensor outside the envelope.
-        self.outside_envelope = np.zeros(n_units)
-        self._outside = np.zeros((n_units, n_det))  # per detector, latest score; not exported
+        self.outside_envelope = zeros(shapes["outside_envelope"])
+        self._outside = zeros(shapes["_outside"])  # per detector, latest score; not exported
         self._model_detectors = np.array([d != "sensor" for d in DETECTORS])
         # Per unit: its sensor names padded to the width with None (never a key: their error reads as NaN).
         self._columns = [s + (None,) * (width - len(s)) for s in self.sensors.values()]
@@ -329,6 +337,27 @@ class UnitTable:
     def count_alert_fired(self, i: int, detector: str) -> None:
         self.alerts_fired[i, DETECTOR_INDEX[detector]] += 1.0
 
+    @staticmethod
+    def array_shapes(units: Mapping[str, Sequence[str]], horizons: Iterable[int] = ()) -> dict[str, tuple[int, ...]]:
+        """The table's float64 arrays and their shapes, in allocation order (what a shared block must hold)."""
+        n_units, n_det, n_steps = len(units), len(DETECTORS), len(set(horizons))
+        width = max((len(s) for s in units.values()), default=0)
+        return {
+            "received": (n_units,),
+            "fill": (n_units,),
+            "sensor_value": (n_units, width),
+            "score": (n_units, n_det),
+            "threshold": (n_units, n_det),
+            "calibrated_threshold": (n_units, n_det),
+            "normalized": (n_units, n_det),
+            "sensor_error": (n_units, n_det, width),
+            "alerts_active": (n_units, n_det),
+            "alerts_fired": (n_units, n_det),
+            "forecast_value": (n_units, width, n_steps),
+            "outside_envelope": (n_units,),
+            "_outside": (n_units, n_det),
+        }
+
     # --- the prometheus_client collector protocol ---
 
     def describe(self) -> Iterator[Metric]:
@@ -353,6 +382,8 @@ class Metrics:
         units: Mapping[str, Sequence[str]],
         models: Mapping[str, str],
         horizons: Iterable[int] = (),
+        per_unit_zeros: Callable[[tuple[int, ...]], npt.NDArray[np.float64]] = np.zeros,
+        export_per_unit: bool = True,
     ) -> None:
         self.registry = registry
         r = registry
@@ -464,5 +495,6 @@ class Metrics:
             self.windows_scored.labels(detector)
         for model in models:
             self.inference_seconds.labels(model)
-        self.per_unit = UnitTable(units, horizons)
-        registry.register(self.per_unit)
+        self.per_unit = UnitTable(units, horizons, per_unit_zeros)
+        if export_per_unit:  # the scorer process writes its table into the front's shared block, which exports it
+            registry.register(self.per_unit)

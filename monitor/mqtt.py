@@ -104,10 +104,15 @@ class MqttLink:
         self,
         cfg: MqttConfig,
         subscriptions: Sequence[str],
-        handler: MessageHandler,
+        handler: MessageHandler | None,
         metrics: Metrics | None = None,
+        publisher_only: bool = False,
     ) -> None:
+        """``publisher_only``: the scorer process's link (monitor/scorer.py): client id ``<client_id>-scorer``, no
+        subscriptions, no session kept (paho retries its own unacknowledged QoS 1 messages), and no status or will:
+        the front's link owns ``<prefix>/status``."""
         self._cfg = cfg
+        self._publisher_only = publisher_only
         self._subscriptions = list(subscriptions)
         self._handler = handler
         self._metrics = metrics
@@ -118,8 +123,11 @@ class MqttLink:
         # Set once the broker acknowledged our subscriptions: on a new session, a reading published between CONNACK
         # and SUBACK is not routed to us, so readiness waits for this, not for `connected`.
         self.subscribed = threading.Event()
-        self._client = _new_client(cfg, cfg.client_id, persistent=True, manual_ack=True)
-        self._client.will_set(self._status_topic, b"offline", qos=1, retain=True)
+        if publisher_only:
+            self._client = _new_client(cfg, f"{cfg.client_id}-scorer", persistent=False, manual_ack=False)
+        else:
+            self._client = _new_client(cfg, cfg.client_id, persistent=True, manual_ack=True)
+            self._client.will_set(self._status_topic, b"offline", qos=1, retain=True)
         self._client.max_queued_messages_set(cfg.max_queued_messages)
         self._set_backoff()
         self._client.on_connect = self._on_connect
@@ -127,6 +135,11 @@ class MqttLink:
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
         self._client.on_connect_fail = self._on_connect_fail
+
+    def _clean_start(self) -> Any:
+        if self._publisher_only:
+            return True
+        return False if self._cfg.protocol == "5" else mqtt.MQTT_CLEAN_START_FIRST_ONLY
 
     def _set_backoff(self) -> None:
         low = self._cfg.reconnect_min_s * random.uniform(1.0, 1.5)
@@ -145,8 +158,8 @@ class MqttLink:
             self._cfg.host,
             self._cfg.port,
             keepalive=self._cfg.keepalive_s,
-            clean_start=False if self._cfg.protocol == "5" else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
-            properties=_connect_properties(self._cfg, persistent=True),
+            clean_start=self._clean_start(),
+            properties=_connect_properties(self._cfg, persistent=not self._publisher_only),
         )
         self._client.loop_start()
 
@@ -172,7 +185,8 @@ class MqttLink:
                 client.subscribe([(f, int(self._cfg.qos)) for f in self._subscriptions])
         else:
             self.subscribed.set()
-        client.publish(self._status_topic, b"online", qos=1, retain=True)
+        if not self._publisher_only:
+            client.publish(self._status_topic, b"online", qos=1, retain=True)
         self.connected.set()
         if self._metrics is not None:
             self._metrics.mqtt_connected.set(1)
@@ -215,7 +229,7 @@ class MqttLink:
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         try:
-            if not self._intake_open:
+            if not self._intake_open or self._handler is None:
                 return  # not acknowledged: the broker redelivers it to our next session
             if self._handler(msg.topic, bytes(msg.payload), time.time()):
                 client.ack(msg.mid, msg.qos)
@@ -249,7 +263,9 @@ class MqttLink:
         deadline = time.monotonic() + timeout_s
         self._intake_open = False
         ok = True
-        if self.connected.is_set():
+        if self._publisher_only:
+            ok = self._flush(deadline)
+        elif self.connected.is_set():
             info = self._client.publish(self._status_topic, b"offline", qos=1, retain=True)
             try:
                 info.wait_for_publish(timeout=max(0.1, deadline - time.monotonic()))
@@ -265,6 +281,15 @@ class MqttLink:
         if self._metrics is not None:
             self._metrics.mqtt_connected.set(0)
         return ok
+
+
+    def _flush(self, deadline: float) -> bool:
+        """Wait until paho holds no unacknowledged QoS 1 message (the last batches' alerts), or the deadline."""
+        while self.connected.is_set() and time.monotonic() < deadline:
+            if not self._client._out_messages:  # paho's in-flight and queued outgoing messages
+                return True
+            time.sleep(0.02)
+        return not self._client._out_messages
 
 
 def sync_topic(cfg: MqttConfig) -> str:

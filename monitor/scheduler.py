@@ -45,12 +45,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -70,6 +71,15 @@ log = logging.getLogger(__name__)
 TRIM_EVERY_S = 5.0  # malloc_trim takes a few ms: at most this often
 
 Sink = Callable[[ScoringOutput], None]
+
+
+class JobSource(Protocol):
+    """Where the scheduler takes its windows: a JobQueue (one process) or the scorer's SlotReader
+    (monitor/window_slots.py)."""
+
+    def take(self, max_items: int, max_delay_s: float, timeout_s: float) -> list[WindowJob]: ...
+
+    def __len__(self) -> int: ...
 
 
 class JobQueue:
@@ -218,12 +228,10 @@ def show_models(metrics: Metrics, models: Mapping[str, LoadedModel]) -> None:
 
 
 def _is_cuda_oom(exc: BaseException) -> bool:
-    # Only a process that has loaded torch can run out of CUDA memory: the CPU's ONNX Runtime path never imports it
-    # (models/serving.py), and a failed batch must not be what pulls 192 MiB of torch in.
-    import sys
-
-    torch = sys.modules.get("torch")
-    return torch is not None and isinstance(exc, torch.cuda.OutOfMemoryError)
+    torch = sys.modules.get("torch")  # an OOM can only come from torch once it is loaded: never import it here
+    if torch is None:
+        return False
+    return isinstance(exc, torch.cuda.OutOfMemoryError)
 
 
 class Scheduler:
@@ -232,7 +240,7 @@ class Scheduler:
     def __init__(
         self,
         engine: ScoringEngine,
-        jobs: JobQueue,
+        jobs: JobSource,
         sink: Sink,
         metrics: Metrics | None = None,
         max_batch: int = 256,

@@ -120,7 +120,11 @@ def service_config(
     mosquitto: Broker, artifacts: dict[str, Path], unique_prefix: str
 ) -> Callable[..., PlantwatchConfig]:
     def make(broker: Broker | None = None, **sections: Any) -> PlantwatchConfig:
-        return parse_config(service_config_dict(broker or mosquitto, artifacts, unique_prefix, **sections))
+        # In-process tests reach into the scoring side (app.engine, app.scheduler): the one-process mode. The
+        # service as deployed (a scorer process) is what test_process.py and test_scorer_process.py run.
+        data = service_config_dict(broker or mosquitto, artifacts, unique_prefix, **sections)
+        data["scheduler"] = {"scorer": "thread", **data["scheduler"]}
+        return parse_config(data)
 
     return make
 

@@ -50,7 +50,7 @@ def stop(app: App) -> int:
 
 
 def sample(app: App, name: str, **labels: str) -> float:
-    value = app.registry.get_sample_value(name, labels)
+    value = app.exposition.get_sample_value(name, labels)
     return 0.0 if value is None else value
 
 
@@ -58,7 +58,9 @@ def scored(app: App) -> float:
     return sample(app, "plantwatch_windows_scored_total", detector="reconstruction")
 
 
+@pytest.mark.parametrize("scorer", ["thread", "process"])
 def test_fault_fires_then_resolves_and_normal_unit_stays_quiet(
+    scorer: str,
     service_config: Callable[..., PlantwatchConfig],
     run_app: Callable[[PlantwatchConfig], App],
     publisher: Callable[..., Publisher],
@@ -66,7 +68,7 @@ def test_fault_fires_then_resolves_and_normal_unit_stays_quiet(
     unique_prefix: str,
 ) -> None:
     recorder = mqtt_recorder(f"{unique_prefix}/pw/#")
-    app = run_app(service_config())
+    app = run_app(service_config(scheduler={"scorer": scorer}))
     pub = publisher()
     t0 = epoch_base()
     normal = normal_rows(400, seed=1)
@@ -109,7 +111,9 @@ def test_fault_fires_then_resolves_and_normal_unit_stays_quiet(
     assert sample(app, "plantwatch_alerts_active", unit="R1", detector="reconstruction") == 0
 
 
+@pytest.mark.parametrize("scorer", ["thread", "process"])
 def test_metrics_over_http_show_what_was_published(
+    scorer: str,
     service_config: Callable[..., PlantwatchConfig],
     run_app: Callable[[PlantwatchConfig], App],
     publisher: Callable[..., Publisher],
@@ -117,7 +121,7 @@ def test_metrics_over_http_show_what_was_published(
 ) -> None:
     from models.artifacts import load_artifact
 
-    app = run_app(service_config())
+    app = run_app(service_config(scheduler={"scorer": scorer}))
     rows = normal_rows(60, seed=2)
     pub = publisher()
     pub.rows("R1", rows, epoch_base())
@@ -139,6 +143,9 @@ def test_metrics_over_http_show_what_was_published(
     assert samples["process_resident_memory_bytes"] > 50e6
     assert samples['plantwatch_model_info{device="cpu",kind="lstm_ae",model="det",role="detector"}'] == 1
     assert samples['plantwatch_inference_seconds_count{model="det"}'] >= 1
+    if scorer == "process":  # the scorer's own process figures beside the front's, in the same scrape
+        assert samples["plantwatch_scorer_process_resident_memory_bytes"] > 20e6
+        assert len([k for k in samples if k.startswith("plantwatch_mqtt_connected")]) == 1
     with urllib.request.urlopen(f"http://127.0.0.1:{app.metrics_port}/readyz", timeout=5) as response:
         assert response.status == 200
 
