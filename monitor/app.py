@@ -94,7 +94,7 @@ def load_models(cfg: PlantwatchConfig, device: torch.device | str) -> dict[str, 
     """
     from typing import cast
 
-    from models.artifacts import ArtifactError
+    from models.artifact_io import ArtifactError  # not models.artifacts: that module is the torch half
     from models.device import is_cpu, serving_device
     from models.serving import load_for_serving
 
