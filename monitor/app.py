@@ -245,9 +245,6 @@ class App:
             raise
         self.device = checked.device
         log.info("scoring on %s", self.device)
-        if cfg.scheduler.precision != "fp32":
-            # LoadedModel.infer has no reduced-precision path yet (models/inference.py); say so instead of pretending.
-            log.warning("scheduler.precision %s is not applied yet: scoring runs in fp32", cfg.scheduler.precision)
         models = checked.models
         horizons = {h for m in models.values() if m.role == "forecaster" for h in (1, m.horizon)}
         units = {u.name: tuple(u.sensors) for u in cfg.units}
