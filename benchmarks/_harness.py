@@ -592,10 +592,14 @@ def labelled(port: int, name: str, host: str = "127.0.0.1") -> dict[str, float]:
 
 def start_publisher(spec: dict[str, Any]) -> subprocess.Popen[str]:
     """Start the publisher process for ``spec`` (see the module docstring); read its result with publisher_result."""
+    # The script imports `benchmarks._rawmqtt`: the repository root must be on its path (the editable install
+    # makes monitor, models and simulators importable, not benchmarks).
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)}
     return subprocess.Popen(
         [sys.executable, str(Path(__file__).resolve()), "publish", json.dumps(spec)],
         stdout=subprocess.PIPE,
         text=True,
+        env=env,
     )
 
 
