@@ -64,9 +64,8 @@ from monitor.mqtt import MqttLink, client_settings_problem, read_retained
 from monitor.outputs import OutputStage
 from monitor.params import specs_from_config
 from monitor.scheduler import JobQueue, Scheduler
-from monitor.scorer import MergedRegistry, ScorerGone, ScorerProcess, ScoringSide, table_block_size, table_zeros
+from monitor.scorer import MergedRegistry, ScorerGone, ScorerProcess, ScoringPlan, ScoringSide, table_zeros
 from monitor.scoring import ScoringEngine, UnitModels
-from monitor.shared_block import SharedBlock
 from monitor.stages import BufferStage, Inbox, IngestStage
 
 if TYPE_CHECKING:
@@ -238,48 +237,54 @@ class App:
             self.http = HealthServer(self.registry, cfg.metrics.host, cfg.metrics.port, self.ready)
         except OSError as exc:
             raise StartupError(cannot_listen(cfg.metrics.host, cfg.metrics.port, exc)) from exc
+        self._side: ScoringSide | None = None
+        self._scorer: ScorerProcess | None = None
+        checked: Preflight | None = None
         try:
-            checked = preflight(cfg)
+            if cfg.scheduler.scorer == "process":
+                # The scorer process runs the pre-flight and loads the models: the front holds no model and no
+                # inference runtime, only what the plan says of them (window rows, horizons, roles).
+                self._scorer = ScorerProcess(cfg)
+                plan = self._scorer.plan
+            else:
+                checked = preflight(cfg)
+                plan = ScoringPlan.of(checked)
         except BaseException:
             self.http.stop(timeout_s=1.0)
             raise
-        self.device = checked.device
+        try:
+            self._build_front(cfg, plan, checked)
+        except BaseException:
+            self.http.stop(timeout_s=1.0)
+            if self._scorer is not None:
+                self._scorer.process.kill()
+                self._scorer.join(5.0)
+            raise
+
+    def _build_front(self, cfg: PlantwatchConfig, plan: ScoringPlan, checked: Preflight | None) -> None:
+        self.device = plan.device
         log.info("scoring on %s", self.device)
-        models = checked.models
-        horizons = {h for m in models.values() if m.role == "forecaster" for h in (1, m.horizon)}
         units = {u.name: tuple(u.sensors) for u in cfg.units}
-        self.separate_scorer = cfg.scheduler.scorer == "process"
-        # Process mode: the per-unit metric table lives in a block the scorer process writes into (monitor/scorer.py).
-        table = SharedBlock.create(table_block_size(units, horizons)) if self.separate_scorer else None
-        self._table = table
+        table = self._scorer.table if self._scorer is not None else None
         self.metrics = Metrics(
             self.registry,
             units=units,
-            models={name: m.role for name, m in models.items()},
-            horizons=horizons,
+            models=plan.roles,
+            horizons=plan.horizons,
             per_unit_zeros=table_zeros(table) if table is not None else np.zeros,
         )
-        specs = checked.specs
+        specs = plan.specs
         self.journal, self.marks = self._restart_state(cfg, specs)
         self.readings = Inbox(cfg.limits.ingest_queue)
         self.jobs = JobQueue(cfg.limits.job_queue, self.metrics)
-        self._side: ScoringSide | None = None
-        self._scorer: ScorerProcess | None = None
         # What /metrics serves: the registry, or in process mode the registry with the scorer's series merged in.
         self.exposition: CollectorRegistry | MergedRegistry = self.registry
-        try:
-            if table is not None:
-                del checked, models  # the scorer process loads and serves the models; the front needs none of them
-                max_rows = max(spec.window_rows for spec in specs.values())
-                self._scorer = ScorerProcess(cfg, table, horizons, max_rows)
-                self.exposition = MergedRegistry(self.registry, self._scorer.collect)
-                self.http.expose(self.exposition)
-            else:
-                self._side = ScoringSide(cfg, checked, self.metrics, self._publish, self.jobs, self.marks)
-        except BaseException:
-            self.http.stop(timeout_s=1.0)
-            self._close_table()
-            raise
+        if self._scorer is not None:
+            self.exposition = MergedRegistry(self.registry, self._scorer.collect)
+            self.http.expose(self.exposition)
+        else:
+            assert checked is not None
+            self._side = ScoringSide(cfg, checked, self.metrics, self._publish, self.jobs, self.marks)
         self.buffer_stage = BufferStage(RingBuffers(specs), self.readings, self.jobs, self.metrics)
         self.parser = Parser.from_config(cfg)
         self.ingest = IngestStage(self.parser, self.readings, self.metrics, self.journal)
@@ -316,11 +321,6 @@ class App:
     @property
     def board(self) -> AlertBoard:
         return self.side.board
-
-    def _close_table(self) -> None:
-        if self._table is not None:
-            self._table.close()
-            self._table.unlink()
 
     @staticmethod
     def _restart_state(
@@ -479,6 +479,5 @@ class App:
         if self.journal is not None:
             self.journal.close()
         ok = self.http.stop(remaining()) and ok
-        self._close_table()
         log.info("stopped%s", "" if ok else " (some steps missed the deadline)")
         return 0 if ok else 1

@@ -123,6 +123,7 @@ class UnitTable:
         units: Mapping[str, Sequence[str]],
         horizons: Iterable[int] = (),
         zeros: Callable[[tuple[int, ...]], npt.NDArray[np.float64]] = np.zeros,
+        exported: bool = True,
     ) -> None:
         self.units = tuple(units)
         self.index = {unit: i for i, unit in enumerate(self.units)}
@@ -156,6 +157,9 @@ class UnitTable:
         self._columns = [s + (None,) * (width - len(s)) for s in self.sensors.values()]
         self._step_rows = np.array(self.steps, dtype=np.intp) - 1  # forecast rows of the exported steps
 
+        if not exported:  # the scorer process's table: the front's, on the same shared arrays, is the exported one
+            self._families: tuple[_Family, ...] = ()
+            return
         u_labels = [{"unit": u} for u in self.units]
         ud_labels = [{"unit": u, "detector": d} for u in self.units for d in DETECTORS]
         per_unit = [(i, labels) for i, labels in enumerate(u_labels)]
@@ -495,6 +499,6 @@ class Metrics:
             self.windows_scored.labels(detector)
         for model in models:
             self.inference_seconds.labels(model)
-        self.per_unit = UnitTable(units, horizons, per_unit_zeros)
+        self.per_unit = UnitTable(units, horizons, per_unit_zeros, exported=export_per_unit)
         if export_per_unit:  # the scorer process writes its table into the front's shared block, which exports it
             registry.register(self.per_unit)

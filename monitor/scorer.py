@@ -12,7 +12,9 @@ API::
     side = ScoringSide(cfg, checked, metrics, publish, jobs, marks)   # either mode: the same stages
     side.scheduler.run(stop); side.reload(cfg) -> bool; side.engine; side.outputs; side.board
 
-    scorer = ScorerProcess(cfg, table_block, n_slots, max_rows)       # front: spawns it; StartupError if it fails
+    scorer = ScorerProcess(cfg)          # front: spawns it, it runs preflight(cfg) (StartupError if it fails) and
+                                         # sends scorer.plan (specs, horizons, model roles); scorer.table: the
+                                         # shared per-unit metric table the front exports
     scorer.prime(jobs)                   # a restart's already-scored windows: forecaster state only
     scorer.feed(jobs, stop)              # thread body: JobQueue -> window slots until stop and empty, then end
     scorer.status() -> ScorerStatus      # alive, its broker link, the models scoring NaN / inf
@@ -55,6 +57,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.core import Metric
 
 from monitor.alerts import AlertBoard
+from monitor.buffers import UnitSpec
 from monitor.config import PlantwatchConfig
 from monitor.journal import ScoredMarks
 from monitor.messages import WindowJob
@@ -247,18 +250,40 @@ class ScorerStatus:
 
 
 @dataclass(frozen=True)
+class ScoringPlan:
+    """What the front needs of the models, sent by the scorer after its pre-flight: the front loads none."""
+
+    device: str
+    specs: dict[str, UnitSpec]  # the buffers' parameters per unit (window rows from the models)
+    horizons: tuple[int, ...]  # forecast steps exported as metrics
+    roles: dict[str, str]  # model name -> "detector" | "forecaster"
+
+    @classmethod
+    def of(cls, checked: Preflight) -> ScoringPlan:
+        models = checked.models
+        horizons = {h for m in models.values() if m.role == "forecaster" for h in (1, m.horizon)}
+        roles = {name: model.role for name, model in models.items()}
+        return cls(str(checked.device), dict(checked.specs), tuple(sorted(horizons)), roles)
+
+
+@dataclass(frozen=True)
 class _Wiring:
-    """What the spawned scorer is given (pickled once at spawn: names, pipe ends and sizes, no window data)."""
+    """What the spawned scorer is given (pickled once at spawn: pipe ends, no window data)."""
+
+    ready: Connection  # window slot indices in
+    free: Connection  # freed slot indices out
+    control: Connection  # the start handshake, then requests from the front, one at a time, and replies
+    log_level: int
+
+
+@dataclass(frozen=True)
+class _Blocks:
+    """The front's answer to the plan: the shared blocks it made for the scorer to attach."""
 
     slots_name: str
     n_slots: int
     max_rows: int
     table_name: str
-    horizons: tuple[int, ...]
-    ready: Connection  # window slot indices in
-    free: Connection  # freed slot indices out
-    control: Connection  # requests from the front, one at a time; replies
-    log_level: int
 
 
 def _serve(control: Connection, handlers: Mapping[str, Callable[..., Any]], stopped: threading.Event) -> None:
@@ -292,24 +317,30 @@ def scorer_main(cfg: PlantwatchConfig, wiring: _Wiring) -> None:
 
     control = wiring.control
     try:
-        checked = preflight(cfg)
+        checked = preflight(cfg)  # every check `run` makes: the front has made none of the model checks
     except StartupError as exc:
         control.send((0, False, str(exc)))
         return
+    plan = ScoringPlan.of(checked)
+    control.send((0, True, plan))
+    try:
+        blocks: _Blocks = control.recv()
+    except (EOFError, OSError):
+        return  # the front gave up
     registry = CollectorRegistry()
     ProcessCollector(namespace="plantwatch_scorer", registry=registry)  # its RSS, CPU and fds beside the front's
-    table = SharedBlock.attach(wiring.table_name)
+    table = SharedBlock.attach(blocks.table_name)
     metrics = Metrics(
         registry,
         units={u.name: tuple(u.sensors) for u in cfg.units},
-        models={name: m.role for name, m in checked.models.items()},
-        horizons=wiring.horizons,
+        models=plan.roles,
+        horizons=plan.horizons,
         per_unit_zeros=table_zeros(table),
         export_per_unit=False,
     )
     link = MqttLink(cfg.mqtt, [], None, metrics, publisher_only=True)
     units = {u.name: tuple(u.sensors) for u in cfg.units}
-    slots = WindowSlots.attach(wiring.slots_name, wiring.n_slots, wiring.max_rows, units)
+    slots = WindowSlots.attach(blocks.slots_name, blocks.n_slots, blocks.max_rows, units)
     side: ScoringSide | None = None
 
     def prime(jobs: list[WindowJob]) -> None:
@@ -351,54 +382,56 @@ def scorer_main(cfg: PlantwatchConfig, wiring: _Wiring) -> None:
 class ScorerProcess:
     """The front's handle on its scorer process (see the module docstring)."""
 
-    def __init__(self, cfg: PlantwatchConfig, table: SharedBlock, horizons: Iterable[int], max_rows: int) -> None:
+    def __init__(self, cfg: PlantwatchConfig) -> None:
+        """Spawn the scorer, which runs the pre-flight (StartupError with its message), then make the blocks its
+        plan needs: ``self.plan``, ``self.table`` (the per-unit metric table) and the window slots."""
         from monitor.app import StartupError
 
         ctx = multiprocessing.get_context("spawn")  # a fork would copy paho's threads' locks mid-state
         units = {u.name: tuple(u.sensors) for u in cfg.units}
-        # Room for two full batches: the scorer frees a slot as soon as it has copied the window out.
-        self.slots = WindowSlots.create(max(2 * cfg.scheduler.max_batch, 64), max_rows, units)
         ready_recv, ready_send = ctx.Pipe(duplex=False)
         free_recv, free_send = ctx.Pipe(duplex=False)
         self._control, child_control = ctx.Pipe()
         self._lock = threading.Lock()
         self._next_id = 1
-        wiring = _Wiring(
-            self.slots.block.name,
-            self.slots.n_slots,
-            max_rows,
-            table.name,
-            tuple(sorted(set(horizons))),
-            ready_recv,
-            free_send,
-            child_control,
-            logging.getLogger().getEffectiveLevel(),
-        )
+        wiring = _Wiring(ready_recv, free_send, child_control, logging.getLogger().getEffectiveLevel())
         self.process = ctx.Process(target=scorer_main, args=(cfg, wiring), name="plantwatch-scorer", daemon=True)
         self.process.start()
         for end in (ready_recv, free_send, child_control):
             end.close()  # the child's ends: closed here, so the child's exit is seen as EOF
-        self.writer = SlotWriter(self.slots, ready_send, free_recv)
         self._ready_send = ready_send
-        ok, message = self._wait_up()
+        ok, plan = self._handshake()
         if not ok:
-            self.process.join(5.0)
-            self.slots.close()
-            raise StartupError(message)
-        log.info("scorer process %d up", self.process.pid)
+            raise StartupError(str(plan))
+        self.plan: ScoringPlan = plan
+        max_rows = max(spec.window_rows for spec in plan.specs.values())
+        # Room for two full batches: the scorer frees a slot as soon as it has copied the window out.
+        self.slots = WindowSlots.create(max(2 * cfg.scheduler.max_batch, 64), max_rows, units)
+        self.table = SharedBlock.create(table_block_size(units, plan.horizons))
+        self._control.send(_Blocks(self.slots.block.name, self.slots.n_slots, max_rows, self.table.name))
+        ok, message = self._handshake()
+        if not ok:
+            self.close()
+            raise StartupError(str(message))
+        self.writer = SlotWriter(self.slots, ready_send, free_recv)
+        log.info("scorer process %d up, scoring on %s", self.process.pid, plan.device)
 
-    def _wait_up(self) -> tuple[bool, str]:
+    def _handshake(self) -> tuple[bool, Any]:
+        """The scorer's next start message: (True, what it sent) or (False, why it did not start)."""
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while time.monotonic() < deadline:
             if self._control.poll(0.2):
                 try:
-                    _, ok, message = self._control.recv()
+                    _, ok, value = self._control.recv()
                 except (EOFError, OSError):
                     break
-                return bool(ok), str(message)
+                if not ok:
+                    self.process.join(5.0)
+                return bool(ok), value
             if not self.process.is_alive():
                 break
         self.process.kill()
+        self.process.join(5.0)
         return False, f"scheduler.scorer: the scorer process did not start (exit code {self.process.exitcode})"
 
     def request(self, verb: str, *args: Any, timeout_s: float = REQUEST_TIMEOUT_S) -> Any:
@@ -488,7 +521,13 @@ class ScorerProcess:
             self.process.kill()
             self.process.join(2.0)
             clean = False
+        self.close()
+        return clean
+
+    def close(self) -> None:
+        """The pipes and the blocks (unlinked: the scorer has them mapped as long as it runs)."""
         with contextlib.suppress(OSError):
             self._ready_send.close()
         self.slots.close()
-        return clean
+        self.table.close()
+        self.table.unlink()
