@@ -52,6 +52,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from prometheus_client import CollectorRegistry
 
+from monitor.messages import SKIP_REASONS
 from simulators import LivePublisher, parse_scenario, simulate
 from simulators.reactor import REACTOR_SENSORS
 
@@ -264,7 +265,7 @@ def sustain(
     dropped = total(c, "plantwatch_queue_dropped_total")
     skipped = {
         reason: total(c, "plantwatch_windows_skipped_total", f'reason="{reason}"')
-        for reason in ("backlog", "queue_full", "gap")
+        for reason in SKIP_REASONS
     }
     scored = total(c, "plantwatch_windows_scored_total", 'detector="reconstruction"')
     expected_scored = n * (rows - 49)

@@ -22,7 +22,8 @@ Usage::
 
     m_gpu = m.to("cuda")            # models.device.resolve_device: "auto" | "cpu" | "cuda"
 
-Command line: ``plantwatch train --data FILE.csv --model KIND --out DIR`` (models/train_cli.py).
+Command line: ``plantwatch train --data FILE.csv --model KIND --out DIR`` (models/train_cli.py; the CSV is read by
+monitor.wire.csvfile, the one torch-free reader the backtest and the simulators share).
 
 Modules: networks (nn.Modules and the kind registry), preprocessing (scalers, missing values,
 interleaved splits, windows), train, calibration (quantile and peaks-over-threshold, what the data

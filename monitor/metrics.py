@@ -37,10 +37,9 @@ from prometheus_client import metrics as prometheus_metrics
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.samples import Sample
 
-from monitor.messages import DETECTORS, REJECT_REASONS, Forecast, Score
+from monitor.messages import DETECTORS, REJECT_REASONS, SKIP_REASONS, Forecast, Score
 
 DETECTOR_INDEX: dict[str, int] = {d: i for i, d in enumerate(DETECTORS)}
-SKIP_REASONS = ("gap", "backlog", "queue_full")
 QUEUES = ("ingest", "jobs", "publish")
 STAGES = ("ingest", "buffers", "scheduler", "outputs")
 RELOAD_RESULTS = ("ok", "error", "rolled_back")  # rolled_back: an `ok` reload withdrawn on probation
