@@ -263,10 +263,7 @@ def sustain(
     received = total(c, "plantwatch_readings_received_total")
     rejected = total(c, "plantwatch_readings_rejected_total")
     dropped = total(c, "plantwatch_queue_dropped_total")
-    skipped = {
-        reason: total(c, "plantwatch_windows_skipped_total", f'reason="{reason}"')
-        for reason in SKIP_REASONS
-    }
+    skipped = {reason: total(c, "plantwatch_windows_skipped_total", f'reason="{reason}"') for reason in SKIP_REASONS}
     scored = total(c, "plantwatch_windows_scored_total", 'detector="reconstruction"')
     expected_scored = n * (rows - 49)
     p2s_a, p2s_b = (

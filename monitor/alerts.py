@@ -249,7 +249,7 @@ class AlertTracker:
         self,
         score: Score,
         levels: Levels,
-        state: Literal["firing", "resolved"],
+        state: AlertState,
         alert_id: str,
         started_at: float,
         severity: Severity,
