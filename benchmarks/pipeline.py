@@ -1,123 +1,102 @@
-"""Service benchmark: units sustained at 1 Hz with scoring, publish-to-score latency, RSS, and the ingest ceiling.
+"""Service benchmark: the most units at 1 Hz that keep p99 publish-to-score <= 250 ms, per arrival pattern.
 
-    .venv/bin/python benchmarks/pipeline.py                       # units 500,1000,2000,3000; stops at the first miss
-    .venv/bin/python benchmarks/pipeline.py --units 1000 2000 --measure-s 30
-    .venv/bin/python benchmarks/pipeline.py --skip-sustain        # only the ingest ceiling
-    .venv/bin/python benchmarks/pipeline.py --artifacts DIR       # reuse trained artifacts (DIR/lstm_ae, DIR/lstm)
+    .venv/bin/python benchmarks/pipeline.py                     # search per pattern from 2,000 units, then N/2
+    .venv/bin/python benchmarks/pipeline.py --quick             # shorter runs, a coarser search
+    .venv/bin/python benchmarks/pipeline.py --units 1000 2000 --keep-going     # these unit counts, no search
+    .venv/bin/python benchmarks/pipeline.py --arrival spread --start 3000 --limit 8000
+    .venv/bin/python benchmarks/pipeline.py --device cuda --publishers 4 --budget-s 240 --json out.json   # gpu.sh
 
-Sustain (per unit count N): a private mosquitto; `plantwatch run` as a subprocess with the default detector
-(lstm_ae, TrainConfig defaults, window 50) and an LSTM forecaster (window 50) on every unit; the simulator's
-LivePublisher publishes 8-sensor `readings` messages for N reactors at 1 Hz (QoS 1), event time = the wall time
-the row is due. After the window warm-up, the service's own histograms give publish-to-score (wall clock at
-scoring minus the row's event time, which includes the publisher's lag within each 1 s burst) and
-receive-to-score; /proc gives RSS and CPU. N is sustained when every published reading was received (zero
-lost), no window was skipped, and p99 publish-to-score < 250 ms.
+One run (N units, one arrival pattern): a private mosquitto; `plantwatch run` as a subprocess (with every process
+it starts) with the default detector (lstm_ae, window 50) and an LSTM forecaster on every unit, 8 sensors, QoS 1;
+the publisher process(es) of benchmarks/_harness.py ("paced" mode): ``backfill`` rows per unit with past event
+times as fast as the service takes them (every window full), then one `readings` message per unit per second
+through the warm-up and the measured span (then stopped after a whole tick). Arrival patterns
+(_harness.arrival_offsets): **spread**, unit i of N sends at i/N of each second, stamped with that instant
+(independent gateways, each on its own phase); **burst**, every unit's row sent at the tick, stamped with the
+tick (one gateway polling every PLC; the publisher's own time to send the burst is inside publish-to-score).
 
-Ingest ceiling: the broker holds K queued `readings` messages for a persistent session; the time to drain them
-is measured for a bare paho subscriber that parses each payload with json.loads, and for the service's ingest
-path with scoring off (MqttLink -> IngestStage -> Inbox -> BufferStage thread -> RingBuffers, the classes the
-service runs; the windows that become due are dropped), alternately, in the same run. Both wall-clock rate and
-CPU time per message of the benchmark process are reported: the CPU figure is much less disturbed by other
-load on the machine. Prints markdown.
+Figures over the measured ``--measure-s`` seconds after the ``--warmup-s`` warm-up, which is extended (by up to
+``--warmup-max-s``) until the service has caught up (the back-fill's windows and every live row older than a
+second scored; the row says if it never did): the service's own
+histograms, publish-to-score (wall clock at scoring minus the event time of the newest reading in the row) and
+receive-to-score, p50 / p99 interpolated within their buckets, and the share at or under 250 ms read exactly at
+the 0.25 s bucket bound; the service's CPU and memory over its whole process tree (_harness.tree_memory: PSS
+summed over the processes, RSS per process and summed, whether any maps libtorch); the publisher's send lag (how
+late its messages went out after their own due time: it competes for the cores). Counts at the end, after the
+queues drained: published, received, lost (= published - received), rejected, ingest-queue drops, skipped
+windows, scored / expected detector windows.
+
+A unit count **holds** when nothing is lost, rejected, dropped or skipped, every expected window is scored, and at
+least 99% of publish-to-score is <= 250 ms (p99 <= 250 ms, issue 12's bar).
+
+Search (the default, per arrival pattern): from ``--start`` (2,000) up by x``--grow`` (1.5) while it holds, down
+by halves if the start fails, then bisection until the bracket is ``--step`` units wide (all counts multiples of
+``--step``); the largest count that held is reported, and then the run at half of it ("p99 at N/2"; a count
+already run is not run again). ``--budget-s`` stops starting runs after that many seconds (the largest so far is
+reported, marked as cut). The ingest ceiling is benchmarks/ingest.py's.
+
+Prints markdown; ``--json PATH`` also writes every run's figures (rewritten after each run, so a cut run leaves
+what it measured).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import itertools
 import json
 import math
 import os
-import platform
 import re
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 import uuid
-from dataclasses import replace
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+BENCH_DIR = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH_DIR]  # benchmarks/models.py shadows models
+sys.path.insert(0, str(BENCH_DIR.parent))
 
-import paho.mqtt.client as mqtt
-import yaml
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-from prometheus_client import CollectorRegistry
+from benchmarks._harness import (  # noqa: E402
+    Broker,
+    SpawnedService,
+    config_dict,
+    free_port,
+    machine,
+    start_publisher,
+    stop_publisher,
+    train_artifacts,
+    tree_cpu_seconds,
+    tree_memory,
+    unit_names,
+    wait_until,
+    write_config,
+)
+from monitor.messages import SKIP_REASONS  # noqa: E402
 
-from monitor.messages import SKIP_REASONS
-from simulators import LivePublisher, parse_scenario, simulate
-from simulators.reactor import REACTOR_SENSORS
-
-WARMUP_S = 60  # window 50 rows + the forecaster's first residual + margin
+WINDOW = 50
+BACKFILL = WINDOW + 5  # full windows and the forecaster's first residual before the live part
 LATENCY_TARGET_S = 0.25
+HELD_SHARE = 0.99  # p99 <= 250 ms: at least 99% of publish-to-score at or under the target
 
 
-# -- infrastructure ---------------------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def start_mosquitto(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
-    exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    port = free_port()
-    lines = [
-        f"listener {port} 127.0.0.1",
-        "allow_anonymous true",
-        # The ceiling test preloads a queue of K messages for an offline persistent session.
-        "max_queued_messages 1000000",
-    ]
-    if os.geteuid() == 0:
-        lines.append("user root")
-    conf = workdir / "mosquitto.conf"
-    conf.write_text("\n".join(lines) + "\n")
-    proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return proc, port
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("mosquitto did not start")
-
-
-def train_artifacts(out: Path) -> dict[str, Path]:
-    import torch
-
-    from models.train import TrainConfig, train_model
-
-    torch.set_num_threads(2)
-    result = simulate(parse_scenario({"units": 1, "seed": 1}), 4 * 3600, seed=1)
-    data = result.data[0]
-    paths = {}
-    for kind in ("lstm_ae", "lstm"):
-        began = time.perf_counter()
-        paths[kind] = train_model(
-            data, result.sensors, out / kind, TrainConfig(kind=kind, epochs=3, progress=False, device="cpu")
-        )
-        print(f"trained {kind} in {time.perf_counter() - began:.1f} s -> {paths[kind]}", file=sys.stderr)
-    return paths
-
-
+# -- the service's metrics ----------------------------------------------------------------------------------------
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$")
+Samples = dict[tuple[str, str], float]
 
 
-def scrape(port: int) -> dict[tuple[str, str], float]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+def scrape_samples(port: int) -> Samples:
+    """Every sample of /metrics keyed by (name, label text)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as response:
         text = response.read().decode()
-    out: dict[tuple[str, str], float] = {}
+    out: Samples = {}
     for line in text.splitlines():
         match = _SAMPLE.match(line)
         if match:
@@ -125,25 +104,31 @@ def scrape(port: int) -> dict[tuple[str, str], float]:
     return out
 
 
-def total(samples: dict[tuple[str, str], float], name: str, label_filter: str = "") -> float:
+def total(samples: Samples, name: str, label_filter: str = "") -> float:
     return sum(v for (n, labels), v in samples.items() if n == name and label_filter in labels)
 
 
-def histogram(samples: dict[tuple[str, str], float], name: str) -> list[tuple[float, float]]:
-    """[(upper bound, cumulative count)] of an unlabelled histogram."""
-    buckets = []
+def histogram(samples: Samples, name: str) -> list[tuple[float, float]]:
+    """[(upper bound, cumulative count)] of a histogram, summed over its labels."""
+    buckets: dict[float, float] = {}
     for (n, labels), v in samples.items():
         if n == name + "_bucket":
             le = re.search(r'le="([^"]+)"', labels)
             if le:
-                buckets.append((math.inf if le.group(1) == "+Inf" else float(le.group(1)), v))
-    return sorted(buckets)
+                bound = math.inf if le.group(1) == "+Inf" else float(le.group(1))
+                buckets[bound] = buckets.get(bound, 0.0) + v
+    return sorted(buckets.items())
 
 
-def quantile(before: list[tuple[float, float]], after: list[tuple[float, float]], q: float) -> float:
-    """histogram_quantile over the increase between two scrapes (linear within the bucket)."""
-    deltas = [(b, a_count - b_count) for (b, b_count), (_, a_count) in zip(before, after, strict=True)]
-    count = deltas[-1][1] if deltas else 0
+def increase(before: list[tuple[float, float]], after: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The buckets' increase between two scrapes (a bucket absent before counts from 0)."""
+    old = dict(before)
+    return [(bound, count - old.get(bound, 0.0)) for bound, count in after]
+
+
+def quantile(deltas: list[tuple[float, float]], q: float) -> float:
+    """histogram_quantile over bucket increases (linear within the bucket; NaN when nothing was observed)."""
+    count = deltas[-1][1] if deltas else 0.0
     if count <= 0:
         return math.nan
     rank = q * count
@@ -157,407 +142,354 @@ def quantile(before: list[tuple[float, float]], after: list[tuple[float, float]]
     return math.nan
 
 
-def proc_stats(pid: int) -> tuple[float, float, float]:
-    """(RSS MB, peak RSS MB, CPU seconds) of a process."""
-    status = Path(f"/proc/{pid}/status").read_text()
-    rss = float(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024  # type: ignore[union-attr]
-    hwm = float(re.search(r"VmHWM:\s+(\d+)", status).group(1)) / 1024  # type: ignore[union-attr]
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return rss, hwm, cpu
+def share_within(deltas: list[tuple[float, float]], bound_s: float) -> float:
+    """Share of the observations at or under ``bound_s``, which must be a bucket bound (exact, not interpolated)."""
+    count = deltas[-1][1] if deltas else 0.0
+    at = [c for b, c in deltas if math.isclose(b, bound_s)]
+    if not at:
+        raise ValueError(f"{bound_s} s is not a bucket bound of the histogram")
+    return at[0] / count if count > 0 else math.nan
 
 
-# -- sustain ----------------------------------------------------------------------------------------------------
-def unit_names(n: int) -> list[str]:
-    return [f"bench-{i:05d}" for i in range(n)]
+# -- one run ------------------------------------------------------------------------------------------------------
+class Bench:
+    """What every run shares: the broker, the artifacts, the options, the work directory."""
+
+    def __init__(self, broker: Broker, artifacts: dict[str, Path], workdir: Path, args: argparse.Namespace) -> None:
+        self.broker = broker
+        self.artifacts = artifacts
+        self.workdir = workdir
+        self.args = args
 
 
-def sustain(
-    n: int,
-    port: int,
-    artifacts: dict[str, Path],
-    workdir: Path,
-    measure_s: int,
-    outputs: bool,
-    torch_threads: int,
-    arrival: str,
-) -> dict[str, Any]:
-    names = unit_names(n)
-    metrics_port = free_port()
-    config = {
-        "units": [
-            {
-                "name": name,
-                "sensors": list(REACTOR_SENSORS),
-                "detector": {"name": "lstm_ae", "artifact": str(artifacts["lstm_ae"])},
-                "forecaster": {"name": "lstm", "artifact": str(artifacts["lstm"])},
-            }
-            for name in names
-        ],
-        "mqtt": {"host": "127.0.0.1", "port": port, "client_id": f"bench-svc-{uuid.uuid4().hex[:6]}"},
-        "metrics": {"host": "127.0.0.1", "port": metrics_port},
-        "scheduler": {"device": "auto"},
-        "outputs": {"publish_scores": outputs, "publish_forecasts": outputs},
-    }
-    config_path = workdir / f"bench-{n}.yaml"
-    config_path.write_text(yaml.safe_dump(config))
-    log_path = workdir / f"bench-{n}.log"
-    with log_path.open("wb") as log:
-        env = dict(os.environ)
-        if torch_threads > 0:
-            env["OMP_NUM_THREADS"] = str(torch_threads)  # torch's intra-op threads in the service process
-        service = subprocess.Popen(
-            [sys.executable, "-m", "monitor", "run", "--config", str(config_path)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if service.poll() is not None:
-                raise RuntimeError(f"service exited {service.returncode}: {log_path.read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/readyz", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("service not ready after 120 s")
-            time.sleep(0.2)
-        rss_idle, _, _ = proc_stats(service.pid)
+def _settled(port: int, published: int, timeout_s: float) -> Samples:
+    """The last scrape once the service has taken every published reading and its queues are empty."""
+    progress = [-1.0, time.monotonic()]  # readings taken at the last change, and when
 
-        duration = WARMUP_S + measure_s + 2
-        result = simulate(parse_scenario({"units": {"names": names}, "seed": 2}), duration, seed=2)
-        t_start = math.ceil(time.time()) + 2.0
-        result = replace(result, timestamps=result.timestamps - result.timestamps[0] + t_start)
-        publisher = LivePublisher(
-            result, "127.0.0.1", port, speed=1.0, qos=1, max_pending=max(1000, 2 * n), stagger=arrival == "spread"
-        )
-        # Start on the dot: the publisher maps its start to the first row's event time, so an early start would
-        # send every row early and understate publish-to-score by as much.
-        time.sleep(max(0.0, t_start - time.time()))
-        publisher.start()
+    def done() -> bool:
+        last = scrape_samples(port)
+        taken = total(last, "plantwatch_readings_received_total") + total(last, "plantwatch_queue_dropped_total")
+        if taken != progress[0]:
+            progress[:] = [taken, time.monotonic()]
+        stalled = time.monotonic() - progress[1] > 10.0  # lost somewhere: the row shows received < published
+        return (taken >= published or stalled) and total(last, "plantwatch_queue_depth") == 0.0
 
-        time.sleep(max(0.0, t_start + WARMUP_S - time.time()))
-        a = scrape(metrics_port)
-        _, _, cpu_a = proc_stats(service.pid)
-        time.sleep(max(0.0, t_start + WARMUP_S + measure_s - time.time()))
-        b = scrape(metrics_port)
-        rss_b, hwm_b, cpu_b = proc_stats(service.pid)
-        publisher.wait(60)
-        # Let the service finish what is queued, then read the final counters.
-        time.sleep(3)
-        c = scrape(metrics_port)
-        rss_c, hwm_c, _ = proc_stats(service.pid)
-    finally:
-        service.send_signal(signal.SIGTERM)
-        try:
-            code = service.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            service.kill()
-            code = -9
+    wait_until(done, timeout_s, 1.0)
+    time.sleep(2.0)  # the scorer's last batch after the queues emptied
+    return scrape_samples(port)
 
-    rows = len(result.timestamps)
+
+def _kill_running(procs: list[subprocess.Popen[str]]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+def run_units(bench: Bench, n: int, arrival: str) -> dict[str, Any]:
+    """One run of ``n`` units with one arrival pattern; the figures listed in the module docstring."""
+    args = bench.args
+    prefix = f"p{uuid.uuid4().hex[:6]}"  # fresh topics: nothing a previous run left queued reaches this one
+    port = free_port()
+    data = config_dict(
+        bench.broker,
+        bench.artifacts,
+        unit_names(n),
+        prefix=prefix,
+        metrics={"port": port},
+        scheduler={"device": args.device},
+        outputs={"publish_scores": args.outputs, "publish_forecasts": args.outputs},
+    )
+    cfg = write_config(bench.workdir / f"{arrival}-{n}.yaml", data)
+    began = time.monotonic()
+    with contextlib.ExitStack() as stack, SpawnedService(cfg) as service:
+        service.wait_ready(port, timeout_s=300)
+        start_s = time.monotonic() - began
+        idle = tree_memory(service.pid)
+        # Every shard publishes on the same clock: the first live tick after the estimated back-fill time.
+        t_start = math.ceil(time.time() + 1.5 + BACKFILL * n / float(args.backfill_rate))
+        backfill_windows = n * (BACKFILL - WINDOW + 1)
+        shards = min(args.publishers, n)
+        bounds = [round(i * n / shards) for i in range(shards + 1)]
+        publishers: list[subprocess.Popen[str]] = []
+        stack.callback(_kill_running, publishers)  # a run cut short leaves no publisher behind
+        publishers += [
+            start_publisher(
+                {
+                    "mode": "paced",
+                    "port": bench.broker.port,
+                    "units": n,
+                    "first_unit": lo,
+                    "shard_units": hi - lo,
+                    # an upper bound: stopped (after a whole tick) once the measured span is over
+                    "seconds": args.warmup_s + args.warmup_max_s + args.measure_s + 10,
+                    "backfill": BACKFILL,
+                    "arrival": arrival,
+                    "t_start": t_start,
+                    "qos": 1,
+                    "topic": f"{prefix}/plant/{{unit}}/readings",
+                }
+            )
+            for lo, hi in itertools.pairwise(bounds)
+        ]
+        time.sleep(max(0.0, t_start + args.warmup_s - time.time()))
+
+        # The measured span starts once the service has caught up: the back-fill scored (else its past event
+        # times would count as latency) and every live row older than a second too; a warm-up that ends first is
+        # extended by up to warmup_max_s (a service that never catches up is measured anyway, and flagged).
+        def caught_up() -> bool:
+            scored = total(scrape_samples(port), "plantwatch_windows_scored_total", 'detector="reconstruction"')
+            return scored >= backfill_windows + n * max(0, math.floor(time.time() - t_start) - 1)
+
+        caught = wait_until(caught_up, args.warmup_max_s, 0.5)
+        warmup_s = time.time() - t_start
+        a = scrape_samples(port)
+        cpu_a, a_at = tree_cpu_seconds(service.pid), time.monotonic()
+        time.sleep(args.measure_s)
+        b = scrape_samples(port)
+        cpu_b, b_at = tree_cpu_seconds(service.pid), time.monotonic()
+        loaded = tree_memory(service.pid)
+        sent = [stop_publisher(p, timeout_s=120) for p in publishers]
+        published = sum(int(s["published"]) for s in sent)
+        c = _settled(port, published, timeout_s=120)
+        end = tree_memory(service.pid)
+    exit_code = service.proc.returncode if service.proc is not None else None
+
+    expected_scored = published - n * (WINDOW - 1)  # every unit's rows, less the first window's warm-up rows
     received = total(c, "plantwatch_readings_received_total")
-    rejected = total(c, "plantwatch_readings_rejected_total")
-    dropped = total(c, "plantwatch_queue_dropped_total")
-    skipped = {reason: total(c, "plantwatch_windows_skipped_total", f'reason="{reason}"') for reason in SKIP_REASONS}
+    skipped = total(c, "plantwatch_windows_skipped_total")
     scored = total(c, "plantwatch_windows_scored_total", 'detector="reconstruction"')
-    expected_scored = n * (rows - 49)
-    p2s_a, p2s_b = (
-        histogram(a, "plantwatch_publish_to_score_seconds"),
-        histogram(b, "plantwatch_publish_to_score_seconds"),
+    p2s, r2s = (
+        increase(histogram(a, name), histogram(b, name))
+        for name in ("plantwatch_publish_to_score_seconds", "plantwatch_receive_to_score_seconds")
     )
-    r2s_a, r2s_b = (
-        histogram(a, "plantwatch_receive_to_score_seconds"),
-        histogram(b, "plantwatch_receive_to_score_seconds"),
-    )
-    infer = {}
-    for model in ("lstm_ae", "lstm"):
+    infer_ms = {}
+    for model in ("det", "fc"):
         label = f'model="{model}"'
-        calls = total(b, "plantwatch_inference_seconds_count", label) - total(
-            a, "plantwatch_inference_seconds_count", label
+        calls, secs = (
+            total(b, name, label) - total(a, name, label)
+            for name in ("plantwatch_inference_seconds_count", "plantwatch_inference_seconds_sum")
         )
-        secs = total(b, "plantwatch_inference_seconds_sum", label) - total(a, "plantwatch_inference_seconds_sum", label)
-        infer[model] = (calls, secs)
+        infer_ms[model] = 1000.0 * secs / calls if calls else math.nan
     batches = total(b, "plantwatch_batch_size_windows_count") - total(a, "plantwatch_batch_size_windows_count")
     windows = total(b, "plantwatch_batch_size_windows_sum") - total(a, "plantwatch_batch_size_windows_sum")
-    p99 = quantile(p2s_a, p2s_b, 0.99)
-    lost = publisher.published - received
-    sustained = (
-        lost == 0
-        and rejected == 0
-        and dropped == 0
-        and sum(skipped.values()) == 0
-        and scored == expected_scored
-        and p99 < LATENCY_TARGET_S
-        and publisher.error is None
-    )
-    return {
-        "units": n,
+    share = share_within(p2s, LATENCY_TARGET_S)
+    result: dict[str, Any] = {
         "arrival": arrival,
-        "published": publisher.published,
-        "acked": publisher.acked,
-        "publisher_error": publisher.error,
+        "units": n,
+        "service_start_s": start_s,
+        "published": published,
         "received": received,
-        "lost": lost,
-        "rejected": rejected,
-        "dropped": dropped,
+        "lost": published - received,
+        "rejected": total(c, "plantwatch_readings_rejected_total"),
+        "dropped": total(c, "plantwatch_queue_dropped_total"),
         "skipped": skipped,
+        "skipped_by_reason": {
+            reason: total(c, "plantwatch_windows_skipped_total", f'reason="{reason}"')
+            for reason in SKIP_REASONS
+        },
         "scored": scored,
         "expected_scored": expected_scored,
-        "p50_publish_to_score_s": quantile(p2s_a, p2s_b, 0.5),
-        "p99_publish_to_score_s": p99,
-        "p99_receive_to_score_s": quantile(r2s_a, r2s_b, 0.99),
-        "infer": infer,
+        "caught_up_before_measuring": caught,
+        "warmup_s": warmup_s,
+        "live_ticks": min(int(s["ticks"]) for s in sent),
+        "measured_windows": p2s[-1][1] if p2s else 0.0,
+        "p50_publish_to_score_s": quantile(p2s, 0.5),
+        "p99_publish_to_score_s": quantile(p2s, 0.99),
+        "share_within_250ms": share,
+        "p99_receive_to_score_s": quantile(r2s, 0.99),
+        "infer_ms_per_call": infer_ms,
         "mean_batch": windows / batches if batches else math.nan,
-        "full_gc_collections": total(b, "python_gc_collections_total", 'generation="2"')
-        - total(a, "python_gc_collections_total", 'generation="2"'),
-        "cpu_cores": (cpu_b - cpu_a) / measure_s,
-        "rss_idle_mb": rss_idle,
-        "rss_mb": rss_b,
-        "rss_end_mb": rss_c,
-        "peak_rss_mb": max(hwm_b, hwm_c),
-        "exit_code": code,
-        "sustained": sustained,
+        "service_cpu_cores": (cpu_b - cpu_a) / max(b_at - a_at, 1e-9),
+        "publisher_late_ticks": sum(int(s["late_ticks"]) for s in sent),
+        "publisher_send_lag_p99_s": max(float(s["send_lag_p99_s"]) for s in sent),
+        "publisher_backfill_s": max(float(s["backfill_s"]) for s in sent),
+        "publishers": shards,
+        "memory_idle": idle.as_dict(),
+        "memory_loaded": loaded.as_dict(),
+        "memory_end": end.as_dict(),
+        "memory_loaded_per_process": loaded.per_process(),
+        "exit_code": exit_code,
     }
-
-
-# -- ingest ceiling ---------------------------------------------------------------------------------------------
-def preload(port: int, units: int, rows: int) -> int:
-    result = simulate(parse_scenario({"units": {"names": unit_names(units)}, "seed": 3}), rows, seed=3)
-    publisher = LivePublisher(result, "127.0.0.1", port, speed=0.0, qos=1, max_pending=2000)
-    publisher.start()
-    if not publisher.wait(600) or publisher.error:
-        raise RuntimeError(f"preload failed: {publisher.error}")
-    return publisher.published
-
-
-def bare_session(port: int, client_id: str, on_message: Any | None) -> mqtt.Client:
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
-    subscribed = threading.Event()
-    client.on_connect = lambda c, u, f, rc, p: c.subscribe("plant/+/readings", qos=1)
-    client.on_subscribe = lambda c, u, mid, rcs, p: subscribed.set()
-    if on_message is not None:
-        client.on_message = on_message
-    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-    props.SessionExpiryInterval = 3600
-    client.connect("127.0.0.1", port, clean_start=False, properties=props)
-    client.loop_start()
-    if not subscribed.wait(30):
-        raise RuntimeError("bare subscriber could not subscribe")
-    return client
-
-
-def drain_bare(port: int, units: int, rows: int) -> tuple[int, float, float]:
-    client_id = f"bare-{uuid.uuid4().hex[:6]}"
-    client = bare_session(port, client_id, None)
-    client.disconnect()
-    client.loop_stop()
-    k = preload(port, units, rows)
-    done = threading.Event()
-    count = [0]
-
-    def on_message(c: mqtt.Client, u: Any, msg: mqtt.MQTTMessage) -> None:
-        json.loads(msg.payload)
-        count[0] += 1
-        if count[0] >= k:
-            done.set()
-
-    began, cpu = time.perf_counter(), time.process_time()
-    client = bare_session(port, client_id, on_message)
-    if not done.wait(600):
-        raise RuntimeError(f"bare subscriber got {count[0]} of {k}")
-    elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu
-    client.disconnect()
-    client.loop_stop()
-    return k, elapsed, cpu
-
-
-def drain_service(port: int, units: int, rows: int) -> tuple[int, float, float]:
-    from monitor.buffers import RingBuffers, UnitSpec
-    from monitor.config import parse_config
-    from monitor.ingest import Parser
-    from monitor.messages import Reading
-    from monitor.metrics import Metrics
-    from monitor.mqtt import MqttLink
-    from monitor.scheduler import JobQueue
-    from monitor.stages import BufferStage, Inbox, IngestStage
-
-    names = unit_names(units)
-    cfg = parse_config(
-        {
-            "units": [
-                {"name": n, "sensors": list(REACTOR_SENSORS), "detector": {"name": "d", "artifact": "/nonexistent"}}
-                for n in names
-            ],
-            "mqtt": {"host": "127.0.0.1", "port": port, "client_id": f"ingest-{uuid.uuid4().hex[:6]}"},
-        }
+    result["held"] = (
+        result["lost"] == 0
+        and result["rejected"] == 0
+        and result["dropped"] == 0
+        and skipped == 0
+        and scored == expected_scored
+        and share >= HELD_SHARE
     )
-    processed = [0]
-
-    class Discard(JobQueue):
-        """Scoring off: windows that become due are dropped (no scheduler runs)."""
-
-        def put(self, job: Any) -> None:
-            pass
-
-    class Counting(BufferStage):
-        def handle(self, reading: Reading) -> None:
-            super().handle(reading)
-            processed[0] += 1
-
-    def build() -> tuple[MqttLink, threading.Event, threading.Thread]:
-        metrics = Metrics(CollectorRegistry(), {n: tuple(REACTOR_SENSORS) for n in names}, models={})
-        readings = Inbox(cfg.limits.ingest_queue)
-        specs = {n: UnitSpec(sensors=tuple(REACTOR_SENSORS), window_rows=50) for n in names}
-        stage = Counting(RingBuffers(specs), readings, Discard(1), metrics)
-        ingest = IngestStage(Parser.from_config(cfg), readings, metrics)
-        link = MqttLink(cfg.mqtt, ["plant/+/readings"], ingest.handle, metrics)
-        stop = threading.Event()
-        thread = threading.Thread(target=stage.run, args=(stop,), name="buffers", daemon=True)
-        thread.start()
-        return link, stop, thread
-
-    link, stop, thread = build()
-    link.start()
-    if not link.subscribed.wait(30):
-        raise RuntimeError("service link did not connect")
-    time.sleep(0.5)  # the subscription is made in on_connect
-    link.stop(5)
-    stop.set()
-    thread.join(5)
-    k = preload(port, units, rows)
-    processed[0] = 0
-    link, stop, thread = build()
-    began, cpu = time.perf_counter(), time.process_time()
-    link.start()
-    deadline = time.monotonic() + 600
-    while processed[0] < k:
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"service ingest processed {processed[0]} of {k}")
-        time.sleep(0.005)
-    elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu
-    link.stop(5)
-    stop.set()
-    thread.join(5)
-    return k, elapsed, cpu
+    return result
 
 
-def ceiling(port: int, units: int, rows: int, repeats: int) -> list[str]:
-    """Wall-clock drain rate, and CPU time per message of this process (less sensitive to other load)."""
-    rates: dict[str, list[float]] = {"bare": [], "service": []}
-    cpu_us: dict[str, list[float]] = {"bare": [], "service": []}
-    k = 0
-    for i in range(repeats):
-        order = (drain_bare, drain_service) if i % 2 == 0 else (drain_service, drain_bare)
-        for fn in order:
-            k, elapsed, cpu = fn(port, units, rows)
-            key = "bare" if fn is drain_bare else "service"
-            rates[key].append(k / elapsed)
-            cpu_us[key].append(1e6 * cpu / k)
-    names = {"bare": "bare paho + json.loads", "service": "service ingest, scoring off"}
-    lines = [
-        f"Queued messages per run: {k:,} ({units} units x {rows} rows, 8-sensor `readings`, QoS 1); "
-        f"{repeats} runs each, alternating order.",
-        "",
-        "| consumer | runs (msg/s) | best msg/s | CPU us/msg (runs) | best CPU us/msg |",
-        "|---|---|---|---|---|",
-    ]
-    for key in ("bare", "service"):
-        lines.append(
-            f"| {names[key]} | {', '.join(f'{r:,.0f}' for r in rates[key])} | {max(rates[key]):,.0f} | "
-            f"{', '.join(f'{c:.1f}' for c in cpu_us[key])} | {min(cpu_us[key]):.1f} |"
-        )
-    lines += [
-        "",
-        f"Ratio service / bare: {max(rates['service']) / max(rates['bare']):.2f} by best wall-clock rate, "
-        f"{min(cpu_us['bare']) / min(cpu_us['service']):.2f} by CPU per message (target >= 0.7)",
-    ]
-    return lines
+# -- the search ---------------------------------------------------------------------------------------------------
+def search_largest(
+    held: Callable[[int], bool], start: int, limit: int, step: int, grow: float, may_run: Callable[[], bool]
+) -> tuple[int | None, bool]:
+    """The largest unit count (a multiple of ``step``, at most ``limit``) for which ``held`` is true, assuming it
+    holds below any count that holds: up by x``grow`` from ``start`` while it holds, down by halves from a start that
+    fails, then bisection to one ``step``. Returns (largest that held or None, whether ``may_run`` cut the search).
+    """
+
+    def on_grid(x: float) -> int:
+        return max(step, round(x / step) * step)
+
+    best: int | None = None
+    worst: int | None = None  # the smallest count that failed
+    n = on_grid(min(start, limit))
+    while True:  # bracket: up while it holds, down by halves while it fails
+        if not may_run():
+            return best, True
+        if held(n):
+            best = n
+            following = min(on_grid(n * grow), limit)
+            if worst is not None or following <= n:
+                break
+            n = following
+        else:
+            worst = n
+            if best is not None or n <= step:
+                break
+            n = on_grid(n / 2)
+    while best is not None and worst is not None and worst - best > step:  # bisect
+        mid = on_grid((best + worst) / 2)
+        if mid in (best, worst):
+            break
+        if not may_run():
+            return best, True
+        if held(mid):
+            best = mid
+        else:
+            worst = mid
+    return best, False
 
 
-# -- main -------------------------------------------------------------------------------------------------------
-def main() -> int:
+# -- output -------------------------------------------------------------------------------------------------------
+HEADER = (
+    "| arrival | units | published | lost | skipped | scored / expected | p50 / p99 publish->score ms "
+    "| <= 250 ms | p99 receive->score ms | publisher send lag p99 ms | mean batch | infer ms/call (det, fc) "
+    "| service CPU cores | processes | PSS MiB idle / loaded | RSS MiB loaded | libtorch | held |\n"
+    "|---|---:|---:|---:|---:|---|---|---:|---:|---:|---:|---|---:|---:|---|---:|---|---|"
+)
+
+
+def row(r: dict[str, Any]) -> str:
+    loaded = r["memory_loaded"]
+    libtorch = [p["pid"] for p in loaded["processes"] if p["libtorch"]]
+    flags = "" if r["caught_up_before_measuring"] else " (still behind when measured)"
+    return (
+        f"| {r['arrival']} | {r['units']:,} | {r['published']:,} | {r['lost']:,.0f} | {r['skipped']:,.0f} "
+        f"| {r['scored']:,.0f} / {r['expected_scored']:,} "
+        f"| {1000 * r['p50_publish_to_score_s']:.0f} / {1000 * r['p99_publish_to_score_s']:.0f} "
+        f"| {100 * r['share_within_250ms']:.2f}% | {1000 * r['p99_receive_to_score_s']:.0f} "
+        f"| {1000 * r['publisher_send_lag_p99_s']:.0f} | {r['mean_batch']:.0f} "
+        f"| {r['infer_ms_per_call']['det']:.1f}, {r['infer_ms_per_call']['fc']:.1f} "
+        f"| {r['service_cpu_cores']:.2f} | {len(loaded['processes'])} "
+        f"| {r['memory_idle']['pss_mb']:.0f} / {loaded['pss_mb']:.0f} | {loaded['rss_mb']:.0f} "
+        f"| {'yes (pid ' + ', '.join(map(str, libtorch)) + ')' if libtorch else 'no'} "
+        f"| {'yes' if r['held'] else 'no'}{flags} |"
+    )
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--units", type=int, nargs="+", default=[500, 1000, 2000, 3000])
-    parser.add_argument("--measure-s", type=int, default=30)
+    parser.add_argument("--quick", action="store_true", help="warm-up 8 s, measure 12 s, search step 500 units")
+    parser.add_argument("--units", type=int, nargs="+", help="run these unit counts instead of searching")
+    parser.add_argument("--keep-going", action="store_true", help="with --units: go on after a count fails")
+    parser.add_argument("--arrival", nargs="+", choices=("spread", "burst"), default=["spread", "burst"])
+    parser.add_argument("--start", type=int, default=2000, help="search: the first unit count (default 2,000)")
+    parser.add_argument("--limit", type=int, default=10000, help="search: the largest unit count tried")
+    parser.add_argument("--step", type=int, help="search: resolution in units (default 250, quick 500)")
+    parser.add_argument("--grow", type=float, default=1.5, help="search: factor while counts hold")
+    parser.add_argument("--no-half", action="store_true", help="search: skip the run at half the largest count")
+    parser.add_argument("--warmup-s", type=float, help="live seconds before measuring (default 15, quick 8)")
     parser.add_argument(
-        "--artifacts", type=Path, help="directory with lstm_ae/ and lstm/ artifacts (trained if absent)"
+        "--warmup-max-s", type=float, default=60.0, help="longest extension of the warm-up while the back-fill scores"
+    )
+    parser.add_argument("--measure-s", type=float, help="measured seconds per run (default 30, quick 12)")
+    parser.add_argument("--device", default="cpu", help="the service's scheduler.device (cpu, cuda, auto)")
+    parser.add_argument("--publishers", type=int, default=1, help="publisher processes, units split between them")
+    parser.add_argument(
+        "--backfill-rate", type=float, default=5000.0, help="readings/s the back-fill is expected to take (schedule)"
     )
     parser.add_argument("--outputs", action="store_true", help="also publish scores and forecasts on MQTT")
-    parser.add_argument(
-        "--torch-threads", type=int, default=1, help="OMP_NUM_THREADS for the service (0: torch's default)"
+    parser.add_argument("--budget-s", type=float, default=0.0, help="start no run after this many seconds (0: none)")
+    parser.add_argument("--artifacts", type=Path, help="directory for the trained artifacts (trained if absent)")
+    parser.add_argument("--json", type=Path, help="also write every run's figures here")
+    args = parser.parse_args(argv)
+    # SIGTERM (a timeout around this script, as in gpu.sh) unwinds like Ctrl-C: the service, the broker and the
+    # publishers are stopped by their context managers instead of running on beside whatever comes next.
+    signal.signal(signal.SIGTERM, _interrupt)
+    args.warmup_s = args.warmup_s if args.warmup_s is not None else (8.0 if args.quick else 15.0)
+    args.measure_s = args.measure_s if args.measure_s is not None else (12.0 if args.quick else 30.0)
+    step = args.step or (500 if args.quick else 250)
+    began = time.monotonic()
+    runs: list[dict[str, Any]] = []
+    summary: dict[str, Any] = {"largest": {}, "cut": {}, "half": {}}
+    header = (
+        f"plantwatch pipeline benchmark: {machine()}, load average at start {os.getloadavg()[0]:.2f}; "
+        f"lstm_ae detector + lstm forecaster on every unit, window {WINDOW}, 8 sensors, QoS 1, device {args.device}; "
+        f"warm-up {args.warmup_s:g} s, measured {args.measure_s:g} s per run"
     )
-    parser.add_argument("--skip-sustain", action="store_true")
-    parser.add_argument("--skip-ceiling", action="store_true")
-    parser.add_argument("--ceiling-units", type=int, default=1000)
-    parser.add_argument("--ceiling-rows", type=int, default=40)
-    parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--keep-going", action="store_true", help="run every unit count even after a miss")
-    parser.add_argument(
-        "--arrival",
-        nargs="+",
-        choices=("spread", "burst"),
-        default=["spread", "burst"],
-        help="spread: each unit at its own instant in the period (independent gateways; LivePublisher stagger); "
-        "burst: every unit's row sent at the start of the second",
-    )
-    args = parser.parse_args()
+    print(header + "\n", flush=True)
+    print(HEADER, flush=True)
 
-    print(
-        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-        f"load average at start {os.getloadavg()[0]:.2f}, "
-        f"torch threads in the service: {args.torch_threads or 'default'}"
-    )
-    with tempfile.TemporaryDirectory() as tmp:
+    def record(r: dict[str, Any]) -> None:
+        runs.append(r)
+        print(row(r), flush=True)
+        print(json.dumps(r, default=str), file=sys.stderr, flush=True)
+        if args.json:
+            args.json.write_text(json.dumps({"header": header, "runs": runs, **summary}, indent=1, default=str))
+
+    def may_run() -> bool:
+        budget_s = float(args.budget_s)
+        return budget_s <= 0 or time.monotonic() - began < budget_s
+
+    with tempfile.TemporaryDirectory(prefix="pw-bench-pipeline-") as tmp, Broker() as broker:
         workdir = Path(tmp)
-        broker, port = start_mosquitto(workdir)
-        try:
-            if not args.skip_sustain:
-                artifacts_dir = args.artifacts or workdir / "artifacts"
-                if (artifacts_dir / "lstm_ae" / "manifest.json").is_file():
-                    artifacts = {k: artifacts_dir / k for k in ("lstm_ae", "lstm")}
-                else:
-                    artifacts = train_artifacts(artifacts_dir)
-                print("\n## Sustained units at 1 Hz (lstm_ae detector + lstm forecaster on every row)\n")
-                print(
-                    "| arrival | units | published | lost | skipped | scored / expected | "
-                    "p50 / p99 publish->score ms | p99 receive->score ms | mean batch | infer ms per call (ae, lstm) | "
-                    "service CPU cores | "
-                    "RSS MB (idle / loaded / peak) | sustained |"
+        artifacts = train_artifacts(args.artifacts or workdir / "artifacts", window=WINDOW)
+        bench = Bench(broker, artifacts, workdir, args)
+        done: dict[tuple[str, int], dict[str, Any]] = {}
+
+        def held(arrival: str, n: int) -> bool:
+            if (arrival, n) not in done:
+                done[(arrival, n)] = run_units(bench, n, arrival)
+                record(done[(arrival, n)])
+            return done[(arrival, n)]["held"] is True
+
+        for arrival in args.arrival:
+            if args.units:
+                for n in args.units:
+                    if not may_run():
+                        break
+                    if not held(arrival, n) and not args.keep_going:
+                        break
+                continue
+            largest, cut = search_largest(partial(held, arrival), args.start, args.limit, step, args.grow, may_run)
+            summary["largest"][arrival], summary["cut"][arrival] = largest, cut
+            if largest is not None and not args.no_half and may_run():
+                held(arrival, largest // 2)
+                summary["half"][arrival] = done[(arrival, largest // 2)]
+    if args.json:
+        args.json.write_text(json.dumps({"header": header, "runs": runs, **summary}, indent=1, default=str))
+    if not args.units:
+        print()
+        for arrival in args.arrival:
+            largest = summary["largest"].get(arrival)
+            note = " (search cut by --budget-s)" if summary["cut"].get(arrival) else ""
+            found = f"{largest:,}" if largest else "none of those tried"
+            line = f"- {arrival}: largest unit count that held p99 <= 250 ms: {found}{note}"
+            half = summary["half"].get(arrival)
+            if half is not None:
+                line += (
+                    f"; at half of it ({half['units']:,} units) p99 publish-to-score "
+                    f"{1000 * half['p99_publish_to_score_s']:.0f} ms"
                 )
-                print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-                results = []
-                for arrival, n in [(a, n) for a in args.arrival for n in args.units]:
-                    if any(r["arrival"] == arrival and not r["sustained"] for r in results) and not args.keep_going:
-                        continue
-                    r = sustain(n, port, artifacts, workdir, args.measure_s, args.outputs, args.torch_threads, arrival)
-                    results.append(r)
-                    infer = ", ".join(
-                        f"{1000 * secs / calls:.0f}" if calls else "-" for calls, secs in r["infer"].values()
-                    )
-                    print(
-                        f"| {arrival} | {n} | {r['published']} | {r['lost']:.0f} | {sum(r['skipped'].values()):.0f} | "
-                        f"{r['scored']:.0f} / {r['expected_scored']} | "
-                        f"{1000 * r['p50_publish_to_score_s']:.0f} / {1000 * r['p99_publish_to_score_s']:.0f} | "
-                        f"{1000 * r['p99_receive_to_score_s']:.0f} | {r['mean_batch']:.0f} | {infer} | "
-                        f"{r['cpu_cores']:.2f} | {r['rss_idle_mb']:.0f} / {r['rss_mb']:.0f} / {r['peak_rss_mb']:.0f} | "
-                        f"{'yes' if r['sustained'] else 'no'} |",
-                        flush=True,
-                    )
-                    print(json.dumps(r, default=str), file=sys.stderr, flush=True)
-                for arrival in args.arrival:
-                    ok = [r["units"] for r in results if r["sustained"] and r["arrival"] == arrival]
-                    print(f"\nLargest unit count sustained ({arrival}): {max(ok) if ok else 'none of those tried'}")
-            if not args.skip_ceiling:
-                print("\n## Ingest ceiling, scoring off\n")
-                print("\n".join(ceiling(port, args.ceiling_units, args.ceiling_rows, args.repeats)))
-        finally:
-            broker.terminate()
-            broker.wait(timeout=10)
+            print(line)
     return 0
 
 

@@ -22,12 +22,23 @@ Usage::
 
     m_gpu = m.to("cuda")            # models.device.resolve_device: "auto" | "cpu" | "cuda"
 
-Command line: ``plantwatch train --data FILE.csv --model KIND --out DIR`` (models/train_cli.py; the CSV is read by
-monitor.wire.csvfile, the one torch-free reader the backtest and the simulators share).
+    from models.serving import load_for_serving   # what the service calls: no torch on the CPU
+    s = load_for_serving(path, "cpu")   # an OnnxModel (ONNX Runtime) when the artifact has model.onnx, else torch
+    s.infer(windows)                    # the same InferenceResult, within the manifest's onnx.tolerance
 
-Modules: networks (nn.Modules and the kind registry), preprocessing (scalers, missing values,
-interleaved splits, windows), train, calibration (quantile and peaks-over-threshold, what the data
-supports), envelope (the training data's per-sensor envelope), inference (LoadedModel), artifacts
-(manifest.json + weights.safetensors, bounded by LIMITS), artifact_io (reading an artifact's files without
-trusting them), hostile (a corpus of hostile artifacts for tests and benchmarks), device.
+Command line: ``plantwatch train --data FILE.csv --model KIND --out DIR`` (models/train_cli.py; the CSV is read by
+monitor.wire.csvfile, the one torch-free reader the backtest and the simulators share),
+``plantwatch export-onnx DIR ...`` (models/export_cli.py: the graph for artifacts written before it).
+
+Modules: networks (nn.Modules), kinds (the kind registry and tensor shapes, no torch), preprocessing (scalers,
+missing values, interleaved splits, windows), train, calibration (quantile and peaks-over-threshold, what the data
+supports), envelope (the training data's per-sensor envelope), model_api (InferenceResult and the manifest's view
+of a model, no torch), inference (LoadedModel, torch), onnx_export (the serving graph, torch), onnx_model
+(OnnxModel, ONNX Runtime, no torch), serving (load_for_serving: which runtime), reference (the probe and the
+stored reference windows), manifest (the manifest's and weights file's checks, no torch), artifacts (writing, and
+the torch loader), artifact_io (reading an artifact's files without trusting them), hostile (a corpus of hostile
+artifacts for tests and benchmarks), device.
+
+Torch-free: kinds, preprocessing, calibration, envelope, model_api, manifest, reference, onnx_model, serving,
+artifact_io and device import no torch (the CPU serving path; tests/models/test_onnx.py checks it).
 """

@@ -35,17 +35,19 @@ from typing import Any
 import numpy as np
 
 ARTIFACT_ERROR_REASONS: tuple[str, ...] = (
-    "missing",  # directory, manifest or weights file not there
+    "missing",  # directory, manifest, weights, ONNX or reference file not there
     "invalid_manifest",  # not JSON, nested too deep, non-finite numbers, a missing, mistyped or out-of-range field
     "format_version",  # a format_version this code does not read
     "unsafe_format",  # weights not in safetensors (pickle, .pt, ...), a file outside the directory or not regular
     "too_large",  # a file or the architecture its hyperparameters describe is over a limit
-    "checksum",  # weights sha256 differs from the manifest
-    "corrupt",  # weights not a readable safetensors file
-    "shape_mismatch",  # tensors do not fit the architecture in the manifest
+    "checksum",  # a file's sha256 (weights, ONNX graph, reference) differs from the manifest
+    "corrupt",  # weights or reference not a readable safetensors file, an ONNX graph ONNX Runtime cannot build
+    "shape_mismatch",  # tensors, or the ONNX graph's inputs / outputs, do not fit the manifest
     "non_finite",  # NaN / inf weights, or the model scores a probe window as NaN / inf
     "scaler",  # scaler parameters invalid
     "sensor_mismatch",  # sensors differ from what the caller expects
+    "onnx_mismatch",  # model.onnx exported from other weights / scaler, or scoring its reference unlike torch
+    "precision",  # a reduced precision (fp16 / bf16) moves the model's scores too far from fp32's
 )
 
 # A safetensors header lists a few dozen tensors: a few KB. Bounded so a lying length cannot make us slice or

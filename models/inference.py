@@ -1,8 +1,10 @@
-"""One inference API for the service: raw windows in, scores / forecasts / attention out.
+"""One inference API for the service: raw windows in, scores / forecasts / attention out (torch).
 
 ``LoadedModel`` wraps a trained module with its scaler and manifest. It is what
 ``models.artifacts.load_artifact`` returns, and what training uses to calibrate, so the
-threshold is computed by exactly the code that applies it.
+threshold is computed by exactly the code that applies it. Its torch-free twin for CPU serving is
+models.onnx_model.OnnxModel (the same interface, models.model_api.ModelBase, scoring the graph exported at
+training time); both apply the same pre- and post-processing.
 
 Scores (both in units of the training split's scale, so sensors are comparable):
 
@@ -14,12 +16,17 @@ Scores (both in units of the training split's scale, so sensors are comparable):
 
 A window with a sensor that has no valid value at all scores NaN (see the missing-value
 policy in models/preprocessing.py); the caller decides what a NaN score means.
+
+Precision (``precision``: "fp32" | "fp16" | "bf16"): a reduced precision runs a converted copy of the module
+(weights and activations in that dtype; the input scaled in float32 first, the outputs back to float32 after).
+A converted copy rather than autocast: CPU autocast has no LSTM kernel (oneDNN refuses the primitive in bf16),
+so a copy is what behaves the same on the CPU, where the agreement check is tested, and on CUDA, where the
+service applies it. models.artifacts.load_artifact checks a reduced precision against fp32 before serving it.
 """
 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -27,70 +34,56 @@ import numpy.typing as npt
 import torch
 from torch import nn
 
-from models.calibration import ManifestLevels
 from models.device import resolve_device
+from models.model_api import F32, InferenceResult, ModelBase, detector_result, forecaster_result
 from models.preprocessing import Scaler, fill_windows
 
-F32 = npt.NDArray[np.float32]
+__all__ = ["MAX_CHUNK", "PRECISIONS", "InferenceResult", "LoadedModel"]
 
 # Windows per forward pass inside ``infer``: bounds memory when a caller hands over a huge batch.
 MAX_CHUNK = 4096
 
-
-@dataclass(frozen=True)
-class InferenceResult:
-    """What ``LoadedModel.infer`` returns for B windows (None where the model kind has no such output)."""
-
-    scores: F32 | None  # [B] detectors: anomaly score, equals sensor_errors.mean(axis=1)
-    sensor_errors: F32 | None  # [B, S] detectors
-    forecasts: F32 | None  # [B, H, S] forecasters, raw units, steps 1..H after the window's last row
-    attention: F32 | None  # [B, W] attention_lstm only
+PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
-class LoadedModel(ManifestLevels):
+class LoadedModel(ModelBase):
     """A trained model ready to score raw windows on one device. Build it with ``load_artifact``."""
 
-    def __init__(self, module: nn.Module, manifest: dict[str, Any], scaler: Scaler, device: torch.device) -> None:
-        self.module = module.to(device).eval()
-        self.manifest = manifest
-        self.scaler = scaler
+    def __init__(
+        self,
+        module: nn.Module,
+        manifest: dict[str, Any],
+        scaler: Scaler,
+        device: torch.device,
+        precision: str = "fp32",
+    ) -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+        super().__init__(manifest, scaler)
+        self.precision = precision
+        self._dtype = PRECISIONS[precision]
+        self.module = module.to(device=device, dtype=self._dtype).eval()
         self.device = device
-        self.name: str = str(manifest.get("name", manifest["kind"]))
-        self.kind: str = manifest["kind"]
-        self.role: str = manifest["role"]
-        self.sensors: tuple[str, ...] = tuple(manifest["sensors"])
-        self.window: int = int(manifest["window"])
-        self.horizon: int = int(manifest["horizon"])
-        self.period_s: float = float(manifest["period_s"])
-        self.score_steps: int = int(manifest.get("score", {}).get("steps", self.window))
-        threshold = manifest.get("threshold") or {}
-        self.threshold: float = float(threshold.get("value", float("nan")))
-        self.threshold_method: str = str(threshold.get("method", "none"))
-        self.has_attention: bool = bool(getattr(module, "has_attention", False))
-        self._scale = np.asarray(scaler.scale, dtype=np.float32)
+        self.has_attention = bool(getattr(module, "has_attention", False))
 
     def __repr__(self) -> str:
         return (
             f"LoadedModel(name={self.name!r}, kind={self.kind!r}, sensors={len(self.sensors)}, "
-            f"window={self.window}, horizon={self.horizon}, device={self.device})"
+            f"window={self.window}, horizon={self.horizon}, device={self.device}, precision={self.precision})"
         )
 
     def to(self, device: str | torch.device) -> LoadedModel:
-        """A copy of this model on ``device`` ("auto" | "cpu" | "cuda"); this one keeps working."""
+        """A copy of this model on ``device`` ("auto" | "cpu" | "cuda"), same precision; this one keeps working."""
         target = resolve_device(device)
-        return LoadedModel(copy.deepcopy(self.module), self.manifest, self.scaler, target)
+        return LoadedModel(copy.deepcopy(self.module), self.manifest, self.scaler, target, self.precision)
 
-    def _check_windows(self, windows: npt.ArrayLike) -> F32:
-        arr = np.asarray(windows, dtype=np.float32)
-        if arr.ndim != 3 or arr.shape[1] != self.window or arr.shape[2] != len(self.sensors):
-            raise ValueError(
-                f"model {self.name!r} expects windows [B, {self.window}, {len(self.sensors)}], got {list(arr.shape)}"
-            )
-        return arr
+    def with_precision(self, precision: str) -> LoadedModel:
+        """A copy of this model computing in ``precision`` on the same device; this one keeps working."""
+        return LoadedModel(copy.deepcopy(self.module), self.manifest, self.scaler, self.device, precision)
 
     def infer(self, windows: npt.ArrayLike) -> InferenceResult:
         """Score raw windows [B, W, S] (float32, raw units, rows oldest -> newest, sensors in ``sensors`` order)."""
-        raw = self._check_windows(windows)
+        raw = self.check_windows(windows)
         filled = fill_windows(raw)
         # [B, S]: a sensor with no value anywhere in the window
         missing = np.asarray(~np.isfinite(filled).all(axis=1), dtype=bool)
@@ -99,7 +92,7 @@ class LoadedModel(ManifestLevels):
         attentions: list[F32] = []
         with torch.inference_mode():
             for start in range(0, max(scaled.shape[0], 1), MAX_CHUNK):
-                chunk = torch.from_numpy(scaled[start : start + MAX_CHUNK]).to(self.device)
+                chunk = torch.from_numpy(scaled[start : start + MAX_CHUNK]).to(self.device, self._dtype)
                 if chunk.shape[0] == 0:
                     break
                 if self.has_attention:
@@ -115,28 +108,10 @@ class LoadedModel(ManifestLevels):
             tail = slice(self.window - self.score_steps, self.window)
             squared = (recon[:, tail] - scaled[:, tail]) ** 2  # [B, steps, S]
             errors: F32 = np.asarray(squared.mean(axis=1), dtype=np.float32)  # [B, S]
-            errors[missing] = np.nan
-            return InferenceResult(scores=errors.mean(axis=1), sensor_errors=errors, forecasts=None, attention=None)
+            return detector_result(errors, missing)
         pred = np.concatenate(outputs) if outputs else np.zeros((0, self.horizon, n_sensors), np.float32)
         forecasts = self.scaler.inverse(pred)  # [B, H, S]
-        forecasts[np.broadcast_to(missing[:, None, :], forecasts.shape)] = np.nan
         attention = None
         if self.has_attention:
             attention = np.concatenate(attentions) if attentions else np.zeros((batch, self.window), np.float32)
-        return InferenceResult(scores=None, sensor_errors=None, forecasts=forecasts, attention=attention)
-
-    def residual_score(self, forecast: npt.ArrayLike, actual: npt.ArrayLike) -> tuple[F32, F32]:
-        """Forecast residual score: forecast [B, S] raw (made one step earlier for this row), actual [B, S] raw.
-
-        Returns (score [B], per_sensor [B, S]) with per_sensor = ((forecast - actual) / scale)^2 and
-        score = per_sensor.mean(axis=1); ``self.threshold`` applies to this score.
-        """
-        f = np.asarray(forecast, dtype=np.float32)
-        a = np.asarray(actual, dtype=np.float32)
-        if f.shape != a.shape or f.ndim != 2 or f.shape[1] != len(self.sensors):
-            raise ValueError(
-                f"residual_score expects forecast and actual [B, {len(self.sensors)}], got "
-                f"{list(f.shape)} and {list(a.shape)}"
-            )
-        per_sensor = (((f - a) / self._scale) ** 2).astype(np.float32)
-        return per_sensor.mean(axis=1), per_sensor
+        return forecaster_result(forecasts, attention, missing)

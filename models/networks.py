@@ -7,17 +7,33 @@ Forecasters (``role = "forecaster"``): ``forward(x [B, W, S]) -> [B, H, S]``.
 Detectors (``role = "detector"``): ``forward(x [B, W, S]) -> reconstruction [B, W, S]``.
 
 ``build_model(kind, n_sensors, window, horizon, **hyperparameters)`` makes any of them from the
-values stored in an artifact's manifest.
+values stored in an artifact's manifest. The kind registry (``KINDS``, ``KindSpec``, ``SEED_PRESETS``) is
+models.kinds, re-exported here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
+
+# The kind registry lives in models.kinds (no torch there: the serving path validates manifests with it).
+from models.kinds import DEFAULT_DETECTOR, KINDS, SEED_PRESETS, KindSpec
+
+__all__ = [
+    "DEFAULT_DETECTOR",
+    "KINDS",
+    "SEED_PRESETS",
+    "AttentionLSTM",
+    "BiLSTMReconstructor",
+    "KindSpec",
+    "LSTMAutoencoder",
+    "RecurrentForecaster",
+    "Seq2SeqLSTM",
+    "build_model",
+]
 
 
 class RecurrentForecaster(nn.Module):
@@ -213,33 +229,6 @@ class LSTMAutoencoder(nn.Module):
         dec_in = z.unsqueeze(1).expand(batch, steps, z.shape[1])  # [B, W, L]
         out, _ = self.decoder(dec_in, (h0, c0))  # [B, W, D], newest row first
         return torch.flip(self.head(out), dims=[1])  # [B, W, S], oldest row first
-
-
-@dataclass(frozen=True)
-class KindSpec:
-    """What a model kind is: its role, whether it forecasts H > 1 steps, and the seed's sizes."""
-
-    role: str
-    seed_hyperparameters: dict[str, Any]
-    default_horizon: int
-    has_attention: bool = False
-
-
-# The seed's sizes per kind (examples 1-8). lstm's deeper single-step configuration
-# (example 5) is SEED_PRESETS["lstm_deep"].
-KINDS: dict[str, KindSpec] = {
-    "rnn": KindSpec("forecaster", {"hidden_size": 32, "num_layers": 1, "dropout": 0.0}, 1),
-    "lstm": KindSpec("forecaster", {"hidden_size": 64, "num_layers": 2, "dropout": 0.0}, 1),
-    "gru": KindSpec("forecaster", {"hidden_size": 64, "num_layers": 2, "dropout": 0.0}, 1),
-    "seq2seq": KindSpec("forecaster", {"hidden_size": 128, "num_layers": 2, "dropout": 0.0}, 10),
-    "attention_lstm": KindSpec("forecaster", {"hidden_size": 128, "num_layers": 2, "dropout": 0.0}, 1, True),
-    "bilstm": KindSpec("detector", {"hidden_size": 64, "num_layers": 2, "dropout": 0.0}, 0),
-    "lstm_ae": KindSpec("detector", {"hidden_size": 64, "num_layers": 1, "latent_size": 8, "dropout": 0.0}, 0),
-}
-SEED_PRESETS: dict[str, dict[str, Any]] = {
-    "lstm_deep": {"kind": "lstm", "hidden_size": 128, "num_layers": 3, "dropout": 0.2},
-}
-DEFAULT_DETECTOR = "lstm_ae"
 
 
 def build_model(kind: str, n_sensors: int, window: int, horizon: int, **hyperparameters: Any) -> nn.Module:

@@ -40,7 +40,7 @@ from sklearn.decomposition import PCA
 
 from models.calibration import ManifestLevels, calibrate
 from models.envelope import compute_envelope
-from models.inference import InferenceResult
+from models.model_api import InferenceResult
 from models.preprocessing import fill_windows
 
 F32 = npt.NDArray[np.float32]

@@ -20,9 +20,13 @@ Steps (``train_model``):
    threshold recorded (``threshold.holdout``); far above the target is a warning (``holdout_warning``).
 8. Envelope of the data (models/envelope.py: per-sensor range, spread, the least within-window std)
    and data warnings (less than a day, constant or narrow sensors).
-9. ``save_artifact``: manifest.json + weights.safetensors. Warnings are in the manifest
-   (``threshold.warnings``, ``envelope.warnings``, all of them in ``training.warnings``); training
-   never refuses on them unless ``require_supported`` (the CLI's default) and the calibration does
+9. The serving graph (models/onnx_export.py): the model exported to ONNX with its scaler and score folded in,
+   verified against torch eager on 32 reference windows taken evenly from the calibration part (with missing
+   values put in, models/reference.py); a graph that does not score like torch fails the training loudly
+   (OnnxExportError, nothing written).
+10. ``save_artifact``: manifest.json, weights.safetensors, model.onnx and reference.safetensors. Warnings are
+   in the manifest (``threshold.warnings``, ``envelope.warnings``, all of them in ``training.warnings``);
+   training never refuses on them unless ``require_supported`` (the CLI's default) and the calibration does
    not support the target (``CalibrationUnsupported``, nothing written).
 
 Detector score choice: the per-sensor error averages the whole window (``score_steps = window``)
@@ -60,6 +64,7 @@ from models.device import resolve_device
 from models.envelope import compute_envelope
 from models.inference import LoadedModel
 from models.networks import KINDS, build_model
+from models.onnx_export import export_onnx
 from models.preprocessing import (
     Scaler,
     Split,
@@ -70,6 +75,7 @@ from models.preprocessing import (
     sliding_windows,
     valid_window_mask,
 )
+from models.reference import pick_reference
 
 MISSING_VALUE_POLICY = (
     "forward-fill gaps of at most max_gap rows per sensor; rows still missing are unusable and "
@@ -426,7 +432,12 @@ def train_model(
         "device": str(device),
         "warnings": [*threshold["warnings"], *envelope["warnings"]],
     }
-    return save_artifact(out_dir, module, manifest)
+    # Reference windows for the graph's verification: rows the model did not train or early-stop on (the
+    # calibration part), one more row each for a forecaster (its residual score needs the actual row).
+    spans = _raw_pairs(filled, usable, split.calibration, config.window + (1 if role == "forecaster" else 0))
+    windows, actual = pick_reference(spans, role, config.window)
+    bundle = export_onnx(loaded, windows, actual, source="calibration")
+    return save_artifact(out_dir, module, manifest, onnx=bundle)
 
 
 def calibrate_threshold(

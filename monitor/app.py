@@ -17,9 +17,10 @@ port 0), so a config it passes is one App accepts, short of a busy port or the b
 is bound first, before the artifacts load, so a busy port fails before the slow part of the start.
 plantwatch_ready is computed at every scrape from app.ready(), so it never waits for someone to call /readyz.
 
-Artifacts: ``load_artifact`` (models/artifacts.py) refuses anything hostile with an ArtifactError, including a
-model whose probe batch (windows at its training mean) scores NaN / inf; at start that is a StartupError (one
-line, exit 2), on SIGHUP one ERROR line, ``model_reloads{result="error"}`` and the old models keep scoring.
+Artifacts: ``load_for_serving`` (models/serving.py: ONNX Runtime on the CPU, torch on CUDA) refuses anything
+hostile with an ArtifactError, including a model whose probe batch (windows at its training mean) scores NaN / inf;
+at start that is a StartupError (one line, exit 2), on SIGHUP one ERROR line, ``model_reloads{result="error"}``
+and the old models keep scoring.
 A model that later scores live complete windows as NaN / inf makes ``ready()`` false, naming it
 (ScoringEngine.failing_models), until its windows score finite again.
 
@@ -84,10 +85,28 @@ class StartupError(Exception):
     """The service cannot start with this configuration (bad device, missing or invalid artifact)."""
 
 
-def load_models(cfg: PlantwatchConfig, device: torch.device) -> dict[str, LoadedModel]:
-    """Every configured artifact, loaded once per model name; StartupError names the unit and path."""
-    from models.artifacts import ArtifactError, load_artifact
+def load_models(cfg: PlantwatchConfig, device: torch.device | str) -> dict[str, LoadedModel]:
+    """Every configured artifact, loaded once per model name; StartupError names the unit and path.
 
+    models.serving.load_for_serving picks the runtime: on the CPU the artifact's ONNX graph in ONNX Runtime (no
+    torch; an artifact without one is scored by torch, with a WARNING saying how to upgrade it), on CUDA torch in
+    ``scheduler.precision``. A precision other than fp32 with a configured device that is the CPU is refused here
+    (ONNX Runtime scores fp32); a CUDA service reloading after its out-of-memory fallback to the CPU loads fp32.
+    """
+    from typing import cast
+
+    from models.artifact_io import ArtifactError  # not models.artifacts: that module is the torch half
+    from models.device import is_cpu, serving_device
+    from models.serving import load_for_serving
+
+    precision = cfg.scheduler.precision
+    if is_cpu(device) and precision != "fp32":
+        if is_cpu(serving_device(cfg.scheduler.device)):
+            raise StartupError(
+                f"scheduler.precision: {precision} applies on CUDA only; on the CPU the models run in ONNX Runtime "
+                "in fp32 (set fp32, or score on a CUDA device)"
+            )
+        precision = "fp32"
     paths: dict[str, str] = {}
     models: dict[str, LoadedModel] = {}
     for i, unit in enumerate(cfg.units):
@@ -104,11 +123,15 @@ def load_models(cfg: PlantwatchConfig, device: torch.device) -> dict[str, Loaded
                     )
                 continue
             try:
-                models[ref.name] = load_artifact(path, device=device)  # ArtifactError for anything an artifact holds
+                # ArtifactError for anything an artifact holds (a precision CUDA cannot hold to included)
+                loaded = load_for_serving(path, device, precision=precision, cpu_threads=cfg.scheduler.cpu_threads)
             except ArtifactError as exc:  # its message names the artifact's path
                 raise StartupError(f"units.{i}.{role}.artifact: {exc}") from exc
             except OSError as exc:
                 raise StartupError(f"units.{i}.{role}.artifact: cannot load {path}: {exc}") from exc
+            # An OnnxModel on the CPU: it has what the monitor uses of LoadedModel (models.serving.ServingModel),
+            # whose name the monitor's annotations still carry.
+            models[ref.name] = cast("LoadedModel", loaded)
             paths[ref.name] = path
             if abs(models[ref.name].period_s - unit.period_s) > 1e-9:
                 log.warning(
@@ -150,7 +173,7 @@ def _check_units_against_models(cfg: PlantwatchConfig, models: dict[str, LoadedM
 class Preflight:
     """What the service builds from the config before it connects."""
 
-    device: torch.device
+    device: torch.device | str  # "cpu" as a string: resolved without torch (models.device.serving_device)
     models: dict[str, LoadedModel]
     specs: dict[str, UnitSpec]
     policies: dict[str, AlertPolicy]
@@ -180,13 +203,13 @@ def preflight(cfg: PlantwatchConfig) -> Preflight:
     `plantwatch check-config` both call this, so what one refuses the other does, with the same one-line
     "key.path: reason" message.
     """
-    from models.device import resolve_device
+    from models.device import serving_device
 
     problem = client_settings_problem(cfg.mqtt) or state_dir_problem(cfg.state.dir)
     if problem is not None:
         raise StartupError(problem)
     try:
-        device = resolve_device(cfg.scheduler.device)
+        device = serving_device(cfg.scheduler.device)  # "cpu" without importing torch, unless NVIDIA is there
     except ValueError as exc:
         raise StartupError(f"scheduler.device: {exc}") from exc
     models = load_models(cfg, device)
@@ -223,9 +246,6 @@ class App:
             raise
         self.device = checked.device
         log.info("scoring on %s", self.device)
-        if cfg.scheduler.precision != "fp32":
-            # LoadedModel.infer has no reduced-precision path yet (models/inference.py); say so instead of pretending.
-            log.warning("scheduler.precision %s is not applied yet: scoring runs in fp32", cfg.scheduler.precision)
         models = checked.models
         horizons = {h for m in models.values() if m.role == "forecaster" for h in (1, m.horizon)}
         units = {u.name: tuple(u.sensors) for u in cfg.units}

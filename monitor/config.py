@@ -343,7 +343,11 @@ class SchedulerConfig(Strict):
     # added ~20 MiB of RSS at 1,000 units (benchmarks/memory.py).
     max_batch: int = Field(default=256, ge=1, description="Most windows per model forward.")
     max_delay_ms: float = Field(default=20.0, ge=0, description="Longest a ready window waits for a fuller batch.")
-    precision: Literal["fp32", "fp16", "bf16"] = Field(default="fp32", description="Inference precision (CUDA only).")
+    precision: Literal["fp32", "fp16", "bf16"] = Field(
+        default="fp32",
+        description="Inference precision on CUDA, checked per model against fp32 at load (scores within 2 % of the "
+        "threshold, else refused); the CPU scores the fp32 ONNX graph and refuses any other.",
+    )
     # monitor/scorer.py says why: a batch beside paho's busy thread waited for the GIL for hundreds of ms.
     scorer: Literal["process", "thread"] = Field(
         default="process",
@@ -359,8 +363,9 @@ class SchedulerConfig(Strict):
     cpu_threads: int = Field(
         default=1,
         ge=0,
-        description="torch intra-op threads for CPU scoring (0: torch's default, one per core). One is fastest when "
-        "ingest, buffers and the broker share the cores (benchmarks/latency.py).",
+        description="Intra-op threads for CPU scoring, ONNX Runtime's (and torch's, for an artifact without an ONNX "
+        "graph; 0: the runtime's default, one per core). One is fastest when ingest, buffers and the broker share "
+        "the cores (benchmarks/latency.py, measured with torch).",
     )
     # monitor/probation.py says why these two, whichever is later.
     reload_probation_windows: int = Field(

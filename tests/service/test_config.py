@@ -292,6 +292,9 @@ def _parity_cases(
     def state_under_a_file(c: dict[str, Any]) -> None:
         c["state"] = {"dir": str(tmp_path / "a-file" / "state")}
 
+    def reduced_precision_on_the_cpu(c: dict[str, Any]) -> None:
+        c["scheduler"]["precision"] = "bf16"  # the config scores on the CPU: ONNX Runtime runs the fp32 graph
+
     return {
         "two artifacts for one model": (
             two_artifacts,
@@ -308,6 +311,7 @@ def _parity_cases(
         "a CA file that is not a certificate": (bad_ca, "mqtt.tls: cannot load the TLS settings"),
         "a metrics address not on this host": (foreign_address, "metrics.host: cannot listen on 192.0.2.1:0"),
         "a state dir under a file": (state_under_a_file, f"state.dir: {tmp_path / 'a-file'} is not a directory"),
+        "bf16 on the CPU": (reduced_precision_on_the_cpu, "scheduler.precision: bf16 applies on CUDA only"),
     }
 
 
@@ -320,6 +324,7 @@ CASES = [
     "a CA file that is not a certificate",
     "a metrics address not on this host",
     "a state dir under a file",
+    "bf16 on the CPU",
 ]
 
 

@@ -333,10 +333,12 @@ def test_readiness_names_a_model_scoring_nan_and_a_reload_whose_probe_is_not_fin
 
     import torch
 
-    from models.hostile import build_case
+    from models.hostile import build_case, without_onnx
 
     det = tmp_path / "det"
     shutil.copytree(artifacts["det"], det)
+    # Served by torch (an artifact without its ONNX graph): the test corrupts the torch module's weights in place.
+    without_onnx(det)
     base = service_config()
     units = [{**u.model_dump(mode="json"), "detector": {"name": "det", "artifact": str(det)}} for u in base.units]
     app = run_app(service_config(units=units))

@@ -106,8 +106,9 @@ def test_simulated_bias_fault_fires_and_resolves_on_the_right_unit(
         assert publisher.wait(180) and publisher.error is None
         scored = "plantwatch_windows_scored_total"
         expected = len(units) * (RUN_S - WINDOW + 1)
-        done = wait_until(lambda: app.exposition.get_sample_value(scored, {"detector": "reconstruction"}) == expected, 60)
-        assert done, (app.exposition.get_sample_value(scored, {"detector": "reconstruction"}), expected)
+        recon = {"detector": "reconstruction"}
+        done = wait_until(lambda: app.exposition.get_sample_value(scored, recon) == expected, 60)
+        assert done, (app.exposition.get_sample_value(scored, recon), expected)
         start = result.timestamps[0] + FAULT_START_S
         events = [m.json() for m in recorder.wait_for(f"{unique_prefix}/pw/alerts/reactor-1", count=2, timeout_s=10)]
         recon = [e for e in events if e["detector"] == "reconstruction"]
