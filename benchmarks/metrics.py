@@ -50,7 +50,7 @@ from prometheus_client import CollectorRegistry, generate_latest  # noqa: E402
 from monitor.alerts import AlertBoard, AlertPolicy  # noqa: E402
 from monitor.buffers import RingBuffers, UnitSpec  # noqa: E402
 from monitor.ingest import Parser  # noqa: E402
-from monitor.messages import Forecast, Score  # noqa: E402
+from monitor.messages import MODEL_DETECTORS, Forecast, Score  # noqa: E402
 from monitor.metrics import Metrics  # noqa: E402
 from monitor.outputs import OutputStage  # noqa: E402
 from monitor.scheduler import JobQueue  # noqa: E402
@@ -124,7 +124,7 @@ def memory() -> dict[str, float]:
 def scores_and_forecasts(units: list[str], ts: float, rng: np.random.Generator) -> ScoringOutput:
     out = ScoringOutput()
     for unit in units:
-        for detector in ("reconstruction", "forecast"):
+        for detector in MODEL_DETECTORS:
             errors = rng.uniform(0.0, 0.5, len(SENSORS))
             out.scores.append(
                 Score(

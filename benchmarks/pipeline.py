@@ -79,6 +79,7 @@ from benchmarks._harness import (  # noqa: E402
     wait_until,
     write_config,
 )
+from monitor.messages import SKIP_REASONS  # noqa: E402
 
 WINDOW = 50
 BACKFILL = WINDOW + 5  # full windows and the forecaster's first residual before the live part
@@ -285,7 +286,7 @@ def run_units(bench: Bench, n: int, arrival: str) -> dict[str, Any]:
         "skipped": skipped,
         "skipped_by_reason": {
             reason: total(c, "plantwatch_windows_skipped_total", f'reason="{reason}"')
-            for reason in ("gap", "backlog", "queue_full")
+            for reason in SKIP_REASONS
         },
         "scored": scored,
         "expected_scored": expected_scored,

@@ -26,9 +26,10 @@ import numpy as np
 import numpy.typing as npt
 
 from monitor.alerts import AlertPolicy
-from monitor.backtest import BacktestResult, CsvData, run_backtest
+from monitor.backtest import BacktestResult, run_backtest
 from monitor.config import PlantwatchConfig
 from monitor.evaluation import Evaluation, Label, PointMetrics, episodes_from_events, evaluate
+from monitor.wire.csvfile import CsvData
 
 NEURAL_KINDS = ("lstm_ae", "bilstm", "lstm")
 

@@ -71,12 +71,12 @@ from benchmarks.quality_sim import DETECTORS  # noqa: E402
 from monitor.backtest import BacktestResult, run_backtest  # noqa: E402
 from monitor.config import PlantwatchConfig  # noqa: E402
 from monitor.evaluation import DAY_S, Episode, episodes_from_events, evaluate, merge_episodes  # noqa: E402
-from monitor.messages import AlertEvent  # noqa: E402
+from monitor.messages import MODEL_DETECTORS, AlertEvent  # noqa: E402
 from monitor.sensor_health import envelope_bounds  # noqa: E402
 from simulators import parse_scenario, simulate  # noqa: E402
 
 HOUR_S = 3600.0
-ANOMALY = ("reconstruction", "forecast")
+ANOMALY = MODEL_DETECTORS
 CRITICAL_HOURS = 1.0  # "critical anomaly alerts for hours": at least this much critical alert time in the 24 h
 TARGET_SHARE = 0.01
 TARGET_EPISODES = 1.0

@@ -65,6 +65,7 @@ from monitor.evaluation import (  # noqa: E402
     evaluate_by_detector,
     merge_episodes,
 )
+from monitor.messages import DETECTORS as DETECTOR_STREAMS  # noqa: E402
 from simulators import FAULT_KINDS, Fault, parse_scenario, simulate, with_faults  # noqa: E402
 from simulators.faults import PROCESS_FAULT_KINDS, PROCESS_FAULT_SENSORS, REACTOR_SENSOR_SCALES, default_magnitude  # noqa: E402
 from simulators.reactor import REACTOR_SENSORS  # noqa: E402
@@ -221,7 +222,7 @@ def run(plan: Plan, names: list[str], policy: AlertPolicy, calibration: str, tar
             result = run_backtest(cfg, models, data)
             episodes = episodes_from_events(result.events)
             by_stream = evaluate_by_detector(
-                episodes, labels, timelines, tolerance_s=TOLERANCE_S, detectors=("reconstruction", "forecast", "sensor")
+                episodes, labels, timelines, tolerance_s=TOLERANCE_S, detectors=DETECTOR_STREAMS
             )
             streams = SERVICE_STREAMS if name == "service" else {name: DETECTORS[name].stream}
             for row, stream in streams.items():

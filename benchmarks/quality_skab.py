@@ -24,7 +24,6 @@ false alarms without touching a test part. Labels of the test parts are read onl
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 import tempfile
 import time
@@ -49,8 +48,8 @@ from benchmarks.quality_common import (  # noqa: E402
     run_and_evaluate,
 )
 from monitor.alerts import AlertPolicy  # noqa: E402
-from monitor.backtest import CsvData, read_csv  # noqa: E402
 from monitor.evaluation import Label, PointMetrics  # noqa: E402
+from monitor.wire.csvfile import CsvData, read_csv, read_table  # noqa: E402
 
 DEFAULT_ROOT = Path("/work/shared/datasets/skab")
 TRAIN_ROWS = 400
@@ -124,11 +123,12 @@ def unit_name(path: Path) -> str:
 
 def read_anomaly(path: Path) -> np.ndarray:
     """The file's ``anomaly`` column as booleans [N] (row order)."""
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.reader(f, delimiter=";")
-        header = next(reader)
-        col = header.index("anomaly")
-        return np.array([float(row[col]) > 0.5 for row in reader if row], dtype=bool)
+    table = read_table(path)
+    col = table.column_index("anomaly")
+    if col is None:
+        raise ValueError(f"{path}: no anomaly column")
+    flags: np.ndarray = table.values[:, col] > 0.5
+    return flags
 
 
 def label_runs(unit: str, ts: np.ndarray, flags: np.ndarray) -> list[Label]:

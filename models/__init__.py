@@ -26,7 +26,8 @@ Usage::
     s = load_for_serving(path, "cpu")   # an OnnxModel (ONNX Runtime) when the artifact has model.onnx, else torch
     s.infer(windows)                    # the same InferenceResult, within the manifest's onnx.tolerance
 
-Command line: ``plantwatch train --data FILE.csv --model KIND --out DIR`` (models/train_cli.py),
+Command line: ``plantwatch train --data FILE.csv --model KIND --out DIR`` (models/train_cli.py; the CSV is read by
+monitor.wire.csvfile, the one torch-free reader the backtest and the simulators share),
 ``plantwatch export-onnx DIR ...`` (models/export_cli.py: the graph for artifacts written before it).
 
 Modules: networks (nn.Modules), kinds (the kind registry and tensor shapes, no torch), preprocessing (scalers,

@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from monitor.wire.csvfile import TIME_COLUMNS
+
 HELP = "train one model on a CSV of normal data and write its artifact directory"
 
 # Kept in step with models.networks.KINDS (not imported here: that would import torch).
@@ -28,7 +30,13 @@ def _positive_int(text: str) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", required=True, type=Path, help="CSV of normal operation (timestamp + sensor columns)")
+    parser.add_argument(
+        "--data",
+        required=True,
+        type=Path,
+        help=f"CSV of normal operation: a time column ({', '.join(TIME_COLUMNS)}: epoch seconds or ISO 8601), "
+        "optionally unit, then one column per sensor (monitor/wire/csvfile.py)",
+    )
     parser.add_argument("--model", required=True, choices=MODEL_KINDS, help="model kind (default detector: lstm_ae)")
     parser.add_argument("--out", required=True, type=Path, help="artifact directory to write")
     parser.add_argument("--unit", help="train on this unit's rows (when the CSV has a unit column)")
@@ -70,7 +78,7 @@ def _fail(message: str) -> int:
 
 
 def main(args: argparse.Namespace) -> int:
-    from models.csvdata import CsvError, read_sensor_csv
+    from monitor.wire.csvfile import CsvError, read_table
 
     sensors = None
     if args.sensors is not None:
@@ -78,11 +86,9 @@ def main(args: argparse.Namespace) -> int:
         if not sensors:
             return _fail("--sensors is empty")
     try:
-        table = read_sensor_csv(args.data, sensors, args.unit)
+        table = read_table(args.data).for_unit(sensors, args.unit)
     except CsvError as exc:
         return _fail(str(exc))
-    except OSError as exc:
-        return _fail(f"{args.data}: {exc.strerror or exc}")
     if table.values.shape[0] == 0:
         return _fail(f"{args.data}: no data rows")
 

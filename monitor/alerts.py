@@ -60,14 +60,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
-from monitor.messages import DETECTORS, AlertEvent, Detector, Score
+from monitor.messages import (
+    ALERT_STATES,
+    DETECTORS,
+    MODEL_DETECTORS,
+    SEVERITIES,
+    AlertEvent,
+    AlertState,
+    Detector,
+    Score,
+    Severity,
+)
 from monitor.thresholds import AdaptiveThreshold, AdaptPolicy
+from monitor.wire.payloads import PAYLOAD_SCHEMA
 
-SCHEMA = 1
-Severity = Literal["warning", "critical"]
 EnvelopePolicy = Literal["alert", "warn", "suppress"]
-# Detectors whose threshold adapts online; the sensor detector's threshold is a fixed rule (1.0 = unhealthy).
-ADAPTIVE_DETECTORS: frozenset[str] = frozenset({"reconstruction", "forecast"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +169,8 @@ class AlertTracker:
         # CUSUM of (score / threshold - 1) while idle, and the ts of the first hit since it last left 0
         self._evidence = 0.0
         self._evidence_since: float | None = None
-        self._adaptive = AdaptiveThreshold(policy.adapt if detector in ADAPTIVE_DETECTORS else AdaptPolicy(False))
+        # A model detector's threshold adapts online; the sensor detector's is a fixed rule (1.0 = unhealthy).
+        self._adaptive = AdaptiveThreshold(policy.adapt if detector in MODEL_DETECTORS else AdaptPolicy(False))
         self.threshold_in_force = math.nan  # of the latest score, for the metrics
 
     @property
@@ -241,7 +249,7 @@ class AlertTracker:
         self,
         score: Score,
         levels: Levels,
-        state: Literal["firing", "resolved"],
+        state: AlertState,
         alert_id: str,
         started_at: float,
         severity: Severity,
@@ -266,7 +274,7 @@ class AlertTracker:
         )
 
     def _needs_evidence(self) -> bool:
-        return self.policy.fire_evidence > 0 and self.detector in ADAPTIVE_DETECTORS
+        return self.policy.fire_evidence > 0 and self.detector in MODEL_DETECTORS
 
     def _accumulate(self, score: Score, levels: Levels, hit: bool) -> None:
         """Update the evidence CUSUM: over the threshold it grows by the excess, under it drains by the gap."""
@@ -348,7 +356,7 @@ class AlertTracker:
     def snapshot(self) -> dict[str, Any]:
         """JSON-able state; ``restore`` of it continues the same episode without firing it again."""
         return {
-            "schema": SCHEMA,
+            "schema": PAYLOAD_SCHEMA,
             "unit": self.unit,
             "detector": self.detector,
             "state": "firing" if self._firing is not None else "idle",
@@ -366,8 +374,8 @@ class AlertTracker:
     def restore(self, state: Mapping[str, Any]) -> None:
         """Load a ``snapshot``; raises ValueError (state unchanged) if it is malformed or another tracker's."""
         try:
-            if state.get("schema") != SCHEMA:
-                raise ValueError(f"schema {state.get('schema')!r}, expected {SCHEMA}")
+            if state.get("schema") != PAYLOAD_SCHEMA:
+                raise ValueError(f"schema {state.get('schema')!r}, expected {PAYLOAD_SCHEMA}")
             if state["unit"] != self.unit or state["detector"] != self.detector:
                 raise ValueError(
                     f"state of ({state['unit']}, {state['detector']}), not of ({self.unit}, {self.detector})"
@@ -451,7 +459,7 @@ class AlertBoard:
             (t["last_ts"] for t in trackers.values() if t["last_ts"] is not None), default=-math.inf
         )
         body = {
-            "schema": SCHEMA,
+            "schema": PAYLOAD_SCHEMA,
             "unit": unit,
             "state": "firing" if self.active(unit) else "ok",
             "active": [event_to_dict(e) for e in self.active(unit)],
@@ -465,7 +473,7 @@ class AlertBoard:
             body = json.loads(payload)
         except (UnicodeDecodeError, ValueError) as exc:
             raise ValueError(f"alert state of {unit} is not JSON: {exc}") from exc
-        if not isinstance(body, dict) or body.get("schema") != SCHEMA or body.get("unit") != unit:
+        if not isinstance(body, dict) or body.get("schema") != PAYLOAD_SCHEMA or body.get("unit") != unit:
             raise ValueError(f"not an alert state of unit {unit}")
         trackers = body.get("trackers")
         if not isinstance(trackers, dict):
@@ -480,9 +488,9 @@ class AlertBoard:
 
 # --- wire format -----------------------------------------------------------------------------------------------
 def event_to_dict(event: AlertEvent) -> dict[str, Any]:
-    """The DESIGN.md alert payload as a dict (``"schema": 1``)."""
+    """The DESIGN.md alert payload as a dict (``"schema"``: monitor.wire.payloads.PAYLOAD_SCHEMA)."""
     return {
-        "schema": SCHEMA,
+        "schema": PAYLOAD_SCHEMA,
         "alert_id": event.alert_id,
         "unit": event.unit,
         "state": event.state,
@@ -513,23 +521,23 @@ def event_from_dict(body: Any) -> AlertEvent:
     """Parse an alert payload dict; ValueError names what is wrong."""
     if not isinstance(body, dict):
         raise ValueError("an alert event must be a JSON object")
-    if body.get("schema") != SCHEMA:
-        raise ValueError(f"alert schema {body.get('schema')!r}, expected {SCHEMA}")
+    if body.get("schema") != PAYLOAD_SCHEMA:
+        raise ValueError(f"alert schema {body.get('schema')!r}, expected {PAYLOAD_SCHEMA}")
     try:
         state = body["state"]
         detector = body["detector"]
         severity = body["severity"]
-        if state not in ("firing", "resolved"):
+        if state not in ALERT_STATES:
             raise ValueError(f"state {state!r}")
         if detector not in DETECTORS:
             raise ValueError(f"detector {detector!r}")
-        if severity not in ("warning", "critical"):
+        if severity not in SEVERITIES:
             raise ValueError(f"severity {severity!r}")
         sensors = tuple((_str(s["sensor"]), _num(s["share"])) for s in body["sensors"])
         return AlertEvent(
             alert_id=_str(body["alert_id"]),
             unit=_str(body["unit"]),
-            state=cast(Literal["firing", "resolved"], state),
+            state=cast(AlertState, state),
             detector=cast(Detector, detector),
             ts=_num(body["ts"]),
             started_at=_num(body["started_at"]),

@@ -57,7 +57,7 @@ from monitor.alerts import AlertBoard, AlertPolicy
 from monitor.buffers import RingBuffers, UnitSpec
 from monitor.config import PlantwatchConfig
 from monitor.health import HealthServer, cannot_listen
-from monitor.ingest import Parser, topic_filter
+from monitor.ingest import Parser
 from monitor.journal import Journal, ScoredMarks
 from monitor.metrics import Metrics
 from monitor.mqtt import MqttLink, client_settings_problem, read_retained
@@ -67,6 +67,7 @@ from monitor.scheduler import JobQueue, Scheduler
 from monitor.scorer import MergedRegistry, ScorerGone, ScorerProcess, ScoringPlan, ScoringSide, table_zeros
 from monitor.scoring import ScoringEngine, UnitModels
 from monitor.stages import BufferStage, Inbox, IngestStage
+from monitor.wire.topics import ANY, alert_state_topic, topic_filter
 
 if TYPE_CHECKING:
     import torch
@@ -433,7 +434,7 @@ class App:
         self.http.start()
         log.info("metrics on http://%s:%d/metrics", self.cfg.metrics.host, self.http.port)
         if self._scorer is None:  # the scorer process restores its own
-            state_filter = f"{self.cfg.mqtt.topics.prefix}/alerts/+/state"
+            state_filter = alert_state_topic(self.cfg.mqtt.topics.prefix, ANY)
             retained = read_retained(self.cfg.mqtt, state_filter, RETAINED_STATE_TIMEOUT_S)
             if retained:
                 restored = self.outputs.restore(retained)

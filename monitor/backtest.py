@@ -2,17 +2,18 @@
 
 API::
 
-    data = read_csv("run.csv", sensors_by_unit={"R1": ("temp", ...)}, default_unit="R1")   # -> CsvData
+    data = read_csv("run.csv", sensors_by_unit={"R1": ("temp", ...)}, default_unit="R1")   # monitor.wire.csvfile
     result = run_backtest(cfg, models, data, out_dir=Path("out"), batch_size=1024)            # -> BacktestResult
     result.events, result.timelines, result.scores, result.skipped, result.rejected, result.rows
     result.scores_by_detector          # Counter: scores per detector stream, in order of first appearance
     load_models(cfg, device) -> {model name: LoadedModel}
 
-CSV (DESIGN.md shared facts): a header row; ``,`` or ``;`` separated; a ``timestamp`` column (epoch seconds)
-or a ``datetime`` / ``time`` column with ISO-8601 text (no zone = UTC, as in SKAB); an optional ``unit`` column;
-then one column per sensor. Sensor columns are matched by name, or by the name without the characters a config
-name cannot hold ("Volume Flow RateRMS" -> "VolumeFlowRateRMS"). Other columns (labels such as SKAB's
-``anomaly``) are ignored. An empty or non-numeric cell is a missing reading (the buffers' hold-over rule applies).
+CSV: read by monitor.wire.csvfile (``read_csv`` -> ``CsvData``; the one reader that training, the report and the
+replay share): a header row; ``,`` or ``;`` separated; a time column (``timestamp``, ``datetime``, ``time``
+or ``ts``: epoch seconds or ISO 8601, no zone = UTC, as in SKAB); an optional ``unit`` column; then one column
+per sensor. Sensor columns are matched by name, or by the name without the characters a config name cannot hold
+("Volume Flow RateRMS" -> "VolumeFlowRateRMS"). Other columns (labels such as SKAB's ``anomaly``) are ignored.
+An empty or non-numeric cell is a missing reading (the buffers' hold-over rule applies).
 A value outside its sensor's ``units[].limits`` is refused as ``out_of_range`` by the service's own rule
 (monitor.validation.split_by_limits, which the live parser applies): the sensor is missing for that row, and the
 sensor detector names it ``out_of_range``.
@@ -29,10 +30,8 @@ Outputs in ``out_dir``: ``scores.csv`` (unit, ts, detector, model, score, thresh
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import json
 import math
-import re
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -50,24 +49,11 @@ from monitor.messages import AlertEvent, Reading, Score, WindowJob
 from monitor.params import specs_from_config
 from monitor.scoring import ScoringEngine
 from monitor.validation import Bounds, split_by_limits, unit_limits
+from monitor.wire.csvfile import CsvData
 
 if TYPE_CHECKING:
     from models.inference import LoadedModel
     from monitor.config import PlantwatchConfig
-
-TIME_COLUMNS = ("timestamp", "datetime", "time")
-_NOT_NAME = re.compile(r"[^A-Za-z0-9_.-]")
-
-
-@dataclass(frozen=True, slots=True)
-class CsvData:
-    """A CSV's rows in file order: ts [N] float64 epoch s and the unit of each row; per unit, its rows' values."""
-
-    ts: npt.NDArray[np.float64]
-    units: tuple[str, ...]  # per row
-    values: Mapping[str, npt.NDArray[np.float64]]  # unit -> [rows of that unit, S] in config sensor order (NaN)
-    row_of_unit: Mapping[str, npt.NDArray[np.intp]]  # unit -> indices into ts of its rows
-    skipped_rows: int  # rows of units not in the config
 
 
 @dataclass(slots=True)
@@ -82,90 +68,6 @@ class BacktestResult:
     rejected: Counter[str] = field(default_factory=Counter)
     timelines: dict[str, npt.NDArray[np.float64]] = field(default_factory=dict)
     wall_s: float = 0.0
-
-
-def _parse_time(text: str) -> float:
-    text = text.strip()
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    stamp = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=dt.UTC)
-    return stamp.timestamp()
-
-
-def _number(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        return math.nan
-    return value if math.isfinite(value) else math.nan
-
-
-def read_csv(path: str | Path, sensors_by_unit: Mapping[str, Sequence[str]], default_unit: str | None) -> CsvData:
-    """Read a data CSV (see the module docstring); ValueError names what is missing."""
-    path = Path(path)
-    with open(path, newline="", encoding="utf-8") as f:
-        head = f.readline()
-        delimiter = ";" if head.count(";") > head.count(",") else ","
-        f.seek(0)
-        reader = csv.reader(f, delimiter=delimiter)
-        header = [h.strip() for h in next(reader, [])]
-        rows = list(reader)
-    if not header:
-        raise ValueError(f"{path}: empty file")
-    lowered = [h.lower() for h in header]
-    time_col = next((lowered.index(c) for c in TIME_COLUMNS if c in lowered), None)
-    if time_col is None:
-        raise ValueError(f"{path}: no time column (one of {', '.join(TIME_COLUMNS)}) in {header}")
-    unit_col = lowered.index("unit") if "unit" in lowered else None
-    if unit_col is None and default_unit is None:
-        raise ValueError(f"{path}: no unit column; name the unit (the config has several)")
-    by_name = {h: i for i, h in enumerate(header)}
-    by_clean = {_NOT_NAME.sub("", h): i for i, h in enumerate(header)}
-    columns: dict[str, list[int]] = {}  # unit -> column of each sensor, found on the unit's first row
-
-    def unit_columns(unit: str) -> list[int]:
-        cols = columns.get(unit)
-        if cols is None:
-            cols = []
-            for s in sensors_by_unit[unit]:
-                i = by_name.get(s, by_clean.get(s))
-                if i is None:
-                    raise ValueError(f"{path}: no column for sensor {s!r} of unit {unit!r} in {header}")
-                cols.append(i)
-            columns[unit] = cols
-        return cols
-
-    times: list[float] = []
-    units: list[str] = []
-    per_unit_values: dict[str, list[list[float]]] = {}
-    per_unit_rows: dict[str, list[int]] = {}
-    skipped = 0
-    for line, row in enumerate(rows, start=2):
-        if not row or all(not c.strip() for c in row):
-            continue
-        unit = row[unit_col].strip() if unit_col is not None and unit_col < len(row) else str(default_unit)
-        if unit not in sensors_by_unit:
-            skipped += 1
-            continue
-        cols = unit_columns(unit)
-        try:
-            t = _parse_time(row[time_col])
-        except (ValueError, IndexError) as exc:
-            raise ValueError(f"{path}:{line}: bad time value: {exc}") from exc
-        per_unit_rows.setdefault(unit, []).append(len(times))
-        per_unit_values.setdefault(unit, []).append([_number(row[c]) if c < len(row) else math.nan for c in cols])
-        times.append(t)
-        units.append(unit)
-    ts = np.asarray(times, dtype=np.float64)
-    values = {
-        u: np.asarray(v, dtype=np.float64).reshape(len(v), len(sensors_by_unit[u])) for u, v in per_unit_values.items()
-    }
-    index = {u: np.asarray(r, dtype=np.intp) for u, r in per_unit_rows.items()}
-    return CsvData(ts, tuple(units), values, index, skipped)
 
 
 def load_models(cfg: PlantwatchConfig, device: str) -> dict[str, LoadedModel]:

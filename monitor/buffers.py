@@ -78,11 +78,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from monitor.messages import Reading, Rejected, RejectReason, WindowJob, storable
+from monitor.messages import Reading, Rejected, RejectReason, SkipReason, WindowJob, storable
 from monitor.timeline import TimelineGuard
 
 # Why a due window was not emitted (label set of plantwatch_windows_skipped_total{reason} for this stage).
-SKIP_GAP = "gap"
+SKIP_GAP: SkipReason = "gap"
 # Event times beyond this (epoch seconds, about the year 5138) are refused: nothing real is that far out.
 MAX_ABS_TS = 1e11
 

@@ -25,6 +25,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from monitor.wire.topics import OUTPUT_PREFIX, READINGS_TOPIC, SENSOR_TOPIC
+
 UNIT_NAME_PATTERN = r"^[A-Za-z0-9_-]{1,32}$"
 SENSOR_NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 MASK = "**********"
@@ -253,11 +255,11 @@ class TlsConfig(Strict):
 
 
 class TopicsConfig(Strict):
-    readings: str = Field(default="plant/{unit}/readings", description="Per-unit readings topic template.")
+    readings: str = Field(default=READINGS_TOPIC, description="Per-unit readings topic template.")
     sensor: str | None = Field(
-        default="plant/{unit}/{sensor}", description="Per-sensor topic template; null to not subscribe to it."
+        default=SENSOR_TOPIC, description="Per-sensor topic template; null to not subscribe to it."
     )
-    prefix: str = Field(default="plantwatch", description="Prefix of every topic the service publishes.")
+    prefix: str = Field(default=OUTPUT_PREFIX, description="Prefix of every topic the service publishes.")
 
     @field_validator("readings", "sensor", "prefix")
     @classmethod

@@ -54,7 +54,16 @@ import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
 from monitor.alerts import event_from_dict
-from monitor.messages import AlertEvent
+from monitor.messages import MODEL_DETECTORS, AlertEvent
+from monitor.wire.topics import (
+    ANY,
+    OUTPUT_PREFIX,
+    READINGS_TOPIC,
+    alerts_topic,
+    scores_topic,
+    status_topic,
+    topic_filter,
+)
 
 if TYPE_CHECKING:
     from simulators.scenario import Scenario
@@ -65,7 +74,7 @@ UNITS = ("reactor-01", "reactor-02")
 FAULT_UNIT = "reactor-01"
 FAULT_SENSOR = "reactor_temp_K"
 CLIENT_ID = "plantwatch-demo"
-PREFIX = "plantwatch"
+PREFIX = OUTPUT_PREFIX
 DEFAULT_BROKER_PORT = 1883
 DEFAULT_METRICS_PORT = 9108
 TRAIN_SEED = 11
@@ -320,7 +329,7 @@ def write_config(opts: DemoOptions, artifacts: dict[str, Path], host: str, port:
             "protocol": "3.1.1",  # amqtt speaks MQTT 3.1.1 only
             "client_id": CLIENT_ID,
             "keepalive_s": 15,
-            "topics": {"readings": "plant/{unit}/readings", "sensor": None, "prefix": PREFIX},
+            "topics": {"readings": READINGS_TOPIC, "sensor": None, "prefix": PREFIX},
         },
         "metrics": {"host": "127.0.0.1", "port": metrics_port},
         "scheduler": {"device": opts.device, "max_batch": 256, "max_delay_ms": 10},
@@ -379,10 +388,10 @@ class LiveView:
     def start(self, host: str, port: int, timeout_s: float = 10.0) -> None:
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{CLIENT_ID}-view", protocol=mqtt.MQTTv311)
         topics = [
-            (f"{PREFIX}/alerts/+", 1),
-            (f"{PREFIX}/scores/+", 0),
-            (f"{PREFIX}/status", 1),
-            ("plant/+/readings", 0),
+            (alerts_topic(PREFIX, ANY), 1),
+            (scores_topic(PREFIX, ANY), 0),
+            (status_topic(PREFIX), 1),
+            (topic_filter(READINGS_TOPIC), 0),
         ]
         client.on_connect = lambda c, u, f, rc, p: c.subscribe(topics) if not rc.is_failure else None
         client.on_subscribe = lambda c, u, mid, rcs, p: self._subscribed.set()
@@ -404,7 +413,7 @@ class LiveView:
         with self._lock:
             if parts[0] == "plant":
                 self._reading(parts[1], json.loads(payload))
-            elif topic == f"{PREFIX}/status":
+            elif topic == status_topic(PREFIX):
                 self.status = payload.decode("utf-8", "replace")
             elif parts[1] == "scores":
                 self._score(json.loads(payload))
@@ -499,7 +508,7 @@ class LiveView:
         else:
             state = "normal"
         parts = []
-        for detector in ("reconstruction", "forecast"):
+        for detector in MODEL_DETECTORS:
             if detector in view.scores:
                 score, threshold = view.scores[detector]
                 parts.append(f"{detector[:5]} {score:8.3g} / {threshold:<6.3g}")
@@ -647,8 +656,8 @@ def run_demo(
 
 
 def _write_report(workdir: Path, view: LiveView, labels_path: Path, out: TextIO) -> Path | None:
-    from monitor.evaluation import load_labels
     from monitor.report import read_alerts, read_scores, read_signals, render_report
+    from monitor.wire.labels import read_labels
 
     scores = read_scores(view.scores_path)
     events = read_alerts(view.alerts_path)
@@ -661,7 +670,7 @@ def _write_report(workdir: Path, view: LiveView, labels_path: Path, out: TextIO)
         scores,
         events,
         workdir / "report.png",
-        labels=load_labels(labels_path),
+        labels=read_labels(labels_path),
         signals=signals,
         title="plantwatch demo",
     )

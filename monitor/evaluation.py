@@ -2,7 +2,7 @@
 
 API (pure numpy, no torch)::
 
-    labels = load_labels("faults.csv")                 # CSV: unit,kind,start,end,sensors (epoch s, sensors ;-joined)
+    labels = read_labels("faults.csv")                 # monitor.wire.labels: [Label(unit, kind, start, end, sensors)]
     episodes = episodes_from_events(events)            # AlertEvents -> one Episode per alert_id
     report = evaluate(episodes, labels, timelines={"R1": row_ts}, tolerance_s=60)
     print(report.format())
@@ -46,34 +46,22 @@ Definitions (all causal: an alert counts from the event time it was published at
 
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 from monitor.messages import AlertEvent
+from monitor.wire.labels import Label
 
 DAY_S = 86_400.0
 ANY = "any"  # evaluate_by_detector's key for the service as a whole (every detector's alerts merged)
 
 Status = Literal["detected", "missed", "already_alerting"]
 _Item = TypeVar("_Item", "Episode", "Label")
-
-
-@dataclass(frozen=True, slots=True)
-class Label:
-    """One injected or recorded fault."""
-
-    unit: str
-    kind: str
-    start: float
-    end: float
-    sensors: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,26 +212,6 @@ def _label_line(r: LabelResult) -> str:
     else:
         status = "missed"
     return f"{lab.unit} {lab.kind} [{lab.start:.0f}, {lab.end:.0f}]: {status}"
-
-
-def load_labels(path: str | Path) -> list[Label]:
-    """Read a label CSV (``unit,kind,start,end,sensors``); ValueError names the bad line."""
-    labels = []
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        missing = {"unit", "kind", "start", "end"} - set(reader.fieldnames or ())
-        if missing:
-            raise ValueError(f"{path}: label file lacks columns {sorted(missing)}")
-        for line, row in enumerate(reader, start=2):
-            try:
-                start, end = float(row["start"]), float(row["end"])
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"{path}:{line}: start/end must be epoch seconds: {exc}") from exc
-            if not (math.isfinite(start) and math.isfinite(end) and end >= start):
-                raise ValueError(f"{path}:{line}: need finite start <= end, got {start}, {end}")
-            sensors = tuple(s for s in (row.get("sensors") or "").split(";") if s)
-            labels.append(Label(row["unit"], row["kind"], start, end, sensors))
-    return labels
 
 
 def episodes_from_events(events: Iterable[AlertEvent]) -> list[Episode]:

@@ -4,8 +4,10 @@ API:
     parser = Parser.from_config(cfg)        # or Parser(units={"R1": ("a", "b")}, limits={"R1": {"a": (0, 9)}}, ...)
     parser.parse(topic, payload, received_at) -> Reading | Rejected    # Reading.out_of_range: values refused
 
-Pure and O(payload): the paho network thread calls it for every message, so it never raises
-(any unexpected error becomes Rejected("malformed")) and never blocks. Checks, cheapest first:
+The format is monitor.wire's (topics: the templates and their matching; payloads: the shapes; timestamps: the
+ISO 8601 rule); this module is its validation. Pure and O(payload): the paho network thread calls it for every
+message, so it never raises (any unexpected error becomes Rejected("malformed")) and never blocks. Checks,
+cheapest first:
 size (before decoding), topic (known unit, known sensor), UTF-8, strict JSON (NaN/Infinity/1e999
 -> non_finite; deep nesting -> malformed), shape, value types (bool, string, null, list, object
 -> type), magnitude (beyond float32, e.g. 1e39 or 1e300, which the float32 buffers would hold as inf ->
@@ -28,14 +30,14 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from typing import Any
 
 from monitor.config import PlantwatchConfig
 from monitor.messages import Reading, Rejected, RejectReason, storable
 from monitor.validation import Bounds, split_by_limits, unit_limits
+from monitor.wire.timestamps import NoZoneError, epoch_from_iso
+from monitor.wire.topics import READINGS_TOPIC, SENSOR_TOPIC, topic_pattern
 
 
 class _Refused(Exception):
@@ -55,18 +57,6 @@ def _refuse_constant(name: str) -> float:
 # 1e999 parses to inf and is caught by the finiteness check in _value; integers beyond Python's
 # int-string limit (4300 digits) make the decoder raise ValueError (malformed).
 _DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
-
-
-def _topic_regex(template: str) -> re.Pattern[str]:
-    pattern = re.escape(template)
-    pattern = pattern.replace(re.escape("{unit}"), r"(?P<unit>[^/]+)")
-    pattern = pattern.replace(re.escape("{sensor}"), r"(?P<sensor>[^/]+)")
-    return re.compile(f"^{pattern}$")
-
-
-def topic_filter(template: str) -> str:
-    """The MQTT subscription filter of a topic template: each placeholder becomes ``+``."""
-    return template.replace("{unit}", "+").replace("{sensor}", "+")
 
 
 def _value(sensor: str, raw: Any) -> float:
@@ -93,8 +83,8 @@ class Parser:
     def __init__(
         self,
         units: Mapping[str, Sequence[str]],
-        readings_template: str = "plant/{unit}/readings",
-        sensor_template: str | None = "plant/{unit}/{sensor}",
+        readings_template: str = READINGS_TOPIC,
+        sensor_template: str | None = SENSOR_TOPIC,
         max_payload_bytes: int = 65536,
         max_clock_skew_s: float = 120.0,
         limits: Mapping[str, Bounds] | None = None,
@@ -102,8 +92,8 @@ class Parser:
         self._sensors: dict[str, frozenset[str]] = {unit: frozenset(s) for unit, s in units.items()}
         # unit -> sensor -> (min, max); only units with limits, so the common case costs one dict miss
         self._limits: dict[str, Bounds] = {u: b for u, b in (limits or {}).items() if b}
-        self._readings = _topic_regex(readings_template)
-        self._sensor = _topic_regex(sensor_template) if sensor_template is not None else None
+        self._readings = topic_pattern(readings_template)
+        self._sensor = topic_pattern(sensor_template) if sensor_template is not None else None
         self._max_payload_bytes = max_payload_bytes
         self._max_clock_skew_s = max_clock_skew_s
 
@@ -208,10 +198,9 @@ class Parser:
             return ts
         if kind is str:
             try:
-                parsed = datetime.fromisoformat(raw)
+                return epoch_from_iso(raw, naive_is_utc=False)
+            except NoZoneError:
+                raise _Refused("schema", "ISO ts needs a zone (Z or +hh:mm)") from None
             except ValueError:
                 raise _Refused("schema", f"ts {raw[:40]!r} is not ISO 8601") from None
-            if parsed.tzinfo is None:
-                raise _Refused("schema", "ISO ts needs a zone (Z or +hh:mm)")
-            return parsed.timestamp()
         raise _Refused("schema", f"ts is {type(raw).__name__}")

@@ -1,4 +1,6 @@
-"""Frozen records passed between the service's stages (ingest -> buffers -> scheduler -> scoring -> alerts).
+"""Frozen records passed between the service's stages (ingest -> buffers -> scheduler -> scoring -> alerts), and
+the service's vocabulary, each word list defined here once and imported: detectors, alert states and severities,
+reject and skip reasons (bounded metric label sets).
 
 Each record is immutable so a stage can hand it to the next thread without a lock.
 """
@@ -8,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -32,20 +34,15 @@ RejectReason = Literal[
     "clock",  # off the unit's own timeline (ahead of its cadence, or a first reading far from the clock), held
     # and then contradicted by the unit's genuine stream (monitor.timeline)
 ]
-REJECT_REASONS: tuple[RejectReason, ...] = (
-    "too_large",
-    "malformed",
-    "schema",
-    "type",
-    "non_finite",
-    "out_of_range",
-    "unknown_unit",
-    "unknown_sensor",
-    "late",
-    "future",
-    "duplicate",
-    "clock",
-)
+REJECT_REASONS: tuple[RejectReason, ...] = get_args(RejectReason)
+
+# Why a window was not scored: the label set of plantwatch_windows_skipped_total{reason}.
+SkipReason = Literal[
+    "gap",  # its window holds a row past a sensor's hold-over (monitor.buffers); the sensor detector still sees it
+    "backlog",  # scoring fell behind: only each unit's newest window is kept (monitor.scheduler)
+    "queue_full",  # the job queue was full (a redelivered backlog bigger than the queue, monitor.scheduler)
+]
+SKIP_REASONS: tuple[SkipReason, ...] = get_args(SkipReason)
 
 # The ring buffers hold float32: a value beyond this magnitude would be stored as +-inf.
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -59,10 +56,17 @@ def storable(value: float) -> bool:
     return -FLOAT32_MAX <= value <= FLOAT32_MAX
 
 
-Detector = Literal["reconstruction", "forecast", "sensor"]
-# Every detector of a unit, in the order their scores and metrics are listed: the one definition of the set.
-DETECTORS: tuple[Detector, ...] = ("reconstruction", "forecast", "sensor")
+# The detectors scored by a model (the reconstruction detector, the forecaster's residual): their thresholds are
+# calibrated and adapt online, their scores are drawn against them. The sensor detector is a fixed rule.
+ModelDetector = Literal["reconstruction", "forecast"]
+Detector = Literal[ModelDetector, "sensor"]
+# Every detector of a unit, in the order their scores and metrics are listed.
+DETECTORS: tuple[Detector, ...] = get_args(Detector)
+MODEL_DETECTORS: tuple[ModelDetector, ...] = get_args(ModelDetector)
 AlertState = Literal["firing", "resolved"]
+ALERT_STATES: tuple[AlertState, ...] = get_args(AlertState)
+Severity = Literal["warning", "critical"]
+SEVERITIES: tuple[Severity, ...] = get_args(Severity)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +150,7 @@ class AlertEvent:
     started_at: float  # event time the episode started
     score: float
     threshold: float
-    severity: Literal["warning", "critical"]
+    severity: Severity
     sensors: tuple[tuple[str, float], ...]  # top contributors and their share of the score, largest first
     model: str
     attention_steps: tuple[int, ...] = ()

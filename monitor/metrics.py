@@ -37,10 +37,9 @@ from prometheus_client import metrics as prometheus_metrics
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.samples import Sample
 
-from monitor.messages import DETECTORS, REJECT_REASONS, Forecast, Score
+from monitor.messages import ALERT_STATES, DETECTORS, REJECT_REASONS, SKIP_REASONS, Forecast, Score
 
 DETECTOR_INDEX: dict[str, int] = {d: i for i, d in enumerate(DETECTORS)}
-SKIP_REASONS = ("gap", "backlog", "queue_full")
 QUEUES = ("ingest", "jobs", "publish")
 STAGES = ("ingest", "buffers", "scheduler", "outputs")
 RELOAD_RESULTS = ("ok", "error", "rolled_back")  # rolled_back: an `ok` reload withdrawn on probation
@@ -489,7 +488,7 @@ class Metrics:
             self.stage_errors.labels(stage)
         for result in RELOAD_RESULTS:
             self.model_reloads.labels(result)
-        for state in ("firing", "resolved"):
+        for state in ALERT_STATES:
             self.alerts_published.labels(state)
         for replay_result in REPLAY_RESULTS:
             self.journal_replayed.labels(replay_result)

@@ -22,7 +22,8 @@ Why these settings:
   to the next session instead of us dropping them during the drain.
 - Subscribe in on_connect (survives reconnects); MQTT 5 retain handling 1 so a resubscription does
   not replay retained readings as duplicates.
-- `<prefix>/status`: will `offline` (retained, QoS 1); `online` retained on every connect.
+- `<prefix>/status`: will `offline` (retained, QoS 1); `online` retained on every connect (topics and
+  payloads: monitor.wire).
 - reconnect_delay_set(min, max) with jitter on both bounds, re-drawn at each disconnect, so a fleet
   of instances does not reconnect in lockstep; max_queued_messages_set bounds the outbox.
 """
@@ -47,6 +48,8 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from monitor.config import MqttConfig
 from monitor.metrics import Metrics
+from monitor.wire import topics as wire_topics
+from monitor.wire.payloads import STATUS_OFFLINE, STATUS_ONLINE
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +57,7 @@ MessageHandler = Callable[[str, bytes, float], bool]  # returns whether the mess
 
 
 def status_topic(cfg: MqttConfig) -> str:
-    return f"{cfg.topics.prefix}/status"
+    return wire_topics.status_topic(cfg.topics.prefix)
 
 
 def _protocol(cfg: MqttConfig) -> MQTTProtocolVersion:
@@ -127,7 +130,7 @@ class MqttLink:
             self._client = _new_client(cfg, f"{cfg.client_id}-scorer", persistent=False, manual_ack=False)
         else:
             self._client = _new_client(cfg, cfg.client_id, persistent=True, manual_ack=True)
-            self._client.will_set(self._status_topic, b"offline", qos=1, retain=True)
+            self._client.will_set(self._status_topic, STATUS_OFFLINE, qos=1, retain=True)
         self._client.max_queued_messages_set(cfg.max_queued_messages)
         self._set_backoff()
         self._client.on_connect = self._on_connect
@@ -186,7 +189,7 @@ class MqttLink:
         else:
             self.subscribed.set()
         if not self._publisher_only:
-            client.publish(self._status_topic, b"online", qos=1, retain=True)
+            client.publish(self._status_topic, STATUS_ONLINE, qos=1, retain=True)
         self.connected.set()
         if self._metrics is not None:
             self._metrics.mqtt_connected.set(1)
@@ -266,7 +269,7 @@ class MqttLink:
         if self._publisher_only:
             ok = self._flush(deadline)
         elif self.connected.is_set():
-            info = self._client.publish(self._status_topic, b"offline", qos=1, retain=True)
+            info = self._client.publish(self._status_topic, STATUS_OFFLINE, qos=1, retain=True)
             try:
                 info.wait_for_publish(timeout=max(0.1, deadline - time.monotonic()))
             except RuntimeError as exc:
@@ -294,7 +297,7 @@ class MqttLink:
 
 def sync_topic(cfg: MqttConfig) -> str:
     """A fresh end-of-retained marker topic, outside every tree the service publishes to (alerts, scores...)."""
-    return f"{cfg.topics.prefix}/_sync/{uuid.uuid4().hex}"
+    return wire_topics.sync_topic(cfg.topics.prefix, uuid.uuid4().hex)
 
 
 def read_retained(cfg: MqttConfig, topic_filter: str, timeout_s: float = 5.0) -> dict[str, bytes] | None:

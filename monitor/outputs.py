@@ -5,31 +5,37 @@ API:
     outputs.handle(scoring_output)       # on the scheduler thread, after each batch
     outputs.restore(retained)            # at start: {"<prefix>/alerts/R1/state": payload} read back from the broker
 
-Topics (DESIGN.md wire contract), ``publish(topic, payload, qos, retain) -> bool``:
-    <prefix>/alerts/{unit}         QoS 1, an AlertEvent (monitor.alerts.event_to_json, "schema": 1)
+Topics and payloads (DESIGN.md wire contract, monitor.wire), ``publish(topic, payload, qos, retain) -> bool``:
+    <prefix>/alerts/{unit}         QoS 1, an AlertEvent (monitor.alerts.event_to_json, "schema": PAYLOAD_SCHEMA)
     <prefix>/alerts/{unit}/state   QoS 1, retained: the unit's tracker snapshot and what is firing
-    <prefix>/scores/{unit}         QoS 0, per scored row: {"schema", "unit", "ts", "scores": {detector: {...}}}
-    <prefix>/forecast/{unit}       QoS 0, per forecast: {"schema", "unit", "model", "ts", "period_s",
-                                   "sensors", "values" [H][S]}
+    <prefix>/scores/{unit}         QoS 0, per scored row (monitor.wire.payloads.encode_scores)
+    <prefix>/forecast/{unit}       QoS 0, per forecast (monitor.wire.payloads.encode_forecast)
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from monitor.alerts import AlertBoard, event_to_json
-from monitor.messages import DETECTORS, Forecast, Score
+from monitor.messages import ALERT_STATES, DETECTORS, Forecast, Score
 from monitor.metrics import Metrics
 from monitor.scoring import ScoringOutput
+from monitor.wire.payloads import encode_forecast, encode_scores, score_entry
+from monitor.wire.topics import (
+    OUTPUT_PREFIX,
+    alert_state_topic,
+    alerts_topic,
+    forecast_topic,
+    scores_topic,
+    unit_of_alert_state,
+)
 
 log = logging.getLogger(__name__)
 
 Publish = Callable[[str, bytes, int, bool], bool]
-SCHEMA = 1
 
 
 class OutputStage:
@@ -40,7 +46,7 @@ class OutputStage:
         board: AlertBoard,
         publish: Publish,
         metrics: Metrics,
-        prefix: str = "plantwatch",
+        prefix: str = OUTPUT_PREFIX,
         publish_scores: bool = True,
         publish_forecasts: bool = True,
         sensors: Mapping[str, tuple[str, ...]] | None = None,
@@ -53,15 +59,14 @@ class OutputStage:
         self._publish_forecasts = publish_forecasts
         self._sensors = dict(sensors or {})
         self._table = metrics.per_unit
-        self._fired = {state: metrics.alerts_published.labels(state) for state in ("firing", "resolved")}
+        self._fired = {state: metrics.alerts_published.labels(state) for state in ALERT_STATES}
         self._scored = {detector: metrics.windows_scored.labels(detector) for detector in DETECTORS}
 
     def restore(self, retained: Mapping[str, bytes]) -> int:
         """Restore the trackers from retained state payloads; returns how many units were restored."""
         restored = 0
         for topic, payload in retained.items():
-            parts = topic.split("/")
-            unit = parts[-2] if len(parts) >= 3 else ""
+            unit = unit_of_alert_state(self._prefix, topic)
             if unit not in self._table.index or not payload:
                 continue
             try:
@@ -88,13 +93,9 @@ class OutputStage:
                 self._metrics.receive_to_score.observe(max(0.0, now - score.received_at))
             in_force.append(self._alert(score))
             if self._publish_scores:
-                rows.setdefault((score.unit, score.ts), {})[score.detector] = {
-                    "score": score.score,
-                    "threshold": in_force[-1],
-                    "calibrated_threshold": score.threshold,
-                    "model": score.model,
-                    "sensors": dict(score.sensor_errors),
-                }
+                rows.setdefault((score.unit, score.ts), {})[score.detector] = score_entry(
+                    score.score, in_force[-1], score.threshold, score.model, score.sensor_errors
+                )
         self._table.set_scores(out.scores, in_force)
         for detector, count in scored.items():
             if count:
@@ -102,8 +103,7 @@ class OutputStage:
         if out.non_finite:
             self._metrics.stage_errors.labels("scheduler").inc(out.non_finite)
         for (unit, ts), scores in rows.items():
-            body = {"schema": SCHEMA, "unit": unit, "ts": ts, "scores": scores}
-            self._publish(f"{self._prefix}/scores/{unit}", json.dumps(body).encode(), 0, False)
+            self._publish(scores_topic(self._prefix, unit), encode_scores(unit, ts, scores), 0, False)
         self._table.set_forecasts(out.forecasts)
         if self._publish_forecasts:
             for forecast in out.forecasts:
@@ -135,25 +135,19 @@ class OutputStage:
         else:
             self._table.set_alert_active(i, event.detector, False)
             log.info("alert %s resolved: unit %s", event.alert_id, event.unit)
-        self._publish(f"{self._prefix}/alerts/{event.unit}", event_to_json(event), 1, False)
+        self._publish(alerts_topic(self._prefix, event.unit), event_to_json(event), 1, False)
         self._fired[event.state].inc()
         self._publish_state(event.unit)
         return tracker.threshold_in_force
 
     def _publish_state(self, unit: str) -> None:
-        self._publish(f"{self._prefix}/alerts/{unit}/state", self._board.state_payload(unit), 1, True)
+        self._publish(alert_state_topic(self._prefix, unit), self._board.state_payload(unit), 1, True)
 
     def _publish_forecast(self, forecast: Forecast) -> None:
         sensors = self._sensors.get(forecast.unit)
         if sensors is None:
             return
-        body = {
-            "schema": SCHEMA,
-            "unit": forecast.unit,
-            "model": forecast.model,
-            "ts": forecast.ts,
-            "period_s": forecast.period_s,
-            "sensors": list(sensors),
-            "values": forecast.values.tolist(),
-        }
-        self._publish(f"{self._prefix}/forecast/{forecast.unit}", json.dumps(body).encode(), 0, False)
+        payload = encode_forecast(
+            forecast.unit, forecast.model, forecast.ts, forecast.period_s, sensors, forecast.values.tolist()
+        )
+        self._publish(forecast_topic(self._prefix, forecast.unit), payload, 0, False)

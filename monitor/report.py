@@ -5,7 +5,7 @@ API::
     scores = read_scores("out/scores.csv")            # {unit: {detector: ScoreSeries}} (what backtest/demo write)
     events = read_alerts("out/alerts.jsonl")          # [AlertEvent] (one DESIGN.md alert payload per line)
     signals = read_signals("data.csv", units)         # {unit: Signals}; optional (the backtest's --data CSV)
-    labels = load_labels("labels.csv")                # monitor.evaluation; optional ground truth
+    labels = read_labels("labels.csv")                # monitor.wire.labels; optional ground truth
     render_report(scores, events, "report.png", labels=labels, signals=signals) -> Path
 
 One row of panels per unit: the signals standardised (z-score over the unit's whole run, so eight sensors in
@@ -35,9 +35,10 @@ import numpy as np
 import numpy.typing as npt
 
 from monitor.alerts import event_from_dict
-from monitor.backtest import TIME_COLUMNS, read_csv
-from monitor.evaluation import Episode, Label, episodes_from_events
-from monitor.messages import AlertEvent
+from monitor.evaluation import Episode, episodes_from_events
+from monitor.messages import MODEL_DETECTORS, AlertEvent
+from monitor.wire.csvfile import read_table
+from monitor.wire.labels import Label
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -45,7 +46,6 @@ if TYPE_CHECKING:
 MAX_POINTS = 4000  # per plotted score line; more than a 1400-px-wide figure can show anyway
 SIGNAL_POINTS = 600  # signals are averaged into this many bins: raw 1 Hz noise would hide the trends
 MAX_SPAN_LABELS = 6  # per panel; more episodes are shaded but not labelled
-DETECTOR_ORDER = ("reconstruction", "forecast")
 ALERT_COLOR = "#d62728"
 THRESHOLD_COLOR = "#ff7f0e"
 SCORE_COLOR = "#1f77b4"
@@ -118,19 +118,13 @@ def read_alerts(path: str | Path) -> list[AlertEvent]:
 
 
 def read_signals(path: str | Path, units: Sequence[str]) -> dict[str, Signals]:
-    """The raw signals of ``units`` from a data CSV (the backtest's input format; sensors are the other columns)."""
-    path = Path(path)
-    with open(path, newline="", encoding="utf-8") as f:
-        head = f.readline()
-    delimiter = ";" if head.count(";") > head.count(",") else ","
-    header = [h.strip() for h in head.strip().split(delimiter)]
-    skip = {*TIME_COLUMNS, "unit", "anomaly", "changepoint"}
-    sensors = tuple(h for h in header if h and h.lower() not in skip)
+    """The raw signals of ``units`` from a data CSV (monitor.wire.csvfile; sensors: the columns but the labels)."""
+    table = read_table(path)
+    sensors = table.sensor_columns()
     if not sensors:
-        raise ValueError(f"{path}: no sensor columns in {header}")
-    has_unit = "unit" in (h.lower() for h in header)
-    default_unit = None if has_unit or len(units) != 1 else units[0]
-    data = read_csv(path, dict.fromkeys(units, sensors), default_unit)
+        raise ValueError(f"{path}: no sensor columns in {list(table.columns)}")
+    default_unit = None if table.units is not None or len(units) != 1 else units[0]
+    data = table.for_units(dict.fromkeys(units, sensors), default_unit)
     return {unit: Signals(sensors, data.ts[rows], data.values[unit]) for unit, rows in data.row_of_unit.items()}
 
 
@@ -299,7 +293,7 @@ def render_report(
     for unit in units:
         if unit in signals:
             panels.append((unit, "signals"))
-        detectors = [d for d in DETECTOR_ORDER if d in scores.get(unit, {})]
+        detectors: list[str] = [d for d in MODEL_DETECTORS if d in scores.get(unit, {})]
         detectors += sorted(set(scores.get(unit, {})) - set(detectors))
         panels.extend((unit, d) for d in detectors)
     if not panels:

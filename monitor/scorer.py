@@ -67,6 +67,7 @@ from monitor.scheduler import JobQueue, JobSource, Scheduler, show_models, timed
 from monitor.scoring import ScoringEngine, required_window_rows
 from monitor.shared_block import SharedBlock
 from monitor.window_slots import SlotReader, SlotWriter, WindowSlots
+from monitor.wire.topics import ANY, alert_state_topic
 
 if TYPE_CHECKING:
     from monitor.app import Preflight
@@ -363,7 +364,7 @@ def scorer_main(cfg: PlantwatchConfig, wiring: _Wiring) -> None:
         "reload": lambda: side.reload(cfg),
     }
     threading.Thread(target=_serve, args=(control, handlers, stopped), name="control", daemon=True).start()
-    state_filter = f"{cfg.mqtt.topics.prefix}/alerts/+/state"
+    state_filter = alert_state_topic(cfg.mqtt.topics.prefix, ANY)
     retained = read_retained(cfg.mqtt, state_filter, 5.0)
     if retained:
         log.info("restored the alert state of %d unit(s) from the broker", side.outputs.restore(retained))

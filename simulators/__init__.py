@@ -1,7 +1,8 @@
 """Reactor simulator with injected faults and ground truth; CSV export, MQTT publisher, CSV replay.
 
-Imports numpy, PyYAML and paho-mqtt only (no torch, nothing of ``monitor`` but ``monitor.wire``),
-so it runs on a machine without torch.
+Imports numpy, PyYAML and paho-mqtt only (no torch, nothing of ``monitor`` but the ``monitor.wire`` package of
+shared formats), so it runs on a machine without torch. The CSV reader and the label record and files are
+monitor.wire's (csvfile, labels), re-exported here so a simulator user needs one import.
 
 Offline, for training data, tests and backtests::
 
@@ -12,7 +13,7 @@ Offline, for training data, tests and backtests::
     result.timestamps   # [T] epoch seconds (start_epoch defaults to 2026-01-01T00:00:00Z)
     result.units        # unit names; result.sensors: sensor names (REACTOR_SENSORS for the reactor)
     result.data         # [U, T, S] float64 in sensor units, NaN where a dropout fault removed readings
-    result.labels       # tuple[FaultLabel(unit, kind, start, end, sensors)], epoch seconds, [start, end)
+    result.labels       # tuple[Label(unit, kind, start, end, sensors)], epoch seconds, [start, end)
     result.label_mask() # [U, T] bool, True inside any fault
     write_csv(result, "data.csv"); write_labels(result.labels, "labels.csv")
 
@@ -32,8 +33,10 @@ Commands: ``plantwatch simulate`` (simulators.simulate_cli), ``plantwatch replay
 
 from __future__ import annotations
 
-from simulators.csvio import CsvError, Table, read_labels, read_table, write_csv, write_labels
-from simulators.faults import FAULT_KINDS, PROCESS_FAULT_KINDS, SENSOR_FAULT_KINDS, Fault, FaultLabel
+from monitor.wire.csvfile import CsvError, CsvTable, read_table
+from monitor.wire.labels import Label, read_labels, write_labels
+from simulators.csvio import write_csv
+from simulators.faults import FAULT_KINDS, PROCESS_FAULT_KINDS, SENSOR_FAULT_KINDS, Fault
 from simulators.live import LivePublisher, PublishError
 from simulators.reactor import REACTOR_SENSORS
 from simulators.scenario import Scenario, ScenarioError, load_scenario, parse_duration, parse_scenario, random_scenario
@@ -48,15 +51,15 @@ __all__ = [
     "SEED_SENSORS",
     "SENSOR_FAULT_KINDS",
     "CsvError",
+    "CsvTable",
     "Fault",
-    "FaultLabel",
+    "Label",
     "LivePublisher",
     "PublishError",
     "Scenario",
     "ScenarioError",
     "SimResult",
     "Simulation",
-    "Table",
     "load_scenario",
     "parse_duration",
     "parse_scenario",

@@ -2,7 +2,7 @@
 
 A fault is active on the half-open interval ``[start, start + duration)`` in seconds from the
 start of the simulation; a sample at time t is faulty when start <= t < end. Every fault
-becomes one ground-truth label row ``unit,kind,start,end,sensors`` (epoch seconds).
+becomes one ground-truth ``Label`` (monitor.wire.labels: ``unit,kind,start,end,sensors``, epoch seconds).
 
 Sensor faults change only their own sensors; the process and the controller never see them:
   bias      value + magnitude (sensor units)
@@ -107,17 +107,6 @@ class Fault:
     @property
     def end_s(self) -> float:
         return self.start_s + self.duration_s
-
-
-@dataclass(frozen=True)
-class FaultLabel:
-    """Ground truth for one fault: epoch seconds, half-open [start, end)."""
-
-    unit: str
-    kind: str
-    start: float
-    end: float
-    sensors: tuple[str, ...]
 
 
 def ramp(t_s: FloatArray, fault: Fault, fraction: float) -> FloatArray:

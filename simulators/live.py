@@ -1,6 +1,6 @@
 """Publishes simulated (or replayed) readings to an MQTT broker at a chosen speed, in a thread.
 
-Payloads and topics come from :mod:`monitor.wire` (the service parses the same format):
+Payloads and topics come from :mod:`monitor.wire` (payloads, topics: the service parses the same format):
 ``plant/{unit}/readings`` with ``{"ts", "values"}`` or ``plant/{unit}/{sensor}`` with
 ``{"ts", "value"}``; ``ts`` is the event time. A NaN (dropout) is simply not sent. Ground-truth
 fault events go to ``plantwatch-sim/faults/{unit}`` (QoS 1) when the simulated clock passes a
@@ -30,9 +30,10 @@ from typing import Any, Literal
 import numpy as np
 import paho.mqtt.client as mqtt
 
-from monitor.wire import READINGS_TOPIC, SENSOR_TOPIC, SIM_FAULTS_TOPIC, encode_readings, encode_sensor_value
+from monitor.wire.labels import Label
+from monitor.wire.payloads import encode_readings, encode_sensor_value
+from monitor.wire.topics import READINGS_TOPIC, SENSOR_TOPIC, SIM_FAULTS_TOPIC
 from simulators.broker import BrokerOptions
-from simulators.faults import FaultLabel
 from simulators.simulation import SimResult, Simulation
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,7 @@ def _block_rows(
             yield Row(ts, unit, {s: v for s, v in zip(sensors, row, strict=True) if v == v})  # v == v: not NaN
 
 
-def fault_events(labels: Iterable[FaultLabel]) -> list[tuple[float, str, bytes]]:
+def fault_events(labels: Iterable[Label]) -> list[tuple[float, str, bytes]]:
     """(event time, unit, JSON payload) for each fault's start and end, in time order."""
     events = []
     for label in labels:

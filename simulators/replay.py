@@ -1,4 +1,5 @@
-"""Turns a CSV table (simulator output, SKAB, any file with a time column) into rows to publish, in file order."""
+"""Turns a CSV table (simulator output, SKAB, any file with a time column: monitor.wire.csvfile) into rows to
+publish, in file order."""
 
 from __future__ import annotations
 
@@ -6,24 +7,22 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from simulators.csvio import Table
+from monitor.wire.csvfile import CsvTable
 from simulators.live import Row
 
-# Columns that are ground truth, not sensors (SKAB's), left out unless asked for.
-LABEL_COLUMNS = frozenset({"anomaly", "changepoint", "label", "labels", "is_anomaly"})
 
-
-def choose_columns(table: Table, sensors: Sequence[str] | None) -> list[int]:
-    """Indices of the columns to publish: the named ones, or every numeric non-label column."""
+def choose_columns(table: CsvTable, sensors: Sequence[str] | None) -> list[int]:
+    """Indices of the columns to publish: the named ones (found as the backtest finds them), or every column that
+    is not a ground-truth label (monitor.wire.csvfile.LABEL_COLUMNS) and holds a number."""
     if sensors:
-        missing = [s for s in sensors if s not in table.columns]
+        found = {s: table.column_index(s) for s in sensors}
+        missing = [s for s, i in found.items() if i is None]
         if missing:
             raise ValueError(f"no column(s) {missing} in the file; columns: {', '.join(table.columns)}")
-        return [table.columns.index(s) for s in sensors]
+        return [i for i in found.values() if i is not None]
+    labels = set(table.columns) - set(table.sensor_columns())
     chosen = [
-        i
-        for i, name in enumerate(table.columns)
-        if name.lower() not in LABEL_COLUMNS and not np.isnan(table.values[:, i]).all()
+        i for i, name in enumerate(table.columns) if name not in labels and not np.isnan(table.values[:, i]).all()
     ]
     if not chosen:
         raise ValueError("the file has no numeric sensor columns")
@@ -31,7 +30,7 @@ def choose_columns(table: Table, sensors: Sequence[str] | None) -> list[int]:
 
 
 def table_rows(
-    table: Table,
+    table: CsvTable,
     unit: str | None,
     sensors: Sequence[str] | None = None,
     time_offset_s: float = 0.0,

@@ -1,8 +1,9 @@
 """`plantwatch replay FILE.csv --broker HOST:PORT --unit U --speed X`: publish a recorded CSV over MQTT, in order.
 
-Any CSV with a time column works: this project's (``timestamp`` epoch seconds, optional
-``unit``) or SKAB's (``;``-separated, ``datetime`` ISO text, read as UTC). SKAB's ``anomaly``
-and ``changepoint`` columns are labels and are not published unless named in ``--sensors``.
+Any CSV with a time column works (monitor.wire.csvfile, the reader every command shares): this project's
+(``timestamp`` epoch seconds, optional ``unit``) or SKAB's (``;``-separated, ``datetime`` ISO text, read as UTC).
+SKAB's ``anomaly`` and ``changepoint`` columns are labels and are not published unless named in ``--sensors``.
+A cell that is not a number is not published (the sensor is missing for that row).
 Exit codes: 0 ok, 1 broker or publish failure, 2 bad input.
 """
 
@@ -13,15 +14,17 @@ import itertools
 import sys
 import time
 
+from monitor.wire.csvfile import TIME_COLUMNS, CsvError, read_table
 from simulators.broker import add_broker_arguments, broker_options
-from simulators.csvio import CsvError, read_table
 from simulators.simulate_cli import stop_on_signal
 
 HELP = "Replay a CSV file (any file with a time column, e.g. SKAB) over MQTT, in order, at a chosen speed."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", help="CSV with a timestamp/datetime/time column (',' or ';' separated)")
+    parser.add_argument(
+        "file", help=f"CSV with a time column ({', '.join(TIME_COLUMNS)}; ',' or ';' separated), optionally unit"
+    )
     parser.add_argument(
         "--unit", help="unit name to publish as (required when the file has no unit column; else selects one unit)"
     )

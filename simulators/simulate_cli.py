@@ -19,8 +19,10 @@ import time
 from pathlib import Path
 from types import FrameType
 
+from monitor.wire.labels import write_labels
+from monitor.wire.timestamps import parse_time
 from simulators.broker import add_broker_arguments, broker_options
-from simulators.csvio import parse_time, write_csv, write_labels
+from simulators.csvio import write_csv
 from simulators.scenario import Scenario, ScenarioError, load_scenario, parse_duration, random_scenario
 from simulators.simulation import DEFAULT_START_EPOCH, Simulation, simulate
 

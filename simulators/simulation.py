@@ -17,8 +17,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 import numpy.typing as npt
 
+from monitor.wire.labels import Label
 from simulators import reactor
-from simulators.faults import SENSOR_FAULT_KINDS, Fault, FaultLabel, SensorFaultApplier, ramp
+from simulators.faults import SENSOR_FAULT_KINDS, Fault, SensorFaultApplier, ramp
 from simulators.reactor import REACTOR_NOISE_SD, ReactorParams, ReactorState, StepInputs
 from simulators.scenario import Scenario
 from simulators.seed_profile import SEED_NOISE_SD, seed_means
@@ -47,7 +48,7 @@ class SimResult:
     units: tuple[str, ...]
     sensors: tuple[str, ...]
     data: FloatArray
-    labels: tuple[FaultLabel, ...]
+    labels: tuple[Label, ...]
     period_s: float
 
     def unit_index(self, unit: str) -> int:
@@ -69,7 +70,7 @@ class SimResult:
         return mask
 
 
-def fault_labels(scenario: Scenario, start_epoch: float, end_epoch: float | None = None) -> tuple[FaultLabel, ...]:
+def fault_labels(scenario: Scenario, start_epoch: float, end_epoch: float | None = None) -> tuple[Label, ...]:
     """Ground-truth labels for the scenario's faults; with ``end_epoch``, clipped to the run (empty ones dropped)."""
     labels = []
     for fault in scenario.faults:
@@ -79,7 +80,7 @@ def fault_labels(scenario: Scenario, start_epoch: float, end_epoch: float | None
             if start >= end_epoch:
                 continue
             end = min(end, end_epoch)
-        labels.append(FaultLabel(fault.unit, fault.kind, start, end, fault.sensors))
+        labels.append(Label(fault.unit, fault.kind, start, end, fault.sensors))
     return tuple(labels)
 
 
@@ -146,7 +147,7 @@ class Simulation:
         # per-call overhead on tiny arrays); beyond, all units at once with numpy.
         self.scalar_max_units = SCALAR_MAX_UNITS
 
-    def labels(self, end_epoch: float | None = None) -> tuple[FaultLabel, ...]:
+    def labels(self, end_epoch: float | None = None) -> tuple[Label, ...]:
         return fault_labels(self.scenario, self.start_epoch, end_epoch)
 
     def chunks(self) -> Iterator[tuple[FloatArray, FloatArray]]:

@@ -14,17 +14,25 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from monitor.wire.csvfile import TIME_COLUMNS
+from monitor.wire.labels import LABEL_HEADER
+
 if TYPE_CHECKING:
     from monitor.backtest import BacktestResult
-    from monitor.evaluation import Label
+    from monitor.wire.labels import Label
 
 HELP = "Run the service's buffers, scoring and alerts over a CSV; with labels, print detection figures."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="YAML configuration (units, models, alert policy)")
-    parser.add_argument("--data", required=True, help="CSV: timestamp (or datetime) [, unit], one column per sensor")
-    parser.add_argument("--labels", help="ground-truth CSV: unit,kind,start,end,sensors")
+    parser.add_argument(
+        "--data",
+        required=True,
+        help=f"CSV: a time column ({', '.join(TIME_COLUMNS)}: epoch seconds or ISO 8601) [, unit], one column per "
+        "sensor (monitor/wire/csvfile.py)",
+    )
+    parser.add_argument("--labels", help=f"ground-truth CSV: {','.join(LABEL_HEADER)}")
     parser.add_argument("--out", help="directory for scores.csv and alerts.jsonl")
     parser.add_argument("--unit", help="unit of every row when the CSV has no unit column (default: the only unit)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default: the config's scheduler.device")
@@ -38,9 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from monitor.backtest import load_models, read_csv, run_backtest
+    from monitor.backtest import load_models, run_backtest
     from monitor.commands import load_config_or_report
-    from monitor.evaluation import load_labels
+    from monitor.wire.csvfile import read_csv
+    from monitor.wire.labels import read_labels
 
     cfg = load_config_or_report(args.config)
     if cfg is None:
@@ -57,7 +66,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         models = load_models(cfg, device)
         data = read_csv(args.data, {u.name: tuple(u.sensors) for u in cfg.units}, default_unit)
-        labels = load_labels(args.labels) if args.labels else None
+        labels = read_labels(args.labels) if args.labels else None
         out_dir = Path(args.out) if args.out else None
         result = run_backtest(cfg, models, data, out_dir=out_dir, batch_size=args.batch_size)
     except (ValueError, OSError) as exc:  # ArtifactError is a ValueError

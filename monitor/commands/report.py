@@ -9,26 +9,32 @@ from __future__ import annotations
 import argparse
 import sys
 
+from monitor.wire.csvfile import TIME_COLUMNS
+from monitor.wire.labels import LABEL_HEADER
+
 HELP = "Draw a PNG report: per unit, the signals, scores against thresholds, alert and fault spans."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scores", required=True, help="scores.csv written by backtest or demo")
     parser.add_argument("--alerts", required=True, help="alerts.jsonl written by backtest or demo")
-    parser.add_argument("--labels", help="ground-truth CSV: unit,kind,start,end,sensors (hatched spans)")
-    parser.add_argument("--data", help="the data CSV that was scored (adds a panel of signals per unit)")
+    parser.add_argument("--labels", help=f"ground-truth CSV: {','.join(LABEL_HEADER)} (hatched spans)")
+    parser.add_argument(
+        "--data",
+        help=f"the data CSV that was scored, time column {' / '.join(TIME_COLUMNS)} (adds a panel of signals per unit)",
+    )
     parser.add_argument("--out", required=True, help="PNG file to write")
     parser.add_argument("--title", help="heading of the picture (default: plantwatch report)")
 
 
 def main(args: argparse.Namespace) -> int:
-    from monitor.evaluation import load_labels
     from monitor.report import read_alerts, read_scores, read_signals, render_report
+    from monitor.wire.labels import read_labels
 
     try:
         scores = read_scores(args.scores)
         events = read_alerts(args.alerts)
-        labels = load_labels(args.labels) if args.labels else []
+        labels = read_labels(args.labels) if args.labels else []
         units = sorted(set(scores) | {e.unit for e in events})
         signals = read_signals(args.data, units) if args.data else None
         out = render_report(scores, events, args.out, labels=labels, signals=signals, title=args.title)

@@ -148,9 +148,9 @@ def test_train_command_module_does_not_import_torch() -> None:
 
 
 def test_period_from_median_step(tmp_path: Path) -> None:
-    from models.csvdata import read_sensor_csv
+    from monitor.wire.csvfile import read_table
 
-    table = read_sensor_csv(_write_csv(tmp_path / "a.csv", rows=50))
+    table = read_table(_write_csv(tmp_path / "a.csv", rows=50)).for_unit()
     assert table.period_s() == 2.0 and table.unit == "R-101" and table.values.shape == (50, 3)
     assert np.all(np.diff(table.timestamps) > 0)
 

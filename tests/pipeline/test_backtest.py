@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from monitor.backtest import read_csv
 from monitor.commands import backtest as backtest_command
+from monitor.wire.csvfile import read_csv
 from tests.pipeline.conftest import SENSORS, Artifacts, normal_data
 
 T0 = 1_732_590_000.0

@@ -7,8 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from monitor.ingest import Parser, topic_filter
+from monitor.ingest import Parser
 from monitor.messages import Reading, Rejected
+from monitor.wire.topics import topic_filter
 
 NOW = 1_732_590_000.0
 

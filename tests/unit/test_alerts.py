@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
+from pydantic import ValidationError
 
+from models.pca import PcaDetector
 from monitor.alerts import (
     AlertBoard,
     AlertPolicy,
@@ -16,7 +19,9 @@ from monitor.alerts import (
     make_alert_id,
     top_contributors,
 )
+from monitor.config import PlantwatchConfig
 from monitor.messages import AlertEvent, Score
+from monitor.params import specs_from_config
 
 T0 = 1_732_590_000.0
 THR = 1.0
@@ -239,3 +244,29 @@ def test_policy_validation() -> None:
         AlertPolicy(fire_hits=6, fire_window=5)
     with pytest.raises(ValueError, match="resolve_ratio"):
         AlertPolicy(resolve_ratio=1.5)
+
+
+def test_renotify_0_means_never_in_the_config_and_in_the_policy() -> None:
+    """``units[].alerts.renotify_s`` and AlertPolicy agree: 0 is allowed and means one firing event per episode;
+    a negative interval is refused by both."""
+
+    def config(renotify_s: float) -> PlantwatchConfig:
+        unit = {
+            "name": "R1",
+            "sensors": ["temp", "flow"],
+            "detector": {"name": "pca", "artifact": "/nonexistent"},
+            "alerts": {"renotify_s": renotify_s, "fire_evidence": 0, "min_duration_s": 10, "resolve_hits": 4},
+        }
+        return PlantwatchConfig.model_validate({"units": [unit]})
+
+    model = PcaDetector.fit(np.random.default_rng(0).normal(size=(300, 2)), ("temp", "flow"), window=4)
+    for renotify_s, expected in ((0.0, [2]), (60.0, [2, 62, 122])):
+        _, policies, _ = specs_from_config(config(renotify_s), {"pca": model})  # type: ignore[dict-item]
+        assert policies["R1"].renotify_s == renotify_s
+        tracker = AlertTracker("R1", "reconstruction", policies["R1"])
+        events = run(tracker, [1.5] * 130)  # firing from the third hit on, for two minutes of event time
+        assert [i for i, _ in events] == expected and {e.state for _, e in events} == {"firing"}
+    with pytest.raises(ValidationError, match=r"units\.0\.alerts\.renotify_s"):
+        config(-1.0)
+    with pytest.raises(ValueError, match="renotify_s must be >= 0"):
+        AlertPolicy(renotify_s=-1.0)

@@ -4,22 +4,20 @@ detector and merged."""
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from monitor.evaluation import (
     ANY,
-    Label,
     episodes_from_events,
     evaluate,
     evaluate_by_detector,
-    load_labels,
     merge_episodes,
     pointwise,
 )
 from monitor.messages import AlertEvent
+from monitor.wire.labels import Label
 
 T0 = 1_700_000_000.0
 
@@ -273,15 +271,3 @@ def test_pointwise_counts() -> None:
     assert m.far_pct == 50.0 and m.mar_pct == pytest.approx(100 / 3)
     with pytest.raises(ValueError, match="shape"):
         pointwise([1, 0], [1])
-
-
-def test_load_labels(tmp_path: Path) -> None:
-    path = tmp_path / "labels.csv"
-    path.write_text("unit,kind,start,end,sensors\nR1,drift,100,200,temp;flow\nR2,spike,5,5,\n")
-    assert load_labels(path) == [Label("R1", "drift", 100, 200, ("temp", "flow")), Label("R2", "spike", 5, 5, ())]
-    path.write_text("unit,kind,start,end,sensors\nR1,drift,300,200,temp\n")
-    with pytest.raises(ValueError, match=r"labels\.csv:2"):
-        load_labels(path)
-    path.write_text("unit,start\nR1,1\n")
-    with pytest.raises(ValueError, match="lacks columns"):
-        load_labels(path)

@@ -15,12 +15,13 @@ import pytest
 
 from models.pca import PcaDetector
 from monitor.alerts import AlertBoard, AlertPolicy
-from monitor.backtest import BacktestResult, CsvData, read_csv, run_backtest
+from monitor.backtest import BacktestResult, run_backtest
 from monitor.buffers import RingBuffers, UnitSpec
 from monitor.config import PlantwatchConfig
 from monitor.messages import AlertEvent, Reading, Score, WindowJob
 from monitor.scoring import ScoringEngine, UnitModels
 from monitor.sensor_health import HealthSpec, SensorHealth, envelope_bounds
+from monitor.wire.csvfile import CsvData, read_csv
 
 SENSORS = ("temp", "flow", "level")
 T0 = 1_732_590_000.0

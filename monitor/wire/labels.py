@@ -1,0 +1,84 @@
+"""Ground truth: the one label record and its CSV (the simulator writes it; backtest, report and demo read it).
+
+API::
+
+    write_labels(labels, "labels.csv") -> rows written
+    labels = read_labels("labels.csv")      # -> [Label]; CsvError (a ValueError) names the file and line
+
+File: a header ``unit,kind,start,end,sensors`` (``sensors`` optional), one row per fault; ``start`` and ``end`` are
+epoch seconds or ISO 8601 (monitor.wire.timestamps, no zone = UTC) with ``start <= end``; ``sensors`` the sensors
+the fault acts on, ``;``-joined (empty: the process, not a sensor).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from monitor.wire.csvfile import CsvError
+from monitor.wire.timestamps import parse_time
+
+LABEL_HEADER: tuple[str, ...] = ("unit", "kind", "start", "end", "sensors")
+_REQUIRED = frozenset(LABEL_HEADER) - {"sensors"}
+
+
+@dataclass(frozen=True, slots=True)
+class Label:
+    """One injected or recorded fault of one unit, from ``start`` to ``end`` (epoch seconds).
+
+    The simulator's fault is active on ``[start, end)`` (simulators.faults); the evaluation counts a row stamped
+    at ``end`` as faulty too (monitor.evaluation): one row at most, and it keeps a fault that ends on a row whole.
+    """
+
+    unit: str
+    kind: str
+    start: float
+    end: float
+    sensors: tuple[str, ...] = ()
+
+
+def write_labels(labels: Iterable[Label], path: str | Path) -> int:
+    """Write ground-truth labels; returns the number of label rows."""
+    count = 0
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(LABEL_HEADER)
+        for label in labels:
+            writer.writerow([label.unit, label.kind, f"{label.start:.3f}", f"{label.end:.3f}", ";".join(label.sensors)])
+            count += 1
+    return count
+
+
+def read_labels(path: str | Path) -> list[Label]:
+    """Read a label CSV (see the module docstring); CsvError names the file and the bad line."""
+    file = Path(path)
+    try:
+        with file.open(newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            missing = _REQUIRED - {name.strip() for name in reader.fieldnames or ()}
+            if missing:
+                raise CsvError(f"{file}: label file lacks columns {sorted(missing)}")
+            return [_label(file, line, row) for line, row in enumerate(reader, start=2) if any(row.values())]
+    except FileNotFoundError:
+        raise CsvError(f"cannot read {file}: no such file") from None
+    except UnicodeDecodeError as exc:
+        raise CsvError(f"{file}: not a UTF-8 text file ({exc.reason})") from None
+    except OSError as exc:
+        raise CsvError(f"cannot read {file}: {exc.strerror or exc}") from None
+
+
+def _label(file: Path, line: int, raw: dict[str | None, str | None]) -> Label:
+    row = {(key or "").strip(): (value or "").strip() for key, value in raw.items() if isinstance(value, str)}
+    if not row["unit"]:
+        raise CsvError(f"{file}:{line}: no unit")
+    try:
+        start, end = parse_time(row["start"]), parse_time(row["end"])
+    except ValueError as exc:
+        raise CsvError(f"{file}:{line}: start and end must be epoch seconds or ISO 8601: {exc}") from None
+    if not (math.isfinite(start) and math.isfinite(end) and end >= start):
+        raise CsvError(f"{file}:{line}: need start <= end, got {start}, {end}")
+    sensors = tuple(s.strip() for s in row.get("sensors", "").split(";") if s.strip())
+    return Label(row["unit"], row["kind"], start, end, sensors)
