@@ -656,7 +656,8 @@ def run_demo(
 
 
 def _write_report(workdir: Path, view: LiveView, labels_path: Path, out: TextIO) -> Path | None:
-    from monitor.report import read_alerts, read_scores, read_signals, render_report
+    from monitor.report import read_signals, render_report
+    from monitor.result_files import read_alerts, read_scores
     from monitor.wire.labels import read_labels
 
     scores = read_scores(view.scores_path)
