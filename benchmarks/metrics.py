@@ -52,6 +52,7 @@ from monitor.buffers import RingBuffers, UnitSpec  # noqa: E402
 from monitor.ingest import Parser  # noqa: E402
 from monitor.messages import MODEL_DETECTORS, Forecast, Score  # noqa: E402
 from monitor.metrics import Metrics  # noqa: E402
+from monitor.mqtt_sink import MqttSink  # noqa: E402
 from monitor.outputs import OutputStage  # noqa: E402
 from monitor.scheduler import JobQueue  # noqa: E402
 from monitor.scoring import ScoringOutput  # noqa: E402
@@ -147,14 +148,10 @@ def scores_and_forecasts(units: list[str], ts: float, rng: np.random.Generator) 
 def output_stage(metrics: Metrics, units: list[str], publish: bool) -> OutputStage:
     board = AlertBoard({u: AlertPolicy() for u in units})
     sensors = {u: SENSORS for u in units}
-    return OutputStage(
-        board,
-        lambda topic, payload, qos, retain: True,
-        metrics,
-        publish_scores=publish,
-        publish_forecasts=publish,
-        sensors=sensors,
+    sink = MqttSink(
+        lambda topic, payload, qos, retain: True, publish_scores=publish, publish_forecasts=publish, sensors=sensors
     )
+    return OutputStage(board, [sink], metrics)
 
 
 def fill_every_series(metrics: Metrics, units: list[str], rng: np.random.Generator) -> None:

@@ -2,16 +2,17 @@
 
 API::
 
-    scores = read_scores("out/scores.csv")            # {unit: {detector: ScoreSeries}} (what backtest/demo write)
-    events = read_alerts("out/alerts.jsonl")          # [AlertEvent] (one DESIGN.md alert payload per line)
+    scores = read_scores("out/scores.csv")            # monitor.result_files: {unit: {detector: ScoreSeries}}
+    events = read_alerts("out/alerts.jsonl")          # monitor.result_files: [AlertEvent] (what backtest/demo write)
     signals = read_signals("data.csv", units)         # {unit: Signals}; optional (the backtest's --data CSV)
     labels = read_labels("labels.csv")                # monitor.wire.labels; optional ground truth
     render_report(scores, events, "report.png", labels=labels, signals=signals) -> Path
 
 One row of panels per unit: the signals standardised (z-score over the unit's whole run, so eight sensors in
 different units share one axis; the sensors an alert names are drawn thick), then one panel per detector with
-the score on a log axis against its calibrated threshold (scores of a fault are often 100x the threshold, normal
-ones well under it: a linear axis shows either the fault or the normal noise, never both). Alert episodes are
+the score on a log axis against the threshold in force (the calibrated one as adapted online: what the alert
+compared the score with; scores of a fault are often 100x the threshold, normal ones well under it: a linear axis
+shows either the fault or the normal noise, never both). Alert episodes are
 shaded red from firing to resolved and labelled with their top sensors and shares; ground-truth faults are
 hatched grey. Long runs are reduced to at most MAX_POINTS per line by keeping each bin's maximum, so a short
 spike in a day-long backtest still shows.
@@ -22,9 +23,7 @@ matplotlib runs with the Agg backend (no display needed); it is imported when a 
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -34,9 +33,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from monitor.alerts import event_from_dict
 from monitor.evaluation import Episode, episodes_from_events
 from monitor.messages import MODEL_DETECTORS, AlertEvent
+from monitor.result_files import ScoreSeries
 from monitor.wire.csvfile import read_table
 from monitor.wire.labels import Label
 
@@ -52,69 +51,12 @@ SCORE_COLOR = "#1f77b4"
 
 
 @dataclass(frozen=True, slots=True)
-class ScoreSeries:
-    """One detector's scores of one unit, in time order: ts, score and threshold are [N] float64."""
-
-    model: str
-    ts: npt.NDArray[np.float64]
-    score: npt.NDArray[np.float64]
-    threshold: npt.NDArray[np.float64]
-
-
-@dataclass(frozen=True, slots=True)
 class Signals:
     """One unit's raw signals: ts [T] epoch seconds, values [T, S] (NaN = missing), sensor names [S]."""
 
     sensors: tuple[str, ...]
     ts: npt.NDArray[np.float64]
     values: npt.NDArray[np.float64]
-
-
-def read_scores(path: str | Path) -> dict[str, dict[str, ScoreSeries]]:
-    """Read a scores.csv (unit, ts, detector, model, score, threshold[, top_sensor]); ValueError on a bad file."""
-    path = Path(path)
-    rows: dict[tuple[str, str], tuple[str, list[float], list[float], list[float]]] = {}
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        missing = {"unit", "ts", "detector", "model", "score", "threshold"} - set(reader.fieldnames or ())
-        if missing:
-            raise ValueError(f"{path}: not a scores file, it lacks columns {sorted(missing)}")
-        for line, row in enumerate(reader, start=2):
-            try:
-                ts, score, threshold = float(row["ts"]), float(row["score"]), float(row["threshold"])
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"{path}:{line}: ts, score and threshold must be numbers: {exc}") from exc
-            key = (row["unit"], row["detector"])
-            entry = rows.setdefault(key, (row["model"], [], [], []))
-            entry[1].append(ts)
-            entry[2].append(score)
-            entry[3].append(threshold)
-    result: dict[str, dict[str, ScoreSeries]] = {}
-    for (unit, detector), (model, ts_list, score_list, threshold_list) in rows.items():
-        ts_arr = np.asarray(ts_list, dtype=np.float64)
-        order = np.argsort(ts_arr, kind="stable")
-        result.setdefault(unit, {})[detector] = ScoreSeries(
-            model,
-            ts_arr[order],
-            np.asarray(score_list, dtype=np.float64)[order],
-            np.asarray(threshold_list, dtype=np.float64)[order],
-        )
-    return result
-
-
-def read_alerts(path: str | Path) -> list[AlertEvent]:
-    """Read an alerts.jsonl (one alert payload per line, blank lines ignored); ValueError names the bad line."""
-    path = Path(path)
-    events = []
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                events.append(event_from_dict(json.loads(line)))
-            except (ValueError, KeyError, TypeError) as exc:
-                raise ValueError(f"{path}:{line_no}: not an alert event: {exc}") from exc
-    return events
 
 
 def read_signals(path: str | Path, units: Sequence[str]) -> dict[str, Signals]:

@@ -4,8 +4,8 @@ Why a process (DESIGN.md "Processes"): one batch makes dozens of GIL hand-offs, 
 while paho's loop or the buffer thread is busy (issue 12: 7 ms alone, 290 ms beside one busy thread). So with
 ``scheduler.scorer: process`` (the default) the front process runs MQTT ingest, the buffers and the journal, and a
 scorer process (one per device, spawned, so it shares no lock or thread state with paho) runs the same
-ScoringSide that ``scheduler.scorer: thread`` runs on a thread of the one process (tests, tiny installs, the
-backtest's single process).
+ScoringSide that ``scheduler.scorer: thread`` runs on a thread of the one process (tests, tiny installs). The
+backtest (monitor/backtest.py) composes the same stages in its own one process, without a thread.
 
 API::
 
@@ -62,7 +62,8 @@ from monitor.config import PlantwatchConfig
 from monitor.journal import ScoredMarks
 from monitor.messages import WindowJob
 from monitor.metrics import Metrics, UnitTable
-from monitor.outputs import OutputStage, Publish
+from monitor.mqtt_sink import MqttSink, Publish
+from monitor.outputs import OutputStage
 from monitor.scheduler import JobQueue, JobSource, Scheduler, show_models, timed
 from monitor.scoring import ScoringEngine, required_window_rows
 from monitor.shared_block import SharedBlock
@@ -115,15 +116,14 @@ class ScoringSide:
             raise StartupError(str(exc)) from exc
         self.board = AlertBoard(checked.policies)
         topics = cfg.mqtt.topics
-        self.outputs = OutputStage(
-            self.board,
+        mqtt_sink = MqttSink(
             publish,
-            metrics,
             prefix=topics.prefix,
             publish_scores=cfg.outputs.publish_scores,
             publish_forecasts=cfg.outputs.publish_forecasts,
             sensors={u.name: tuple(u.sensors) for u in cfg.units},
         )
+        self.outputs = OutputStage(self.board, [mqtt_sink], metrics, prefix=topics.prefix)
         self.scheduler = Scheduler(
             self.engine,
             jobs,

@@ -1,7 +1,11 @@
 """The two stages before scoring: ingest (on paho's network thread) and buffers (their own thread).
 
+Together with MqttLink they are the service's MQTT Source (monitor/sources.py): IngestStage puts each parsed
+Reading in the Inbox, and the buffer thread drains the Inbox through the Source port, ``Inbox.readings()``.
+
 API:
     inbox = Inbox(maxsize)                                  # bounded hand-off from paho's thread to the buffers
+    inbox.readings() -> Iterator[Reading]                   # the Source port: what is queued now, in order
     ingest = IngestStage(parser, inbox, metrics)
     ingest.handle(topic, payload, received_at) -> bool     # the MqttLink handler: parse, count, put_nowait
     buffers = BufferStage(ring_buffers, inbox, job_queue, metrics)
@@ -34,7 +38,7 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,6 +75,13 @@ class Inbox:
             return self._items.popleft()
         except IndexError:
             return None
+
+    def readings(self) -> Iterator[Reading]:
+        """The Source port (monitor/sources.py): every reading queued, including those that arrive meanwhile."""
+        reading = self.get_nowait()
+        while reading is not None:
+            yield reading
+            reading = self.get_nowait()
 
     def __len__(self) -> int:
         return len(self._items)
@@ -214,14 +225,12 @@ class BufferStage:
         """Thread body: until ``stop``, then what is still queued (the intake is closed by then)."""
         while True:
             stopping = stop.is_set()
-            reading = self._readings.get_nowait()
-            while reading is not None:
+            for reading in self._readings.readings():
                 try:
                     self.handle(reading)
                 except Exception:
                     log.exception("buffering a reading of unit %s failed", reading.unit)
                     self._metrics.stage_errors.labels("buffers").inc()
-                reading = self._readings.get_nowait()
             now = time.monotonic()
             if now >= self._next_gauges:
                 self._next_gauges = now + GAUGE_EVERY_S

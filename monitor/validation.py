@@ -5,9 +5,10 @@ API::
     limits = unit_limits(cfg)                               # {unit: {sensor: (min, max)}}, units with limits only
     kept, refused = split_by_limits(values, limits[unit])   # refused: ((sensor, value), ...) outside [min, max]
 
-The parser applies it to every readings message (monitor.ingest) and the backtest to every CSV row
-(monitor.backtest), so the two refuse exactly the same values. A value outside its limits is a broken transmitter
-(a pressure of -1e6 bar), not a state of the process: it must reach neither the models nor the forecaster's state.
+The parser applies it to every readings message (monitor.ingest) and the backtest's CSV source to every row
+(monitor.sources.CsvSource), so the two refuse exactly the same values. A value outside its limits is a broken
+transmitter (a pressure of -1e6 bar), not a state of the process: it must reach neither the models nor the
+forecaster's state.
 It is refused as a value, reason ``out_of_range`` (the message's other values are kept); the buffers then treat
 the sensor as missing for that row (hold-over, then a health-only record) and remember that it was out of range,
 so the sensor detector names it ``out_of_range`` rather than ``silent`` (monitor.buffers, "Out of range").

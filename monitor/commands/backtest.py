@@ -46,7 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from monitor.backtest import load_models, run_backtest
+    from models.device import serving_device
+    from monitor.app import StartupError, load_models
+    from monitor.backtest import run_backtest
     from monitor.commands import load_config_or_report
     from monitor.wire.csvfile import read_csv
     from monitor.wire.labels import read_labels
@@ -62,14 +64,18 @@ def main(args: argparse.Namespace) -> int:
     if default_unit is not None and default_unit not in names:
         print(f"--unit {default_unit!r} is not a configured unit ({', '.join(names)})", file=sys.stderr)
         return 2
-    device = args.device or cfg.scheduler.device
     try:
-        models = load_models(cfg, device)
+        device = serving_device(args.device or cfg.scheduler.device)  # as the service: "cpu" needs no torch
+    except ValueError as exc:
+        print(f"backtest: {'--device' if args.device else 'scheduler.device'}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        models = load_models(cfg, device)  # the service's: every artifact once, StartupError names the field path
         data = read_csv(args.data, {u.name: tuple(u.sensors) for u in cfg.units}, default_unit)
         labels = read_labels(args.labels) if args.labels else None
         out_dir = Path(args.out) if args.out else None
         result = run_backtest(cfg, models, data, out_dir=out_dir, batch_size=args.batch_size)
-    except (ValueError, OSError) as exc:  # ArtifactError is a ValueError
+    except (StartupError, ValueError, OSError) as exc:
         print(f"backtest: {exc}", file=sys.stderr)
         return 2
 

@@ -28,7 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from monitor.report import read_alerts, read_scores, read_signals, render_report
+    from monitor.report import read_signals, render_report
+    from monitor.result_files import read_alerts, read_scores
     from monitor.wire.labels import read_labels
 
     try:

@@ -5,7 +5,7 @@ Modules::
 
     monitor.wire.topics      input topic templates (defaults, matching, subscription filters), the output topics
     monitor.wire.payloads    input payloads (what a gateway or the simulator sends), the scores / forecast /
-                             status payloads the service publishes, PAYLOAD_SCHEMA
+                             status payloads the service publishes (the scores one read back too), PAYLOAD_SCHEMA
     monitor.wire.timestamps  event time from text: epoch seconds or ISO 8601 (one rule for MQTT and CSV)
     monitor.wire.csvfile     the one reader of sensor CSVs (training, backtest, report, replay)
     monitor.wire.labels      the one ground-truth record (Label) and its CSV (simulator, backtest, report)

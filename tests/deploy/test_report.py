@@ -14,7 +14,8 @@ import pytest
 from monitor.alerts import event_to_dict
 from monitor.commands import report as report_command
 from monitor.messages import AlertEvent
-from monitor.report import read_alerts, read_scores, reduce_points
+from monitor.report import reduce_points
+from monitor.result_files import read_alerts, read_scores
 
 SENSORS = ("reactor_temp_K", "jacket_temp_K", "level_m")
 T0 = 1767225600.0

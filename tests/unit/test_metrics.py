@@ -306,12 +306,14 @@ def test_scrape_during_concurrent_writes() -> None:
 
 def test_publish_to_score_is_measured_from_the_newest_reading_not_the_row_time() -> None:
     from monitor.alerts import AlertBoard, AlertPolicy
+    from monitor.mqtt_sink import MqttSink
     from monitor.outputs import OutputStage
     from monitor.scoring import ScoringOutput
 
     registry = CollectorRegistry()
     metrics = Metrics(registry, units={"R1": ("a",)}, models={"m": "detector"})
-    stage = OutputStage(AlertBoard({"R1": AlertPolicy()}), lambda *_: True, metrics, publish_scores=False)
+    sink = MqttSink(lambda *_: True, publish_scores=False)
+    stage = OutputStage(AlertBoard({"R1": AlertPolicy()}), [sink], metrics)
     now = time.time()
     # Row time 3 s ago, but its reading left the source (off the row grid) only 0.2 s ago.
     on_time = Score("R1", "reconstruction", "m", now - 3.0, 0.1, 1.0, {"a": 0.1}, now - 0.1, now - 0.2)

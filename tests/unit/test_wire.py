@@ -258,8 +258,8 @@ def test_one_csv_reader_one_label_reader_one_time_rule() -> None:
                 readers.setdefault(call.rsplit(".", 2)[-1] if "iso" in call else call, set()).add(str(path))
     assert readers == {
         "csv.reader": {"monitor/wire/csvfile.py"},
-        # labels, and the outputs' scores.csv (read back by the report; its format is the outputs' own)
-        "csv.DictReader": {"monitor/wire/labels.py", "monitor/report.py"},
+        # labels, and the outputs' scores.csv (written and read back by monitor/result_files.py, its one owner)
+        "csv.DictReader": {"monitor/wire/labels.py", "monitor/result_files.py"},
         "fromisoformat": {"monitor/wire/timestamps.py"},
     }
     defined = {
