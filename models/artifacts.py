@@ -88,10 +88,10 @@ from models.manifest import (
     REFERENCE_NAME,
     WEIGHTS_NAME,
     load_checked_manifest,
-    non_finite_error,
     read_weights_file,
     sha256_hex,
     weights_bytes_bound,
+    weights_finite,
 )
 from models.networks import build_model
 from models.reference import Reference, decode, max_reference_bytes, probe, probe_windows, synthetic_reference
@@ -238,18 +238,8 @@ def _read_weights(
     manifest: dict[str, Any], directory: Path, expected: dict[str, tuple[int, ...]], max_bytes: int
 ) -> dict[str, torch.Tensor]:
     data = read_weights_file(manifest, directory, expected, max_bytes)
-    from safetensors.torch import load
-
-    try:
-        state = load(data)
-    except Exception as exc:  # safetensors raises its own error types for any malformed buffer
-        raise ArtifactError(
-            f"weights file {manifest['weights']['file']} is not a valid safetensors file: {exc}", "corrupt", directory
-        ) from exc
-    bad = [t for t, tensor in state.items() if not bool(torch.isfinite(tensor).all())]
-    if bad:
-        raise non_finite_error(bad, directory)
-    return state
+    arrays = weights_finite(data, manifest["weights"]["file"], directory)  # the ONNX loader's check, the same way
+    return {name: torch.from_numpy(array) for name, array in arrays.items()}
 
 
 def read_reference(manifest: dict[str, Any], directory: Path) -> Reference | None:

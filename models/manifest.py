@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from models.artifact_io import ArtifactError, parse_json, read_artifact_file, safetensors_layout
 from models.kinds import KINDS, tensor_shapes
@@ -466,8 +467,9 @@ def non_finite_error(names: list[str], directory: Path) -> ArtifactError:
     return ArtifactError(f"weights hold NaN or inf values in {names[:4]}", "non_finite", directory)
 
 
-def weights_finite(data: bytes, name: str, directory: Path) -> None:
-    """Step 5's last check, with numpy: every tensor of the (layout-checked) weights file is finite."""
+def weights_finite(data: bytes, name: str, directory: Path) -> dict[str, npt.NDArray[Any]]:
+    """Step 5's last check, with numpy: every tensor of the (layout-checked) weights file is finite; the arrays
+    (the torch loader makes its tensors from them)."""
     from safetensors.numpy import load
 
     try:
@@ -479,6 +481,7 @@ def weights_finite(data: bytes, name: str, directory: Path) -> None:
     bad = [t for t, array in state.items() if not bool(np.isfinite(array).all())]
     if bad:
         raise non_finite_error(bad, directory)
+    return state
 
 
 def exported_from(manifest: dict[str, Any]) -> dict[str, Any]:

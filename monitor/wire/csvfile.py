@@ -25,12 +25,14 @@ A sensor is found by its column name, or by the name without the characters a co
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 import numpy.typing as npt
@@ -191,19 +193,13 @@ def read_csv(path: str | Path, sensors_by_unit: Mapping[str, Sequence[str]], def
     return read_table(path).for_units(sensors_by_unit, default_unit)
 
 
-def read_table(path: str | Path) -> CsvTable:
-    """Read a sensor CSV (see the module docstring); CsvError (a ValueError) names what makes it unusable."""
-    file = Path(path)
+@contextlib.contextmanager
+def open_text(file: Path) -> Iterator[TextIO]:
+    """A CSV file opened as UTF-8 text (a byte-order mark skipped); the reading inside fails as a CsvError naming
+    the file. The data reader and the label reader both read through this."""
     try:
         with file.open(newline="", encoding="utf-8-sig") as handle:
-            head = handle.readline()
-            if not head.strip():
-                raise CsvError(f"{file}: empty file (no header row)")
-            delimiter = ";" if head.count(";") > head.count(",") else ","
-            handle.seek(0)
-            reader = csv.reader(handle, delimiter=delimiter)
-            header = [name.strip() for name in next(reader)]
-            return _parse(file, header, reader)
+            yield handle
     except FileNotFoundError:
         raise CsvError(f"cannot read {file}: no such file") from None
     except UnicodeDecodeError as exc:
@@ -212,6 +208,20 @@ def read_table(path: str | Path) -> CsvTable:
         raise CsvError(f"cannot read {file}: {exc.strerror or exc}") from None
     except csv.Error as exc:
         raise CsvError(f"{file}: not a CSV file: {exc}") from None
+
+
+def read_table(path: str | Path) -> CsvTable:
+    """Read a sensor CSV (see the module docstring); CsvError (a ValueError) names what makes it unusable."""
+    file = Path(path)
+    with open_text(file) as handle:
+        head = handle.readline()
+        if not head.strip():
+            raise CsvError(f"{file}: empty file (no header row)")
+        delimiter = ";" if head.count(";") > head.count(",") else ","
+        handle.seek(0)
+        reader = csv.reader(handle, delimiter=delimiter)
+        header = [name.strip() for name in next(reader)]
+        return _parse(file, header, reader)
 
 
 def _parse(file: Path, header: list[str], reader: Iterator[list[str]]) -> CsvTable:

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from monitor.wire.csvfile import CsvError
+from monitor.wire.csvfile import CsvError, open_text
 from monitor.wire.timestamps import parse_time
 
 LABEL_HEADER: tuple[str, ...] = ("unit", "kind", "start", "end", "sensors")
@@ -55,19 +55,12 @@ def write_labels(labels: Iterable[Label], path: str | Path) -> int:
 def read_labels(path: str | Path) -> list[Label]:
     """Read a label CSV (see the module docstring); CsvError names the file and the bad line."""
     file = Path(path)
-    try:
-        with file.open(newline="", encoding="utf-8-sig") as f:
-            reader = csv.DictReader(f)
-            missing = _REQUIRED - {name.strip() for name in reader.fieldnames or ()}
-            if missing:
-                raise CsvError(f"{file}: label file lacks columns {sorted(missing)}")
-            return [_label(file, line, row) for line, row in enumerate(reader, start=2) if any(row.values())]
-    except FileNotFoundError:
-        raise CsvError(f"cannot read {file}: no such file") from None
-    except UnicodeDecodeError as exc:
-        raise CsvError(f"{file}: not a UTF-8 text file ({exc.reason})") from None
-    except OSError as exc:
-        raise CsvError(f"cannot read {file}: {exc.strerror or exc}") from None
+    with open_text(file) as f:
+        reader = csv.DictReader(f)
+        missing = _REQUIRED - {name.strip() for name in reader.fieldnames or ()}
+        if missing:
+            raise CsvError(f"{file}: label file lacks columns {sorted(missing)}")
+        return [_label(file, line, row) for line, row in enumerate(reader, start=2) if any(row.values())]
 
 
 def _label(file: Path, line: int, raw: dict[str | None, str | None]) -> Label:
