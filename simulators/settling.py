@@ -74,7 +74,7 @@ def settle_labels(
     first_fault: dict[int, float] = {}
     for lab in labels:
         first_fault[index[lab.unit]] = min(first_fault.get(index[lab.unit], np.inf), lab.start)
-    off = _off_band(timestamps, data, watched, twin_chunks, tolerance, first_fault)
+    off = _off_band(timestamps, data, watched, twin_chunks, tolerance, first_fault, units)
     rows_of = {u: row for row, u in enumerate(watched)}
     out = []
     for lab in labels:
@@ -92,6 +92,7 @@ def _off_band(
     twin_chunks: Iterable[tuple[FloatArray, FloatArray]],
     tolerance: FloatArray,
     first_fault: dict[int, float],
+    units: Sequence[str],
 ) -> npt.NDArray[np.bool_]:
     """[len(watched), T]: True where some sensor of the unit is outside the band around the twin."""
     n = timestamps.shape[0]
@@ -105,7 +106,7 @@ def _off_band(
         for row, unit in enumerate(watched):
             clean = twin_ts[:take] < first_fault[unit]
             if np.any(diff[row, clean] != 0.0):
-                raise TwinMismatch(f"unit {unit}: the twin differs from the run before its first fault")
+                raise TwinMismatch(f"{units[unit]}: the twin differs from the run before its first fault")
         off[:, done : done + take] = np.any(np.abs(diff) > tolerance, axis=-1)
         done += take
         if done >= n:

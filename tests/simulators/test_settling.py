@@ -107,6 +107,6 @@ def test_a_twin_with_other_random_streams_is_refused() -> None:
     plain = [replace(lab, settled=lab.end) for lab in run.labels]
     wrong_twin = Simulation(replace(faulty, faults=()), seed=SEED + 1, start_epoch=run.timestamps[0])
     end_of_data = float(run.timestamps[-1]) + run.period_s
-    with pytest.raises(TwinMismatch, match="before its first fault"):
+    with pytest.raises(TwinMismatch, match="reactor-01: the twin differs from the run before its first fault"):
         tolerance = reactor_tolerance(run.sensors)
         settle_labels(plain, run.timestamps, run.data, run.units, wrong_twin.chunks(), tolerance, end_of_data, 1.0)
