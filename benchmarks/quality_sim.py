@@ -56,7 +56,7 @@ sys.path.insert(0, str(_HERE.parent))
 import numpy as np  # noqa: E402
 
 from benchmarks.quality_common import DetectorSpec, csv_data, fit_detector, fmt, machine, make_config  # noqa: E402
-from monitor.alerts import AlertPolicy  # noqa: E402
+from monitor.alerts.policy import AlertPolicy  # noqa: E402
 from monitor.backtest import run_backtest  # noqa: E402
 from monitor.evaluation import (  # noqa: E402
     ANY,

@@ -37,7 +37,7 @@ of a model, no torch), inference (LoadedModel, torch), onnx_export (the serving 
 (OnnxModel, ONNX Runtime, no torch), serving (load_for_serving: which runtime), reference (the probe and the
 stored reference windows), manifest (the manifest's and weights file's checks, no torch), artifacts (writing, and
 the torch loader), artifact_io (reading an artifact's files without trusting them), hostile (a corpus of hostile
-artifacts for tests and benchmarks), device.
+artifacts for tests and benchmarks; the edits that make them: hostile_edits, hostile_onnx_edits), device.
 
 Torch-free: kinds, preprocessing, calibration, envelope, model_api, manifest, reference, onnx_model, serving,
 artifact_io and device import no torch (the CPU serving path; tests/models/test_onnx.py checks it).

@@ -3,7 +3,7 @@ torch eager before it is written (torch; the graph is then run without torch by 
 
 API:
     export_onnx(model, windows, actual, source) -> OnnxBundle   # export + verification; OnnxExportError if over
-    export_graph(model) -> bytes                                # the graph alone, unverified (models/hostile.py)
+    export_graph(model) -> bytes                                # the graph alone, unverified (the hostile corpus)
     upgrade_artifact(path) -> str                               # `plantwatch export-onnx`: an old artifact's graph
     OnnxBundle.section(manifest) -> the manifest's "onnx" section; .graph, .reference_bytes: the two files
     TOLERANCE                                                   # per output: {"abs", "rel"}, see below

@@ -53,7 +53,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 
-from monitor.alerts import AlertBoard, AlertPolicy
+from monitor.alerts.board import AlertBoard
+from monitor.alerts.policy import AlertPolicy
 from monitor.buffers import RingBuffers, UnitSpec
 from monitor.config import PlantwatchConfig
 from monitor.health import HealthServer, cannot_listen

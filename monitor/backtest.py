@@ -50,7 +50,7 @@ import numpy as np
 import numpy.typing as npt
 from prometheus_client import CollectorRegistry
 
-from monitor.alerts import AlertBoard
+from monitor.alerts.board import AlertBoard
 from monitor.buffers import RingBuffers
 from monitor.messages import AlertEvent, WindowJob
 from monitor.metrics import Metrics

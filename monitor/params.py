@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from monitor.alerts import AlertPolicy
+from monitor.alerts.policy import AlertPolicy
 from monitor.buffers import UnitSpec
 from monitor.config import PlantwatchConfig
 from monitor.scoring import UnitModels, required_window_rows

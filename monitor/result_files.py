@@ -14,7 +14,7 @@ force that the alert tracker compared the score with (the calibrated one moved b
 ``<prefix>/scores/{unit}`` payload), ``top_sensor`` the sensor that contributed most ("" if none). Rows come in the
 order the OutputStage hands them on: per batch, per scored row, per detector.
 
-``alerts.jsonl``: one DESIGN.md alert payload (monitor.alerts.event_to_dict) per line, flushed as each one comes.
+``alerts.jsonl``: one DESIGN.md alert payload (monitor.alerts.event_payload) per line, flushed as each one comes.
 
 The writer takes calls from one thread at a time, and a lock makes ``flush`` safe from another (the demo's feed
 writes on paho's thread, its main loop flushes).
@@ -33,7 +33,7 @@ from types import TracebackType
 import numpy as np
 import numpy.typing as npt
 
-from monitor.alerts import event_from_dict, event_to_dict
+from monitor.alerts.event_payload import event_from_dict, event_to_dict
 from monitor.messages import AlertEvent
 from monitor.sinks import Sink
 from monitor.wire.payloads import ScoredRow

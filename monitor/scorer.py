@@ -56,7 +56,7 @@ import numpy as np
 from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.core import Metric
 
-from monitor.alerts import AlertBoard
+from monitor.alerts.board import AlertBoard
 from monitor.buffers import UnitSpec
 from monitor.config import PlantwatchConfig
 from monitor.journal import ScoredMarks

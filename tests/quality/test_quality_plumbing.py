@@ -11,7 +11,7 @@ import pytest
 
 from benchmarks.quality_common import DetectorSpec, csv_data, fit_detector, make_config, run_and_evaluate
 from models.pca import PcaDetector
-from monitor.alerts import AlertPolicy
+from monitor.alerts.policy import AlertPolicy
 from monitor.evaluation import Label
 
 SENSORS = ("a", "b", "c", "d")
