@@ -44,6 +44,32 @@ SCORE_COLUMNS = ("unit", "ts", "detector", "model", "score", "threshold", "calib
 REQUIRED_COLUMNS = frozenset({"unit", "ts", "detector", "model", "score", "threshold"})
 
 
+def score_cells(row: ScoredRow) -> list[list[str]]:
+    """The scores.csv rows of one scored row (one per detector, columns SCORE_COLUMNS): the one encoder of the
+    format, shared with the service's recording (monitor/recording)."""
+    ts = f"{row.ts:.3f}"
+    cells = []
+    for detector, s in row.scores.items():
+        cells.append(
+            [
+                row.unit,
+                ts,
+                detector,
+                s.model,
+                f"{s.score:.6g}",
+                f"{s.threshold:.6g}",
+                f"{s.calibrated_threshold:.6g}",
+                row.top_sensor(detector),
+            ]
+        )
+    return cells
+
+
+def alert_line(event: AlertEvent) -> str:
+    """One alerts.jsonl line (newline included): the one encoder of the format, shared with the recording."""
+    return json.dumps(event_to_dict(event), allow_nan=False) + "\n"
+
+
 class FilesSink(Sink):
     """Writes the scored rows to ``scores.csv`` and the alert events to ``alerts.jsonl`` in ``directory``."""
 
@@ -68,25 +94,12 @@ class FilesSink(Sink):
     def scored(self, rows: Sequence[ScoredRow]) -> None:
         with self._lock:
             for row in rows:
-                ts = f"{row.ts:.3f}"
-                for detector, s in row.scores.items():
-                    top = row.top_sensor(detector)
-                    self._scores.writerow(
-                        [
-                            row.unit,
-                            ts,
-                            detector,
-                            s.model,
-                            f"{s.score:.6g}",
-                            f"{s.threshold:.6g}",
-                            f"{s.calibrated_threshold:.6g}",
-                            top,
-                        ]
-                    )
-                    self.rows_written += 1
+                cells = score_cells(row)
+                self._scores.writerows(cells)
+                self.rows_written += len(cells)
 
     def alert(self, event: AlertEvent) -> None:
-        line = json.dumps(event_to_dict(event), allow_nan=False) + "\n"
+        line = alert_line(event)
         with self._lock:
             self._alerts_file.write(line)
             self._alerts_file.flush()  # rare, and what someone watching the file waits for
