@@ -32,10 +32,13 @@ scores that batch again with them (no window lost), counts ``model_reloads{resul
 ERROR line naming the model; ``ready()`` follows the restored models' scores. A SIGHUP during a probation
 starts a new one against the same fallback (the last models that passed).
 
-Threads: paho's network thread (ingest), "buffers", "scheduler" (scoring and outputs), "http".
+Threads: paho's network thread (ingest), "buffers", "scheduler" (scoring and outputs), "http", and with
+``recording.path`` set the recording's writers ("recording-rows" here; "recording-alerts" / "-scores" beside the
+scheduler, in whichever process it runs; monitor/recording).
 Stop order: close the MQTT intake (unacknowledged messages are redelivered to the next session),
 drain the readings queue through the buffers, drain the job queue through the scheduler (alerts are
-published as they happen), publish retained `offline` and disconnect, stop the HTTP server.
+published as they happen), write and sync what the recording's writers hold, publish retained `offline` and
+disconnect, stop the HTTP server.
 """
 
 from __future__ import annotations
@@ -64,6 +67,7 @@ from monitor.metrics import Metrics
 from monitor.mqtt import MqttLink, client_settings_problem, read_retained
 from monitor.outputs import OutputStage
 from monitor.params import specs_from_config
+from monitor.recording import row_recorder
 from monitor.scheduler import JobQueue, Scheduler
 from monitor.scorer import MergedRegistry, ScorerGone, ScorerProcess, ScoringPlan, ScoringSide, table_zeros
 from monitor.scoring import ScoringEngine, UnitModels
@@ -287,7 +291,10 @@ class App:
         else:
             assert checked is not None
             self._side = ScoringSide(cfg, checked, self.metrics, self._publish, self.jobs, self.marks)
-        self.buffer_stage = BufferStage(RingBuffers(specs), self.readings, self.jobs, self.metrics)
+        # The aligned rows recorded as the buffers close them (monitor/recording), when recording.path is set.
+        self.row_recorder = row_recorder(cfg, self.metrics)
+        buffers = RingBuffers(specs, keep_rows=self.row_recorder is not None)
+        self.buffer_stage = BufferStage(buffers, self.readings, self.jobs, self.metrics, self.row_recorder)
         self.parser = Parser.from_config(cfg)
         self.ingest = IngestStage(self.parser, self.readings, self.metrics, self.journal)
         self.link = MqttLink(cfg.mqtt, self._subscriptions(), self.ingest.handle, self.metrics)
@@ -441,9 +448,12 @@ class App:
                 restored = self.outputs.restore(retained)
                 log.info("restored the alert state of %d unit(s) from the broker", restored)
         self._recover()
+        if self.row_recorder is not None:
+            self.row_recorder.start()
         if self._scorer is not None:
             self._spawn("feeder", self._feed, self._scheduler_stop)
         else:
+            self.side.start_recording()
             self._spawn("scheduler", self.scheduler.run, self._scheduler_stop)
         self._spawn("buffers", self.buffer_stage.run, self._buffers_stop)
         self.link.start()
@@ -475,8 +485,12 @@ class App:
                     if thread.is_alive():
                         log.error("thread %s did not stop before the deadline", name)
                         ok = False
-        if self._scorer is not None:  # it scores what it was sent, publishes, saves its marks and exits
+        if self._scorer is not None:  # it scores what it was sent, publishes, records, saves its marks and exits
             ok = self._scorer.join(remaining()) and ok
+        else:
+            ok = self.side.stop_recording(remaining()) and ok
+        if self.row_recorder is not None:  # the buffers are drained: every row they closed is queued
+            ok = self.row_recorder.stop(remaining()) and ok
         ok = self.link.stop(remaining()) and ok
         if self.journal is not None:
             self.journal.close()
