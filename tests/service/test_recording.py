@@ -4,7 +4,9 @@ read back as `plantwatch train` and the backtest's readers read them."""
 from __future__ import annotations
 
 import json
+import re
 import signal
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,9 +14,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pytest
+import yaml
 
 from monitor.app import App
-from monitor.config import PlantwatchConfig
+from monitor.config import ConfigError, PlantwatchConfig, load_config
 from monitor.recording import recorded_files
 from monitor.result_files import read_scores
 from monitor.wire.csvfile import read_table
@@ -282,3 +285,29 @@ def test_kill_9_loses_at_most_the_unflushed_tail_and_leaves_files_the_reader_tak
         assert len(paths) == 2
         ts, _ = recorded_rows(root, unit, whole_lines=False)  # whole files, every one
         np.testing.assert_array_equal(ts, t0 + np.concatenate([np.arange(killed[unit]), np.arange(300, 400)]))
+
+
+def test_off_unless_a_path_is_set(
+    service_config: Callable[..., PlantwatchConfig], run_app: Callable[[PlantwatchConfig], App]
+) -> None:
+    app = run_app(service_config())
+    assert app.row_recorder is None and app.side.recording is None
+    assert not [t for t in threading.enumerate() if t.name.startswith("recording-")]
+
+
+def test_the_recording_config_is_bounded_and_its_path_relative_to_the_config_file(
+    tmp_path: Path, artifacts: dict[str, Path]
+) -> None:
+    unit = {"name": "R1", "sensors": list(SENSORS), "detector": {"name": "det", "artifact": str(artifacts["det"])}}
+    path = tmp_path / "plantwatch.yaml"
+    path.write_text(yaml.safe_dump({"units": [unit], "recording": {"path": "history"}}))
+    assert load_config(path).recording.path == tmp_path / "history"
+    for recording, message in (
+        ({"path": "h", "max_mb": None}, "a recording must be bounded: set max_mb or max_age_s"),
+        ({"path": "h", "rotate_mb": 2048}, "rotate_mb (2048.0) must not exceed max_mb (1024.0)"),
+        ({"path": "h", "max_age_s": 3600}, "rotate_s (86400.0) must not exceed max_age_s (3600.0)"),
+        ({"path": "h", "flush_s": 0}, "recording.flush_s: Input should be greater than 0"),
+    ):
+        path.write_text(yaml.safe_dump({"units": [unit], "recording": recording}))
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            load_config(path)
