@@ -135,13 +135,15 @@ class RotatingFiles:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             written = os.write(fd, self._header) if self._header else 0
+        except OSError:
+            written = -1
         finally:
             os.close(fd)
+        if written != len(self._header):  # not even the header: never leave a file the reader refuses
+            path.unlink(missing_ok=True)
+            raise OSError(f"{path}: the header was not written whole (a full disk?)")
         entry = _File(path, written, now)
         self._files.append(entry)
-        if written != len(self._header):  # not even the header: never leave a file the reader refuses
-            self._drop(entry)
-            raise OSError(f"{path}: the header was not written whole")
         self._current = entry
         self._begun_at = now
 
@@ -219,10 +221,15 @@ class RotatingFiles:
         if self.directory.is_dir():
             for entry in os.scandir(self.directory):
                 match = self._pattern.match(entry.name)
-                if match and entry.is_file():
-                    info = entry.stat()
-                    found.append(_File(Path(entry.path), info.st_size, info.st_mtime))
-                    self._next_stamp = max(self._next_stamp, time_of_stamp(match.group(1)) + 1)
+                if not match or not entry.is_file():
+                    continue
+                try:
+                    stamp_t = time_of_stamp(match.group(1))
+                except ValueError:  # not a date (rows-99999999T999999Z.csv): not one of ours
+                    continue
+                info = entry.stat()
+                found.append(_File(Path(entry.path), info.st_size, info.st_mtime))
+                self._next_stamp = max(self._next_stamp, stamp_t + 1)
         found.sort(key=lambda f: f.path.name)
         if found:
             self._repair(found[-1])

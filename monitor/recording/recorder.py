@@ -121,7 +121,10 @@ class Recorder(Generic[T]):
     def _run(self) -> None:
         while True:
             stopping = self._stop.is_set()
-            self.write_queued()
+            try:
+                self.write_queued()
+            except Exception as exc:  # whatever a cycle meets, the writer goes on (and the service never sees it)
+                self._failed(f"a writer cycle failed: {exc!r}")
             if stopping:
                 self._finish()
                 return
@@ -147,7 +150,7 @@ class Recorder(Generic[T]):
             for unit, files in self.files.items():
                 try:
                     files.enforce(now)
-                except OSError as exc:
+                except Exception as exc:
                     self._failed(f"unit {unit}: cannot apply the limits: {exc}")
         self._bytes.set(sum(files.on_disk for files in self.files.values()))
 

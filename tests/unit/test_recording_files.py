@@ -115,11 +115,12 @@ def test_a_restart_counts_what_the_last_run_left_and_cuts_its_unterminated_tail(
     left = first.paths
     with left[-1].open("ab") as f:  # a write a kill stopped half-way
         f.write(b"1800000060.0,R1,15.0,-1.")
+    (tmp_path / "rows-99999999T999999Z.csv").write_text("not one of ours\n")  # matches the pattern, not a date
     second = files(tmp_path, clock, rotate_bytes=1000, max_bytes=5000)  # the same second: the stamps must move on
     with caplog.at_level(logging.WARNING, logger="monitor.recording.files"):
         second.write(lines(60, 60))
     assert "cut an unterminated last line" in caplog.text
-    paths = sorted(tmp_path.iterdir())
+    paths = sorted(p for p in tmp_path.iterdir() if not p.name.startswith("rows-9999"))
     assert paths == second.paths and set(left) & set(paths)  # the old files count, the oldest went first
     assert sum(p.stat().st_size for p in paths) <= 5000
     kept = data_lines(paths)
