@@ -19,7 +19,7 @@ import yaml
 from monitor.app import App
 from monitor.config import ConfigError, PlantwatchConfig, load_config
 from monitor.recording import recorded_files
-from monitor.result_files import read_scores
+from monitor.result_files import read_alerts, read_scores
 from monitor.wire.csvfile import read_table
 from tests.conftest import Broker, wait_until
 from tests.service.conftest import (
@@ -138,6 +138,7 @@ def test_every_aligned_row_alert_and_score_is_recorded_once_per_unit_and_read_ba
     (alerts_file,) = recorded_files(root, "R1", "alerts")
     recorded = [json.loads(line) for line in alerts_file.read_text().splitlines()]
     assert recorded == published
+    assert [e.alert_id for e in read_alerts(alerts_file)] == [a["alert_id"] for a in published]  # the backtest's reader
     assert {a["state"] for a in recorded} == {"firing", "resolved"}
     assert recorded_files(root, "R2", "alerts") == []
 
