@@ -432,13 +432,16 @@ class RecordingConfig(Strict):
     rotate_mb: float = Field(default=64.0, gt=0, description="A unit's file of a kind ends once it holds this many MB.")
     rotate_s: float = Field(default=86400.0, gt=0, description="... or once it is this many seconds old.")
     max_mb: float | None = Field(
-        default=1024.0,
+        default=256.0,
         gt=0,
-        description="Per unit and kind: the oldest files are deleted while they hold more than this many MB. "
-        "null: no size limit.",
+        description="Per unit and kind: the oldest files are deleted while they hold more than this many MB "
+        "(rows of 8 sensors at 1 Hz: about 14 MB a day, so 256 MB keeps about 18 days; the disk can hold up to "
+        "units x kinds recorded x max_mb). null: no size limit.",
     )
     max_age_s: float | None = Field(
-        default=None, gt=0, description="Files last written longer ago than this are deleted. null: no age limit."
+        default=7_776_000.0,
+        gt=0,
+        description="Files last written longer ago than this are deleted (default 90 days). null: no age limit.",
     )
     flush_s: float = Field(
         default=1.0,

@@ -304,8 +304,8 @@ def test_the_recording_config_is_bounded_and_its_path_relative_to_the_config_fil
     path.write_text(yaml.safe_dump({"units": [unit], "recording": {"path": "history"}}))
     assert load_config(path).recording.path == tmp_path / "history"
     for recording, message in (
-        ({"path": "h", "max_mb": None}, "a recording must be bounded: set max_mb or max_age_s"),
-        ({"path": "h", "rotate_mb": 2048}, "rotate_mb (2048.0) must not exceed max_mb (1024.0)"),
+        ({"path": "h", "max_mb": None, "max_age_s": None}, "a recording must be bounded: set max_mb or max_age_s"),
+        ({"path": "h", "rotate_mb": 2048}, "rotate_mb (2048.0) must not exceed max_mb (256.0)"),
         ({"path": "h", "max_age_s": 3600}, "rotate_s (86400.0) must not exceed max_age_s (3600.0)"),
         ({"path": "h", "flush_s": 0}, "recording.flush_s: Input should be greater than 0"),
     ):
