@@ -1,6 +1,7 @@
 """Programmatic training: normal data [T, S] in, one calibrated artifact directory out.
 
-Steps (``train_model``):
+Steps (``train_model``; the ``pca`` kind, no network, keeps steps 1, 2 and 6-8 as they are and replaces the scaler,
+the network's fit and its graph by the T²/Q statistics fitted with numpy: models/pca_train.py):
 
 1. Missing values: gaps of up to ``max_gap`` rows are forward-filled, rows that stay missing are
    unusable and no window contains one (models/preprocessing.py states the policy).
@@ -63,6 +64,7 @@ from models.calibration import CALIBRATION_METHODS, calibrate
 from models.device import resolve_device
 from models.envelope import compute_envelope
 from models.inference import LoadedModel
+from models.model_api import ScoringModel
 from models.networks import KINDS, build_model
 from models.onnx_export import export_onnx
 from models.preprocessing import (
@@ -349,6 +351,12 @@ def train_model(
             f"too few rows: {raw.shape[0]} rows, window {config.window} needs at least {needed} "
             "(train / validation / calibration blocks)"
         )
+    if not KINDS[config.kind].network:  # the pca: fitted with numpy, calibrated by the same code (models/pca_train.py)
+        from models.pca_train import train_pca
+
+        return train_pca(
+            raw, sensors, out_dir, config, period_s=period_s, timestamps=timestamps, require_supported=require_supported
+        )
     seed_everything(config.seed)
     device = resolve_device(config.device)
     kind = config.kind
@@ -441,7 +449,7 @@ def train_model(
 
 
 def calibrate_threshold(
-    model: LoadedModel,
+    model: ScoringModel,
     filled: npt.NDArray[np.float64],
     usable: npt.NDArray[np.bool_],
     split: Split,
@@ -555,7 +563,7 @@ def holdout_warning(holdout: dict[str, Any], target_far: float) -> str | None:
 
 
 def calibration_scores(
-    model: LoadedModel, filled: npt.NDArray[np.float64], usable: npt.NDArray[np.bool_], part: Part
+    model: ScoringModel, filled: npt.NDArray[np.float64], usable: npt.NDArray[np.bool_], part: Part
 ) -> npt.NDArray[np.float32]:
     """Scores of a model on one part (a slice, or blocks) of (filled) raw data, as the service computes them.
 

@@ -77,7 +77,7 @@ from monitor.wire.topics import ANY, alert_state_topic, topic_filter
 if TYPE_CHECKING:
     import torch
 
-    from models.inference import LoadedModel
+    from models.model_api import ScoringModel
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ class StartupError(Exception):
     """The service cannot start with this configuration (bad device, missing or invalid artifact)."""
 
 
-def load_models(cfg: PlantwatchConfig, device: torch.device | str) -> dict[str, LoadedModel]:
+def load_models(cfg: PlantwatchConfig, device: torch.device | str) -> dict[str, ScoringModel]:
     """Every configured artifact, loaded once per model name; StartupError names the unit and path.
 
     models.serving.load_for_serving picks the runtime: on the CPU the artifact's ONNX graph in ONNX Runtime (no
@@ -97,8 +97,6 @@ def load_models(cfg: PlantwatchConfig, device: torch.device | str) -> dict[str, 
     ``scheduler.precision``. A precision other than fp32 with a configured device that is the CPU is refused here
     (ONNX Runtime scores fp32); a CUDA service reloading after its out-of-memory fallback to the CPU loads fp32.
     """
-    from typing import cast
-
     from models.artifact_io import ArtifactError  # not models.artifacts: that module is the torch half
     from models.device import is_cpu, serving_device
     from models.serving import load_for_serving
@@ -112,7 +110,7 @@ def load_models(cfg: PlantwatchConfig, device: torch.device | str) -> dict[str, 
             )
         precision = "fp32"
     paths: dict[str, str] = {}
-    models: dict[str, LoadedModel] = {}
+    models: dict[str, ScoringModel] = {}
     for i, unit in enumerate(cfg.units):
         for role in ("detector", "forecaster"):
             ref = getattr(unit, role)
@@ -133,9 +131,7 @@ def load_models(cfg: PlantwatchConfig, device: torch.device | str) -> dict[str, 
                 raise StartupError(f"units.{i}.{role}.artifact: {exc}") from exc
             except OSError as exc:
                 raise StartupError(f"units.{i}.{role}.artifact: cannot load {path}: {exc}") from exc
-            # An OnnxModel on the CPU: it has what the monitor uses of LoadedModel (models.serving.ServingModel),
-            # whose name the monitor's annotations still carry.
-            models[ref.name] = cast("LoadedModel", loaded)
+            models[ref.name] = loaded
             paths[ref.name] = path
             if abs(models[ref.name].period_s - unit.period_s) > 1e-9:
                 log.warning(
@@ -148,7 +144,7 @@ def load_models(cfg: PlantwatchConfig, device: torch.device | str) -> dict[str, 
     return models
 
 
-def _check_units_against_models(cfg: PlantwatchConfig, models: dict[str, LoadedModel]) -> None:
+def _check_units_against_models(cfg: PlantwatchConfig, models: dict[str, ScoringModel]) -> None:
     """Each unit's models: the role it is configured in, and the unit's sensors (StartupError names the key).
 
     ScoringEngine refuses the same (it names the unit); checked here first to name the key path.
@@ -178,7 +174,7 @@ class Preflight:
     """What the service builds from the config before it connects."""
 
     device: torch.device | str  # "cpu" as a string: resolved without torch (models.device.serving_device)
-    models: dict[str, LoadedModel]
+    models: dict[str, ScoringModel]
     specs: dict[str, UnitSpec]
     policies: dict[str, AlertPolicy]
     units: dict[str, UnitModels]

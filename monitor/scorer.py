@@ -65,10 +65,11 @@ from monitor.metrics import Metrics, UnitTable
 from monitor.mqtt_sink import MqttSink, Publish
 from monitor.outputs import OutputStage
 from monitor.recording import results_recording
-from monitor.scheduler import JobQueue, JobSource, Scheduler, show_models, timed
+from monitor.scheduler import JobQueue, JobSource, Scheduler, show_models
 from monitor.scoring import ScoringEngine, required_window_rows
 from monitor.shared_block import SharedBlock
 from monitor.sinks import Sink
+from monitor.timed_models import timed
 from monitor.window_slots import SlotReader, SlotWriter, WindowSlots
 from monitor.wire.topics import ANY, alert_state_topic
 
