@@ -653,7 +653,7 @@ def journal_scale(bench: Bench, units: int) -> dict[str, Any]:
     from prometheus_client import CollectorRegistry
 
     from models.artifacts import load_artifact
-    from monitor.buffers import RingBuffers
+    from monitor.buffers.ring_buffers import RingBuffers
     from monitor.config import parse_config
     from monitor.ingest import Parser
     from monitor.journal import Journal

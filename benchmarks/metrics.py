@@ -49,7 +49,8 @@ from prometheus_client import CollectorRegistry, generate_latest  # noqa: E402
 
 from monitor.alerts.board import AlertBoard  # noqa: E402
 from monitor.alerts.policy import AlertPolicy  # noqa: E402
-from monitor.buffers import RingBuffers, UnitSpec  # noqa: E402
+from monitor.buffers.ring_buffers import RingBuffers  # noqa: E402
+from monitor.buffers.unit_spec import UnitSpec  # noqa: E402
 from monitor.ingest import Parser  # noqa: E402
 from monitor.messages import MODEL_DETECTORS, Forecast, Score  # noqa: E402
 from monitor.metrics import Metrics  # noqa: E402

@@ -60,7 +60,8 @@ from models.device import resolve_device  # noqa: E402
 from models.inference import LoadedModel  # noqa: E402
 from models.preprocessing import fill_windows  # noqa: E402
 from models.train import TrainConfig, train_model  # noqa: E402
-from monitor.buffers import RingBuffers, UnitSpec  # noqa: E402
+from monitor.buffers.ring_buffers import RingBuffers  # noqa: E402
+from monitor.buffers.unit_spec import UnitSpec  # noqa: E402
 from monitor.messages import Reading, WindowJob  # noqa: E402
 from monitor.scheduler import JobQueue, Scheduler  # noqa: E402
 from monitor.scoring import ScoringEngine, ScoringOutput, UnitModels  # noqa: E402

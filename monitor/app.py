@@ -58,7 +58,8 @@ from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector,
 
 from monitor.alerts.board import AlertBoard
 from monitor.alerts.policy import AlertPolicy
-from monitor.buffers import RingBuffers, UnitSpec
+from monitor.buffers.ring_buffers import RingBuffers
+from monitor.buffers.unit_spec import UnitSpec
 from monitor.config import PlantwatchConfig
 from monitor.health import HealthServer, cannot_listen
 from monitor.ingest import Parser

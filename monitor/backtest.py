@@ -11,7 +11,7 @@ API::
 
 The composition (the service's stages; only the source and the sinks differ)::
 
-    CsvSource (monitor/sources.py) -> RingBuffers (monitor/buffers.py) -> Scheduler.process (monitor/scheduler.py)
+    CsvSource (monitor/sources.py) -> RingBuffers (monitor/buffers/) -> Scheduler.process (monitor/scheduler.py)
       -> ScoringEngine (monitor/scoring.py) -> OutputStage (monitor/outputs.py): metrics, AlertBoard
       -> sinks: RecordingSink (result.events), FilesSink (out_dir), and the caller's ``sinks``
 
@@ -52,7 +52,7 @@ import numpy.typing as npt
 from prometheus_client import CollectorRegistry
 
 from monitor.alerts.board import AlertBoard
-from monitor.buffers import RingBuffers
+from monitor.buffers.ring_buffers import RingBuffers
 from monitor.messages import AlertEvent, WindowJob
 from monitor.metrics import Metrics
 from monitor.outputs import OutputStage

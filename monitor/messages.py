@@ -38,7 +38,7 @@ REJECT_REASONS: tuple[RejectReason, ...] = get_args(RejectReason)
 
 # Why a window was not scored: the label set of plantwatch_windows_skipped_total{reason}.
 SkipReason = Literal[
-    "gap",  # its window holds a row past a sensor's hold-over (monitor.buffers); the sensor detector still sees it
+    "gap",  # its window holds a row past a sensor's hold-over (monitor.buffers.ring); the sensor detector still sees it
     "backlog",  # scoring fell behind: only each unit's newest window is kept (monitor.scheduler)
     "queue_full",  # the job queue was full (a redelivered backlog bigger than the queue, monitor.scheduler)
 ]

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from monitor.alerts.policy import AlertPolicy
-from monitor.buffers import UnitSpec
+from monitor.buffers.unit_spec import UnitSpec
 from monitor.config import PlantwatchConfig
 from monitor.scoring import UnitModels, required_window_rows
 from monitor.sensor_health import HealthSpec

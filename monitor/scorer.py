@@ -57,7 +57,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.core import Metric
 
 from monitor.alerts.board import AlertBoard
-from monitor.buffers import UnitSpec
+from monitor.buffers.unit_spec import UnitSpec
 from monitor.config import PlantwatchConfig
 from monitor.journal import ScoredMarks
 from monitor.messages import WindowJob

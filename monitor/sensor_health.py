@@ -11,7 +11,7 @@ backtest get the same Scores)::
 Rules, each giving every sensor a badness (1.0 is the line: above it the sensor is unhealthy):
 
 - ``silent``: the job names it in ``WindowJob.silent`` (no value for longer than the unit's hold-over; the buffers
-  emit a health-only record for such rows, see monitor.buffers): badness ``SILENT_BADNESS``.
+  emit a health-only record for such rows, see monitor.buffers.ring): badness ``SILENT_BADNESS``.
 - ``stuck``: over the newest ``stuck_rows`` rows of a valid window (0: every row it carries, the unit's longest
   model window; never more than it carries), the sensor's standard deviation is below ``stuck_std_ratio *
   min_window_std`` of the envelope (the smallest window std seen in training): badness ``limit / std``, capped at

@@ -45,7 +45,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from monitor.buffers import ClosedRow, RingBuffers
+from monitor.buffers.results import ClosedRow
+from monitor.buffers.ring_buffers import RingBuffers
 from monitor.ingest import Parser
 from monitor.journal import Journal, read_journal
 from monitor.messages import REJECT_REASONS, Reading, Rejected, RejectReason, WindowJob

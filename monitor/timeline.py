@@ -1,6 +1,6 @@
 """Per-unit clock guard in front of the aligner: a reading off the unit's own timeline is held, never placed.
 
-API (pure, owned by one unit's aligner in monitor.buffers)::
+API (pure, owned by one unit's aligner in monitor.buffers.aligner)::
 
     guard = TimelineGuard(period_s=1.0, max_lateness_s=5.0, max_clock_skew_s=120.0, n_sensors=8)
     guard.consistent(reading) -> bool        # True: place it (the aligner then judges late / duplicate)

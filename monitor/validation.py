@@ -11,7 +11,7 @@ transmitter (a pressure of -1e6 bar), not a state of the process: it must reach 
 forecaster's state.
 It is refused as a value, reason ``out_of_range`` (the message's other values are kept); the buffers then treat
 the sensor as missing for that row (hold-over, then a health-only record) and remember that it was out of range,
-so the sensor detector names it ``out_of_range`` rather than ``silent`` (monitor.buffers, "Out of range").
+so the sensor detector names it ``out_of_range`` rather than ``silent`` (monitor.buffers.aligner, "Out of range").
 
 Bounds are inclusive: ``min`` and ``max`` themselves are possible values. Values reaching this rule are finite
 (monitor.messages.storable runs first).

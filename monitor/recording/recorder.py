@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Generic, Protocol, TypeVar
 
-from monitor.buffers import ClosedRow
+from monitor.buffers.results import ClosedRow
 from monitor.config import PlantwatchConfig, RecordingConfig
 from monitor.messages import AlertEvent
 from monitor.metrics import Metrics

@@ -172,7 +172,8 @@ def test_a_value_outside_its_limits_is_refused_alone_and_the_rest_of_the_message
 
 
 def test_a_message_whose_every_value_is_out_of_range_is_refused_as_out_of_range(limited: Parser) -> None:
-    from monitor.buffers import RingBuffers, UnitSpec
+    from monitor.buffers.ring_buffers import RingBuffers
+    from monitor.buffers.unit_spec import UnitSpec
 
     single = _reading(limited, "plant/R1/pressure", '{"ts": 1732589999, "value": -1e6}')
     assert single.values == {} and single.out_of_range == (("pressure", -1e6),)

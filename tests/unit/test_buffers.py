@@ -8,7 +8,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from monitor.buffers import AddResult, RingBuffers, UnitSpec
+from monitor.buffers.results import AddResult
+from monitor.buffers.ring_buffers import RingBuffers
+from monitor.buffers.unit_spec import UnitSpec
 from monitor.config import PlantwatchConfig
 from monitor.messages import Reading, WindowJob
 from monitor.params import specs_from_config

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from monitor.buffers import RingBuffers, UnitSpec
+from monitor.buffers.ring_buffers import RingBuffers
+from monitor.buffers.unit_spec import UnitSpec
 from monitor.ingest import Parser
 from monitor.journal import Journal, ScoredMarks, read_journal
 from monitor.messages import WindowJob

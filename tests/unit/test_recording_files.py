@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from monitor.buffers import ClosedRow
+from monitor.buffers.results import ClosedRow
 from monitor.recording.files import FileLimits, RotatingFiles
 from monitor.recording.recorder import encode_rows
 from monitor.wire.csvfile import CsvError, read_table

@@ -17,7 +17,8 @@ from models.pca import PcaDetector
 from monitor.alerts.board import AlertBoard
 from monitor.alerts.policy import AlertPolicy
 from monitor.backtest import BacktestResult, run_backtest
-from monitor.buffers import RingBuffers, UnitSpec
+from monitor.buffers.ring_buffers import RingBuffers
+from monitor.buffers.unit_spec import UnitSpec
 from monitor.config import PlantwatchConfig
 from monitor.messages import AlertEvent, Reading, Score, WindowJob
 from monitor.scoring import ScoringEngine, UnitModels

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from monitor.buffers import AddResult, RingBuffers, UnitSpec
+from monitor.buffers.results import AddResult
+from monitor.buffers.ring_buffers import RingBuffers
+from monitor.buffers.unit_spec import UnitSpec
 from monitor.messages import Reading
 from monitor.timeline import CANDIDATE_ROWS
 
