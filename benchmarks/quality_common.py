@@ -28,8 +28,12 @@ import numpy.typing as npt
 from monitor.alerts.policy import AlertPolicy
 from monitor.backtest import BacktestResult, run_backtest
 from monitor.config import PlantwatchConfig
-from monitor.evaluation import Evaluation, Label, PointMetrics, episodes_from_events, evaluate
+from monitor.evaluation.episodes import episodes_from_events
+from monitor.evaluation.judge import evaluate
+from monitor.evaluation.points import PointMetrics
+from monitor.evaluation.results import Evaluation
 from monitor.wire.csvfile import CsvData
+from monitor.wire.labels import Label
 
 NEURAL_KINDS = ("lstm_ae", "bilstm", "lstm")
 

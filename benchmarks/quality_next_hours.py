@@ -70,7 +70,8 @@ from benchmarks.quality_common import DetectorSpec, csv_data, fmt, machine  # no
 from benchmarks.quality_sim import DETECTORS  # noqa: E402
 from monitor.backtest import BacktestResult, run_backtest  # noqa: E402
 from monitor.config import PlantwatchConfig  # noqa: E402
-from monitor.evaluation import DAY_S, Episode, episodes_from_events, evaluate, merge_episodes  # noqa: E402
+from monitor.evaluation.episodes import Episode, episodes_from_events, merge_episodes  # noqa: E402
+from monitor.evaluation.judge import DAY_S, evaluate  # noqa: E402
 from monitor.messages import MODEL_DETECTORS, AlertEvent  # noqa: E402
 from monitor.sensor_health import envelope_bounds  # noqa: E402
 from simulators import parse_scenario, simulate  # noqa: E402

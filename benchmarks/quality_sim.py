@@ -58,17 +58,11 @@ import numpy as np  # noqa: E402
 from benchmarks.quality_common import DetectorSpec, csv_data, fit_detector, fmt, machine, make_config  # noqa: E402
 from monitor.alerts.policy import AlertPolicy  # noqa: E402
 from monitor.backtest import run_backtest  # noqa: E402
-from monitor.evaluation import (  # noqa: E402
-    ANY,
-    DAY_S,
-    Episode,
-    Evaluation,
-    Label,
-    episodes_from_events,
-    evaluate_by_detector,
-    merge_episodes,
-)
+from monitor.evaluation.episodes import ANY, Episode, episodes_from_events, merge_episodes  # noqa: E402
+from monitor.evaluation.judge import DAY_S, evaluate_by_detector  # noqa: E402
+from monitor.evaluation.results import Evaluation  # noqa: E402
 from monitor.messages import DETECTORS as DETECTOR_STREAMS  # noqa: E402
+from monitor.wire.labels import Label  # noqa: E402
 from simulators import FAULT_KINDS, Fault, parse_scenario, simulate, with_faults  # noqa: E402
 from simulators.faults import PROCESS_FAULT_KINDS, PROCESS_FAULT_SENSORS, REACTOR_SENSOR_SCALES, default_magnitude  # noqa: E402
 from simulators.reactor import REACTOR_SENSORS  # noqa: E402

@@ -48,8 +48,9 @@ from benchmarks.quality_common import (  # noqa: E402
     run_and_evaluate,
 )
 from monitor.alerts.policy import AlertPolicy  # noqa: E402
-from monitor.evaluation import Label, PointMetrics  # noqa: E402
+from monitor.evaluation.points import PointMetrics  # noqa: E402
 from monitor.wire.csvfile import CsvData, read_csv, read_table  # noqa: E402
+from monitor.wire.labels import Label  # noqa: E402
 
 DEFAULT_ROOT = Path("/work/shared/datasets/skab")
 TRAIN_ROWS = 400

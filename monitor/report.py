@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from monitor.evaluation import Episode, episodes_from_events
+from monitor.evaluation.episodes import Episode, episodes_from_events
 from monitor.messages import MODEL_DETECTORS, AlertEvent
 from monitor.result_files import ScoreSeries
 from monitor.wire.csvfile import read_table

@@ -108,7 +108,8 @@ def main(args: argparse.Namespace) -> int:
 
 def print_evaluation(result: BacktestResult, labels: Sequence[Label], tolerance_s: float) -> None:
     """The detection figures per detector (those that scored, alerts or not), then for any detector."""
-    from monitor.evaluation import ANY, episodes_from_events, evaluate_by_detector
+    from monitor.evaluation.episodes import ANY, episodes_from_events
+    from monitor.evaluation.judge import evaluate_by_detector
 
     episodes = episodes_from_events(result.events)
     reports = evaluate_by_detector(episodes, labels, result.timelines, tolerance_s, detectors=result.scores_by_detector)

@@ -12,7 +12,7 @@ import pytest
 from benchmarks.quality_common import DetectorSpec, csv_data, fit_detector, make_config, run_and_evaluate
 from models.pca import PcaDetector
 from monitor.alerts.policy import AlertPolicy
-from monitor.evaluation import Label
+from monitor.wire.labels import Label
 
 SENSORS = ("a", "b", "c", "d")
 
@@ -172,7 +172,8 @@ def test_sim_tally_counts_settling_alarms_apart_from_false_ones(capsys: pytest.C
     from collections import defaultdict
 
     from benchmarks import quality_sim
-    from monitor.evaluation import Episode, evaluate
+    from monitor.evaluation.episodes import Episode
+    from monitor.evaluation.judge import evaluate
 
     t0 = 1_800_000_000.0
     ts = t0 + np.arange(0.0, 7200.0)

@@ -8,14 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from monitor.evaluation import (
-    ANY,
-    episodes_from_events,
-    evaluate,
-    evaluate_by_detector,
-    merge_episodes,
-    pointwise,
-)
+from monitor.evaluation.episodes import ANY, episodes_from_events, merge_episodes
+from monitor.evaluation.judge import evaluate, evaluate_by_detector
+from monitor.evaluation.points import pointwise
 from monitor.messages import AlertEvent
 from monitor.wire.labels import Label
 
