@@ -14,8 +14,9 @@ API:
     write_manifest(directory, manifest); atomic_write(path, data); weights_bytes(module)   # what save writes
 
 The torch-free half (the manifest's checks, the weights file's header, the reference windows) is
-models/manifest.py and models/reference.py; the ONNX Runtime loader (models/onnx_model.py) runs the same checks
-without torch, and models/serving.py chooses between the two.
+models/manifest.py (the schema), models/manifest_files.py (the checked reads) and models/reference.py; the ONNX
+Runtime loader (models/onnx_model.py) runs the same checks without torch, and models/serving.py chooses between
+the two.
 
 Layout (DESIGN.md "Model artifacts")::
 
@@ -86,6 +87,8 @@ from models.manifest import (
     ONNX_NAME,
     REFERENCE_NAME,
     WEIGHTS_NAME,
+)
+from models.manifest_files import (
     load_checked_manifest,
     read_weights_file,
     sha256_hex,
@@ -209,7 +212,7 @@ def _read_weights(
 
 def read_reference(manifest: dict[str, Any], directory: Path) -> Reference | None:
     """The artifact's stored reference windows (read and checked as the ONNX loader does), None without ONNX."""
-    from models.manifest import read_entry_file
+    from models.manifest_files import read_entry_file
 
     if "onnx" not in manifest:
         return None

@@ -35,7 +35,7 @@ def _reexport(d: Path) -> None:
     from safetensors.torch import load
 
     from models.inference import LoadedModel
-    from models.manifest import exported_from
+    from models.manifest_files import exported_from
     from models.networks import build_model
     from models.onnx_export import export_graph
     from models.preprocessing import Scaler
@@ -197,7 +197,8 @@ def _off_the_mean_reexported(d: Path) -> None:
 
 
 def _max_onnx_bytes(d: Path) -> int:
-    from models.manifest import MAX_WEIGHTS_BYTES, expected_weight_shapes
+    from models.manifest import MAX_WEIGHTS_BYTES
+    from models.manifest_files import expected_weight_shapes
     from models.onnx_model import max_onnx_bytes
 
     manifest = _load_manifest(d)

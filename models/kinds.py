@@ -4,8 +4,9 @@
 seed text), its default horizon, whether it has attention, and whether it is a network. models.networks builds
 the ``nn.Module`` of a network kind; this module only describes them, so the torch-free serving path
 (models.manifest, models.onnx_model) can validate a manifest without importing torch. Training
-(models/train.py), the artifacts' checks (models/manifest.py), the loaders (models/serving.py), ``plantwatch
-train --model`` and the README's table of kinds (docs/config_reference.py) all read this one registry.
+(models/train.py), the artifacts' checks (models/manifest.py, models/manifest_files.py), the loaders
+(models/serving.py), ``plantwatch train --model`` and the README's table of kinds (docs/config_reference.py) all
+read this one registry.
 
 Network kinds are torch modules, served by torch or by their exported ONNX graph (``RUNTIMES``); ``pca`` is the
 T²/Q baseline (models/pca.py), fitted and scored with numpy, its weights the principal components and their

@@ -48,7 +48,8 @@ import torch
 from torch import nn
 
 from models.inference import LoadedModel
-from models.manifest import REFERENCE_NAME, exported_from, graph_outputs, sha256_hex
+from models.manifest import REFERENCE_NAME, graph_outputs
+from models.manifest_files import exported_from, sha256_hex
 from models.model_api import F32
 from models.reference import Reference, compare, encode, outputs_of, reference_finite
 
@@ -239,7 +240,8 @@ def upgrade_artifact(path: str | Path) -> str:
     from models.artifacts import REFERENCE_NAME as REFERENCE_FILE
     from models.artifacts import atomic_write, load_artifact, write_manifest
     from models.kinds import KINDS
-    from models.manifest import ONNX_NAME, read_manifest
+    from models.manifest import ONNX_NAME
+    from models.manifest_files import read_manifest
     from models.onnx_model import has_onnx, load_onnx_artifact
     from models.reference import synthetic_reference
 

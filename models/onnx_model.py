@@ -19,7 +19,7 @@ the graph and its outputs NaN after it, exactly as LoadedModel.infer.
 models.serving.load_for_serving, which uses torch there), so that no torch import hides in a move.
 
 ``load_onnx_artifact`` refuses with an ArtifactError, in order (steps 1-5 are the torch loader's, without torch:
-models/manifest.py):
+models/manifest_files.py):
 
 1-3. the manifest (bounded, valid, every size within LIMITS), the expected sensors, the scaler;
 4-5. the weights file against the architecture's tensor shapes (models.kinds.tensor_shapes): name, regular file
@@ -57,12 +57,10 @@ import numpy.typing as npt
 
 from models.artifact_io import ArtifactError
 from models.device import ServingDevice, is_cpu
-from models.manifest import (
-    MANIFEST_NAME,
-    MAX_WEIGHTS_BYTES,
+from models.manifest import MANIFEST_NAME, MAX_WEIGHTS_BYTES, graph_outputs
+from models.manifest_files import (
     expected_weight_shapes,
     exported_from,
-    graph_outputs,
     load_checked_manifest,
     read_entry_file,
     read_weights_file,

@@ -12,7 +12,7 @@ envelope, training, weights (file, sha256, bytes), versions, created) and ``weig
 [K, S] and ``eigenvalues`` [K], float64: the fit's own precision, so a loaded detector scores exactly as the
 fitted one). No model.onnx: numpy is the one runtime, on any device.
 
-``load_pca_artifact`` runs the checks every loader runs (models/manifest.py, steps 1-5: the bounded manifest and
+``load_pca_artifact`` runs the checks every loader runs (models/manifest_files.py, steps 1-5: the bounded manifest and
 every field within LIMITS, the expected sensors, the scaler; the weights file's name, size, sha256 and header
 against the shapes models.kinds.tensor_shapes gives for K, every value finite), then the kind's own: the score
 section (kind ``pca_t2_q``, limits finite and > 0, no drift adaptation: ``adapt_rows`` is per-unit state that a
@@ -33,11 +33,8 @@ from typing import Any
 import numpy as np
 
 from models.artifact_io import ArtifactError, atomic_write, library_versions, write_manifest
-from models.manifest import (
-    FORMAT_VERSION,
-    MANIFEST_NAME,
-    MAX_WEIGHTS_BYTES,
-    WEIGHTS_NAME,
+from models.manifest import FORMAT_VERSION, MANIFEST_NAME, MAX_WEIGHTS_BYTES, WEIGHTS_NAME
+from models.manifest_files import (
     expected_weight_shapes,
     load_checked_manifest,
     read_weights_file,

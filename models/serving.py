@@ -33,7 +33,8 @@ from typing import TYPE_CHECKING, Any
 from models.artifact_io import ArtifactError
 from models.device import ServingDevice, is_cpu, serving_device
 from models.kinds import KINDS
-from models.manifest import MANIFEST_NAME, MAX_WEIGHTS_BYTES, read_manifest
+from models.manifest import MANIFEST_NAME, MAX_WEIGHTS_BYTES
+from models.manifest_files import read_manifest
 from models.model_api import ScoringModel
 from models.onnx_model import has_onnx, load_onnx_artifact
 from models.pca_artifact import load_pca_artifact

@@ -149,7 +149,7 @@ def main(args: argparse.Namespace) -> int:
         return _fail(f"{exc}; train on more data, raise --target-far, or pass --allow-weak-calibration")
     except ValueError as exc:
         return _fail(str(exc))
-    from models.manifest import read_manifest
+    from models.manifest_files import read_manifest
     from models.serving import load_for_serving
 
     model = load_for_serving(out)  # the artifact as the service will load it: every check of its runtime
