@@ -5,7 +5,7 @@ from __future__ import annotations
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from tests.conftest import Broker, can_connect
+from tests.kit import Broker, can_connect
 
 
 def _publish(broker: Broker, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:

@@ -29,8 +29,8 @@ import yaml
 from monitor.app import App
 from monitor.config import PlantwatchConfig
 from simulators.live import LivePublisher, Row
-from tests.conftest import Broker, can_connect, free_port, wait_until
 from tests.deploy.conftest import ROOT
+from tests.kit import Broker, can_connect, free_port, wait_until
 from tests.service.conftest import SENSORS, epoch_base, normal_rows, with_fault
 
 DASHBOARD = ROOT / "config" / "grafana" / "dashboards" / "plantwatch.json"

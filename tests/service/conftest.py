@@ -16,7 +16,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from monitor.config import PlantwatchConfig, parse_config
-from tests.conftest import Broker
+from tests.kit import Broker
 
 SENSORS = tuple(f"s{i}" for i in range(8))
 WINDOW = 16

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import Broker, free_port, wait_until
+from tests.kit import Broker, free_port, wait_until
 from tests.service.conftest import WINDOW, Publisher, epoch_base, normal_rows, service_config_dict, with_fault
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from monitor.app import App
 from monitor.config import PlantwatchConfig
-from tests.conftest import Broker, wait_until
+from tests.kit import Broker, wait_until
 from tests.service.conftest import (
     FAULT_SENSOR,
     SENSORS,

@@ -16,7 +16,7 @@ from monitor.app import App
 from monitor.config import parse_config
 from simulators import LivePublisher, parse_scenario, simulate
 from simulators.reactor import REACTOR_SENSORS
-from tests.conftest import Broker, wait_until
+from tests.kit import Broker, wait_until
 
 WINDOW = 16
 FAULT_START_S, FAULT_S, RUN_S = 900, 300, 1800
