@@ -31,9 +31,13 @@ def scrape(port: int, host: str = "127.0.0.1", timeout_s: float = 30.0) -> Sampl
         return Samples.parse(response.read().decode())
 
 
+_ESCAPE = re.compile(r"\\(.)")
+_ESCAPED = {"n": "\n", '"': '"', "\\": "\\"}
+
+
 def parse_labels(text: str) -> dict[str, str]:
-    """``a="x",b="y"`` -> {"a": "x", "b": "y"} (escapes kept as written)."""
-    return dict(_LABEL.findall(text))
+    """``a="x",b="y\\"z"`` -> {"a": "x", "b": 'y"z'} (the exposition's escapes undone)."""
+    return {k: _ESCAPE.sub(lambda m: _ESCAPED.get(m.group(1), m.group(0)), v) for k, v in _LABEL.findall(text)}
 
 
 class Samples:

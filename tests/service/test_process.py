@@ -6,7 +6,6 @@ import json
 import signal
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,68 +14,19 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.kit import Broker, free_port, wait_until
+from tests.kit import Broker, SpawnedService, wait_until
 from tests.service.conftest import WINDOW, Publisher, epoch_base, normal_rows, service_config_dict, with_fault
 
 
-class Service:
-    """``python -m monitor run --config FILE`` with its log in a file and /readyz polled."""
-
-    def __init__(self, config: dict[str, Any], workdir: Path) -> None:
-        self.port = free_port()
-        config = {**config, "metrics": {"host": "127.0.0.1", "port": self.port}}
-        self.config_path = workdir / "plantwatch.yaml"
-        self.config_path.write_text(yaml.safe_dump(config))
-        self.log_path = workdir / "service.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "monitor", "run", "--config", str(self.config_path)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        assert wait_until(self.ready, timeout_s=60), self.log()
-
-    def ready(self) -> bool:
-        assert self.proc is not None
-        if self.proc.poll() is not None:
-            raise AssertionError(f"service exited with {self.proc.returncode}: {self.log()}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=1) as response:
-                return bool(response.status == 200)
-        except OSError:
-            return False
-
-    def metric(self, name: str, **labels: str) -> float:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as response:
-            text = response.read().decode()
-        key = name + ("{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}" if labels else "")
-        for line in text.splitlines():
-            if line.startswith(key + " "):
-                return float(line.rsplit(" ", 1)[1])
-        return float("nan")
-
-    def signal(self, sig: int) -> int:
-        assert self.proc is not None
-        self.proc.send_signal(sig)
-        code = self.proc.wait(timeout=30)
-        self.proc = None
-        return code
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-
 @pytest.fixture
-def service(tmp_path: Path) -> Iterator[Callable[[dict[str, Any]], Service]]:
-    made: list[Service] = []
+def service(tmp_path: Path) -> Iterator[Callable[[dict[str, Any]], SpawnedService]]:
+    """``service(config)`` -> a not yet started ``python -m monitor run`` (tests.kit), killed after the test."""
+    made: list[SpawnedService] = []
 
-    def make(config: dict[str, Any]) -> Service:
+    def make(config: dict[str, Any]) -> SpawnedService:
         workdir = tmp_path / f"svc{len(made)}"
         workdir.mkdir()
-        svc = Service(config, workdir)
+        svc = SpawnedService(config, workdir)
         made.append(svc)
         return svc
 
@@ -84,9 +34,8 @@ def service(tmp_path: Path) -> Iterator[Callable[[dict[str, Any]], Service]]:
         yield make
     finally:
         for svc in made:
-            if svc.proc is not None:
-                svc.proc.kill()
-                svc.proc.wait(timeout=10)
+            if svc.alive():
+                svc.kill()
 
 
 def test_invalid_config_exits_2_naming_the_field(tmp_path: Path, artifacts: dict[str, Path], mosquitto: Broker) -> None:
@@ -152,7 +101,7 @@ def test_sighup_reloads_then_sigterm_publishes_offline_and_exits_0(
     mosquitto: Broker,
     artifacts: dict[str, Path],
     unique_prefix: str,
-    service: Callable[[dict[str, Any]], Service],
+    service: Callable[[dict[str, Any]], SpawnedService],
     mqtt_recorder: Callable[..., Any],
 ) -> None:
     recorder = mqtt_recorder(f"{unique_prefix}/pw/status")
@@ -173,7 +122,7 @@ def test_killed_service_restarts_scores_the_backlog_and_fires_no_alert_twice(
     mosquitto: Broker,
     artifacts: dict[str, Path],
     unique_prefix: str,
-    service: Callable[[dict[str, Any]], Service],
+    service: Callable[[dict[str, Any]], SpawnedService],
     mqtt_recorder: Callable[..., Any],
     publisher: Callable[..., Publisher],
 ) -> None:
@@ -254,7 +203,7 @@ def test_hostile_artifacts_on_sighup_keep_the_old_models_scoring(
     mosquitto: Broker,
     artifacts: dict[str, Path],
     unique_prefix: str,
-    service: Callable[[dict[str, Any]], Service],
+    service: Callable[[dict[str, Any]], SpawnedService],
     publisher: Callable[..., Publisher],
 ) -> None:
     import shutil
@@ -309,7 +258,7 @@ def test_kill_9_loses_no_acknowledged_reading_and_scores_what_the_killed_process
     mosquitto: Broker,
     artifacts: dict[str, Path],
     unique_prefix: str,
-    service: Callable[[dict[str, Any]], Service],
+    service: Callable[[dict[str, Any]], SpawnedService],
     mqtt_recorder: Callable[..., Any],
     publisher: Callable[..., Publisher],
 ) -> None:
@@ -346,7 +295,7 @@ def test_sighup_to_a_model_scoring_inf_on_live_windows_is_rolled_back(
     mosquitto: Broker,
     artifacts: dict[str, Path],
     unique_prefix: str,
-    service: Callable[[dict[str, Any]], Service],
+    service: Callable[[dict[str, Any]], SpawnedService],
     publisher: Callable[..., Publisher],
 ) -> None:
     """`plantwatch run`, SIGHUP to an artifact that passes the load-time probe and scores inf on real windows: the

@@ -21,7 +21,7 @@ from monitor.config import ConfigError, PlantwatchConfig, load_config
 from monitor.recording import recorded_files
 from monitor.result_files import read_alerts, read_scores
 from monitor.wire.csvfile import read_table
-from tests.conftest import Broker, wait_until
+from tests.kit import Broker, wait_until
 from tests.service.conftest import (
     SENSORS,
     WINDOW,
