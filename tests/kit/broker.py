@@ -54,8 +54,11 @@ class Broker:
         self.exe = exe
         self.host = "127.0.0.1"
         self.port = free_port()
-        self._tmp = tempfile.TemporaryDirectory(prefix="pw-broker-") if workdir is None else None
-        self.workdir = Path(self._tmp.name) if self._tmp is not None else Path(workdir)
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        if workdir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="pw-broker-")
+            workdir = Path(self._tmp.name)
+        self.workdir = Path(workdir)
         self.persistence = persistence
         self.max_queued = max_queued
         self.extra_conf = [extra_conf] if isinstance(extra_conf, str) else list(extra_conf)
