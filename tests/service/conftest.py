@@ -16,7 +16,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from monitor.config import PlantwatchConfig, parse_config
-from tests.kit import Broker, train_tiny
+from tests.kit import Broker, SpawnedService, train_tiny
 
 SENSORS = tuple(f"s{i}" for i in range(8))
 WINDOW = 16
@@ -113,6 +113,26 @@ def service_config(
         return parse_config(data)
 
     return make
+
+
+@pytest.fixture
+def spawned(tmp_path: Path) -> Iterator[Callable[[dict[str, Any]], SpawnedService]]:
+    """``spawned(config)`` -> a not yet started ``python -m monitor run`` (tests.kit), killed after the test."""
+    made: list[SpawnedService] = []
+
+    def make(config: dict[str, Any]) -> SpawnedService:
+        workdir = tmp_path / f"svc{len(made)}"
+        workdir.mkdir()
+        svc = SpawnedService(config, workdir)
+        made.append(svc)
+        return svc
+
+    try:
+        yield make
+    finally:
+        for svc in made:
+            if svc.alive():
+                svc.kill()
 
 
 class Publisher:

@@ -6,7 +6,7 @@ import json
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,26 +16,6 @@ import yaml
 
 from tests.kit import Broker, SpawnedService, wait_until
 from tests.service.conftest import WINDOW, Publisher, epoch_base, normal_rows, service_config_dict, with_fault
-
-
-@pytest.fixture
-def service(tmp_path: Path) -> Iterator[Callable[[dict[str, Any]], SpawnedService]]:
-    """``service(config)`` -> a not yet started ``python -m monitor run`` (tests.kit), killed after the test."""
-    made: list[SpawnedService] = []
-
-    def make(config: dict[str, Any]) -> SpawnedService:
-        workdir = tmp_path / f"svc{len(made)}"
-        workdir.mkdir()
-        svc = SpawnedService(config, workdir)
-        made.append(svc)
-        return svc
-
-    try:
-        yield make
-    finally:
-        for svc in made:
-            if svc.alive():
-                svc.kill()
 
 
 def test_invalid_config_exits_2_naming_the_field(tmp_path: Path, artifacts: dict[str, Path], mosquitto: Broker) -> None:
@@ -101,11 +81,11 @@ def test_sighup_reloads_then_sigterm_publishes_offline_and_exits_0(
     mosquitto: Broker,
     artifacts: dict[str, Path],
     unique_prefix: str,
-    service: Callable[[dict[str, Any]], SpawnedService],
+    spawned: Callable[[dict[str, Any]], SpawnedService],
     mqtt_recorder: Callable[..., Any],
 ) -> None:
     recorder = mqtt_recorder(f"{unique_prefix}/pw/status")
-    svc = service(service_config_dict(mosquitto, artifacts, unique_prefix))
+    svc = spawned(service_config_dict(mosquitto, artifacts, unique_prefix))
     svc.start()
     recorder.wait_for(f"{unique_prefix}/pw/status", lambda m: m.payload == b"online")
     assert svc.proc is not None
@@ -122,7 +102,7 @@ def test_killed_service_restarts_scores_the_backlog_and_fires_no_alert_twice(
     mosquitto: Broker,
     artifacts: dict[str, Path],
     unique_prefix: str,
-    service: Callable[[dict[str, Any]], SpawnedService],
+    spawned: Callable[[dict[str, Any]], SpawnedService],
     mqtt_recorder: Callable[..., Any],
     publisher: Callable[..., Publisher],
 ) -> None:
@@ -130,7 +110,7 @@ def test_killed_service_restarts_scores_the_backlog_and_fires_no_alert_twice(
     config = service_config_dict(mosquitto, artifacts, unique_prefix, unit_names=("R1",))
     config["units"][0]["alerts"] |= {"resolve_hits": 5, "min_duration_s": 5, "renotify_s": 3600}
     config["state"] = {"dir": str(tmp_path / "state")}
-    svc = service(config)
+    svc = spawned(config)
     svc.start()
     t0 = epoch_base()
     normal = normal_rows(240, seed=11)
@@ -203,7 +183,7 @@ def test_hostile_artifacts_on_sighup_keep_the_old_models_scoring(
     mosquitto: Broker,
     artifacts: dict[str, Path],
     unique_prefix: str,
-    service: Callable[[dict[str, Any]], SpawnedService],
+    spawned: Callable[[dict[str, Any]], SpawnedService],
     publisher: Callable[..., Publisher],
 ) -> None:
     import shutil
@@ -212,7 +192,7 @@ def test_hostile_artifacts_on_sighup_keep_the_old_models_scoring(
 
     det = tmp_path / "det"
     shutil.copytree(artifacts["det"], det)
-    svc = service(service_config_dict(mosquitto, {**artifacts, "det": det}, unique_prefix, unit_names=("R1",)))
+    svc = spawned(service_config_dict(mosquitto, {**artifacts, "det": det}, unique_prefix, unit_names=("R1",)))
     svc.start()
     assert svc.proc is not None
     pub = publisher()
@@ -258,7 +238,7 @@ def test_kill_9_loses_no_acknowledged_reading_and_scores_what_the_killed_process
     mosquitto: Broker,
     artifacts: dict[str, Path],
     unique_prefix: str,
-    service: Callable[[dict[str, Any]], SpawnedService],
+    spawned: Callable[[dict[str, Any]], SpawnedService],
     mqtt_recorder: Callable[..., Any],
     publisher: Callable[..., Publisher],
 ) -> None:
@@ -268,7 +248,7 @@ def test_kill_9_loses_no_acknowledged_reading_and_scores_what_the_killed_process
     config = service_config_dict(mosquitto, artifacts, unique_prefix, unit_names=("R1",))
     config["scheduler"] |= {"max_batch": 4096, "max_delay_ms": 5000}
     config["state"] = {"dir": str(tmp_path / "state")}
-    svc = service(config)
+    svc = spawned(config)
     svc.start()
     t0 = epoch_base()
     rows = normal_rows(320, seed=5)
@@ -295,7 +275,7 @@ def test_sighup_to_a_model_scoring_inf_on_live_windows_is_rolled_back(
     mosquitto: Broker,
     artifacts: dict[str, Path],
     unique_prefix: str,
-    service: Callable[[dict[str, Any]], SpawnedService],
+    spawned: Callable[[dict[str, Any]], SpawnedService],
     publisher: Callable[..., Publisher],
 ) -> None:
     """`plantwatch run`, SIGHUP to an artifact that passes the load-time probe and scores inf on real windows: the
@@ -306,7 +286,7 @@ def test_sighup_to_a_model_scoring_inf_on_live_windows_is_rolled_back(
 
     det = tmp_path / "det"
     shutil.copytree(artifacts["det"], det)
-    svc = service(service_config_dict(mosquitto, {**artifacts, "det": det}, unique_prefix, unit_names=("R1",)))
+    svc = spawned(service_config_dict(mosquitto, {**artifacts, "det": det}, unique_prefix, unit_names=("R1",)))
     svc.start()
     assert svc.proc is not None
     pub = publisher()
