@@ -1,31 +1,26 @@
-"""Shared pieces of the service benchmarks: a private broker, tiny artifacts, configs, the service, a publisher.
+"""What the service benchmarks share beyond the kit: configs, the publisher process, process-tree memory and CPU.
 
-Import from a benchmark script (run as ``.venv/bin/python benchmarks/NAME.py``)::
+The broker, the spawned service, the /metrics reader and the training recipe are the test kit's (tests/kit/), the
+same ones the tests use. Benchmarks run as modules from the repository root (``python -m benchmarks.NAME``)::
 
-    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH_DIR]   # benchmarks/models.py
-    sys.path.insert(0, str(REPO))                                                    # shadows `models`
-    from benchmarks._harness import Broker, train_artifacts, config_dict, SpawnedService, ...
+    from benchmarks._harness import config_dict, start_publisher, train_artifacts, tree_memory, ...
+    from tests.kit import Broker, SpawnedService, scrape
 
 API:
-    Broker(workdir, max_queued=0, extra_conf=()).start() / .stop()   # private mosquitto on a free loopback port
     train_artifacts(root, window=50) -> {"det": Path, "fc": Path}   # default-size lstm_ae + lstm, few epochs
     SENSORS                                            # the reactor's 8 sensor names (shared facts)
     unit_names(n) -> ["u0000", ...]
     config_dict(broker, artifacts, units, prefix, **sections) -> dict   # a valid `plantwatch run` config
-    write_config(path, data)                           # YAML for a subprocess service
-    InProcessService(cfg)                              # context manager: App started and ready, stopped on exit
-    SpawnedService(config_path)                        # context manager: `plantwatch run` subprocess, .pid,
-                                                       # .wait_ready(metrics_port) (/readyz 200)
+    settled(metrics_port, published, timeout_s) -> Samples   # the scrape once every reading is taken, queues empty
     rss_mb(pid) -> float                               # resident set size from /proc (peak_rss_mb: VmHWM)
     process_tree(pid) -> [pid, child, ..., grandchild]  # the process and its descendants (the service's processes)
     tree_memory(pid) -> TreeMemory                     # per process PSS (smaps_rollup), RSS, libtorch mapped; sums
     tree_cpu_seconds(pid) -> float                     # CPU seconds of the tree's live processes
-    scrape(metrics_port) -> {name: value summed over labels}; labelled(port, name) -> {labels: value}
     start_publisher(spec) -> Popen; publisher_result(proc) -> dict   # publisher in its own process
     stop_publisher(proc) -> dict                       # paced: SIGTERM, it ends after the tick it is sending
     percentile(values, q) -> float
 
-The publisher runs in its own process (``python benchmarks/_harness.py publish SPEC_JSON``) so that it
+The publisher runs in its own process (``python -m benchmarks._harness publish SPEC_JSON``) so that it
 competes with the service for a core, not for the GIL; it speaks MQTT 3.1.1 through benchmarks/_rawmqtt.py
 (a few us of CPU per message, where paho's client spends about 250 us at QoS 1: it would measure itself).
 Modes (``spec["mode"]``):
@@ -55,12 +50,9 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -74,31 +66,15 @@ import numpy.typing as npt
 
 from benchmarks._rawmqtt import RawPublisher
 from simulators.reactor import REACTOR_SENSORS
+from tests.kit import SEED_SIZES, Broker, Samples, scrape, train_tiny, wait_until
 
-BENCH_DIR = Path(__file__).resolve().parent
-REPO = BENCH_DIR.parent
+REPO = Path(__file__).resolve().parents[1]
 
 SENSORS: tuple[str, ...] = REACTOR_SENSORS  # the simulator's eight signals, the shared wire fact
 # Operating points and amplitudes per sensor (plausible reactor magnitudes; only the shape matters).
 _LEVEL = np.array([350.0, 300.0, 0.5, 6.0, 295.0, 12.0, 2.0, 1.5])
 _AMP = np.array([2.0, 1.5, 0.02, 0.3, 0.5, 0.6, 0.05, 0.05])
 _NOISE = 0.05
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def wait_until(condition: Any, timeout_s: float, interval_s: float = 0.02) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval_s)
-    return True
 
 
 def percentile(values: Sequence[float] | npt.NDArray[np.float64], q: float) -> float:
@@ -312,67 +288,6 @@ def machine() -> str:
     return f"{os.cpu_count()} CPU cores ({platform.machine()}), Python {platform.python_version()}"
 
 
-# --- broker ------------------------------------------------------------------------------------------------
-
-
-class Broker:
-    """A private mosquitto on a free loopback port (like tests/conftest.py's, without pytest)."""
-
-    def __init__(self, workdir: Path | None = None, max_queued: int = 0, extra_conf: Sequence[str] = ()) -> None:
-        exe = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
-        if exe is None:
-            raise SystemExit("mosquitto is not installed (apt-get install mosquitto)")
-        self.exe = exe
-        self.host = "127.0.0.1"
-        self.port = free_port()
-        self._tmp = tempfile.TemporaryDirectory(prefix="pw-bench-broker-") if workdir is None else None
-        self.workdir = Path(self._tmp.name) if self._tmp is not None else Path(workdir)
-        lines = [f"listener {self.port} 127.0.0.1", "allow_anonymous true"]
-        if os.geteuid() == 0:
-            lines.append("user root")
-        # mosquitto's default keeps at most 1,000 QoS 1 messages queued per subscriber beyond its 20 in flight and
-        # drops the rest: a flood of a few seconds would lose readings at the broker, before the service sees them.
-        # 0 = unbounded here, so a loss the benchmarks count is the consumer's own.
-        lines += [f"max_queued_messages {max_queued}", *extra_conf]
-        lines += [f"log_dest file {self.workdir / 'mosquitto.log'}", "log_type error", "log_type warning"]
-        (self.workdir / "mosquitto.conf").write_text("\n".join(lines) + "\n")
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> Broker:
-        self.proc = subprocess.Popen(
-            [self.exe, "-c", str(self.workdir / "mosquitto.conf")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-
-        def up() -> bool:
-            try:
-                with socket.create_connection((self.host, self.port), timeout=0.2):
-                    return True
-            except OSError:
-                return False
-
-        if not wait_until(up, 10):
-            raise RuntimeError(f"mosquitto did not start on port {self.port}")
-        return self
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-            self.proc = None
-        if self._tmp is not None:
-            self._tmp.cleanup()
-
-    def __enter__(self) -> Broker:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
 # --- data and artifacts ------------------------------------------------------------------------------------
 
 
@@ -397,39 +312,25 @@ def unit_phases(n: int) -> npt.NDArray[np.float64]:
 
 
 def train_artifacts(root: Path, window: int = 50, epochs: int = 2, rows: int = 2000) -> dict[str, Path]:
-    """The default detector (lstm_ae, default sizes) and an LSTM forecaster (seed sizes), trained briefly.
+    """The default detector (lstm_ae) and an LSTM forecaster at the seed's sizes, trained briefly (the kit's recipe);
+    one already in ``root`` is reused.
 
     A couple of epochs is enough for the benchmarks: speed and memory do not depend on how well a model is
     trained, and the alert latency run injects faults far above the calibrated threshold (POT at 1e-5).
     """
-    import torch
-
-    from models.train import TrainConfig, train_model
-
-    torch.set_num_threads(max(1, (os.cpu_count() or 1)))
     data = normal_signal(np.arange(rows, dtype=np.float64), np.zeros(1))[:, 0, :]
+    recipe = {"window": window, "epochs": epochs, "patience": epochs, "train_step": 2, "target_far": 1e-5}
     out: dict[str, Path] = {}
     for name, kind in (("det", "lstm_ae"), ("fc", "lstm")):
         path = root / name
         if not (path / "manifest.json").exists():
-            config = TrainConfig(
-                kind=kind,
-                name=name,
-                window=window,
-                epochs=epochs,
-                patience=epochs,
-                train_step=2,
-                progress=False,
-                device="cpu",
-                calibration="pot",
-                target_far=1e-5,
-            )
-            train_model(data, SENSORS, path, config)
+            threads = os.cpu_count() or 1  # training is not what is measured: every core
+            train_tiny(data, SENSORS, path, kind, name=name, threads=threads, **recipe, **SEED_SIZES)
         out[name] = path
     return out
 
 
-# --- configuration and the service -------------------------------------------------------------------------
+# --- configuration ----------------------------------------------------------------------------------------------
 
 
 def config_dict(
@@ -475,116 +376,23 @@ def config_dict(
     return data
 
 
-def write_config(path: Path, data: dict[str, Any]) -> Path:
-    import yaml
+def settled(port: int, published: int, timeout_s: float) -> Samples:
+    """The last scrape once the service has taken every published reading (received or dropped at its queue)
+    and its queues are empty; a service that stops taking readings for 10 s counts as settled (the figures then
+    show received < published)."""
+    progress = [-1.0, time.monotonic()]  # readings taken at the last change, and when
 
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
+    def done() -> bool:
+        last = scrape(port)
+        taken = last.total("plantwatch_readings_received_total") + last.total("plantwatch_queue_dropped_total")
+        if taken != progress[0]:
+            progress[:] = [taken, time.monotonic()]
+        stalled = time.monotonic() - progress[1] > 10.0
+        return (taken >= published or stalled) and last.value("plantwatch_queue_depth") == 0.0
 
-
-class InProcessService:
-    """``plantwatch run`` in this process (monitor.app.App): started, ready, stopped on exit."""
-
-    def __init__(self, data: dict[str, Any]) -> None:
-        from monitor.app import App
-        from monitor.config import parse_config
-
-        self.app = App(parse_config(data))
-
-    def __enter__(self) -> InProcessService:
-        self.app.start()
-        if not self.app.link.subscribed.wait(15):
-            raise RuntimeError("the service did not connect to the broker")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.app.stop(10.0)
-
-
-class SpawnedService:
-    """``plantwatch run --config FILE`` as a subprocess (its own RSS, its own GIL)."""
-
-    def __init__(self, config_path: Path, log_path: Path | None = None) -> None:
-        self.config_path = config_path
-        self.log_path = log_path or config_path.with_suffix(".log")
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def __enter__(self) -> SpawnedService:
-        exe = Path(sys.executable).with_name("plantwatch")
-        cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "monitor"]
-        self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(
-            [*cmd, "run", "--config", str(self.config_path)], stdout=self._log, stderr=self._log
-        )
-        return self
-
-    def wait_ready(self, metrics_port: int | None = None, timeout_s: float = 60.0) -> None:
-        """Wait until the service is up: /readyz answers 200 on ``metrics_port`` (broker connected, models loaded
-        and scoring), or without a port the log line that says MQTT connected. Raises if it exits meanwhile."""
-        import urllib.request
-
-        def ready() -> bool:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"service exited {self.proc.returncode}: {self.log_path.read_text()[-2000:]}")
-            if metrics_port is None:
-                return "MQTT connected" in self.log_path.read_text(errors="replace")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/readyz", timeout=2) as r:
-                    return bool(r.status == 200)
-            except OSError:
-                return False
-
-        if not wait_until(ready, timeout_s, 0.2):
-            raise RuntimeError(f"service not ready after {timeout_s} s: {self.log_path.read_text()[-2000:]}")
-
-    def __exit__(self, *exc: object) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self._log.close()
-
-
-def scrape(port: int, host: str = "127.0.0.1", timeout_s: float = 30.0) -> dict[str, float]:
-    """The service's /metrics, each sample name summed over its labels (``name{a="x"}`` -> ``name``)."""
-    import urllib.request
-
-    with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=timeout_s) as resp:
-        text = resp.read().decode()
-    totals: dict[str, float] = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        name_labels, _, value = line.rpartition(" ")
-        name = name_labels.split("{", 1)[0]
-        try:
-            totals[name] = totals.get(name, 0.0) + float(value)
-        except ValueError:
-            continue
-    return totals
-
-
-def labelled(port: int, name: str, host: str = "127.0.0.1") -> dict[str, float]:
-    """Samples of one metric by their label text, e.g. ``{'reason="gap"': 3.0}``."""
-    import urllib.request
-
-    with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=30) as resp:
-        text = resp.read().decode()
-    out: dict[str, float] = {}
-    for line in text.splitlines():
-        if line.startswith(name + "{"):
-            labels, _, value = line[len(name) + 1 :].rpartition("} ")
-            out[labels] = float(value)
-    return out
+    wait_until(done, timeout_s, 1.0)
+    time.sleep(2.0)  # the scorer's last batch after the queues emptied
+    return scrape(port)
 
 
 # --- the publisher process ---------------------------------------------------------------------------------
@@ -592,14 +400,12 @@ def labelled(port: int, name: str, host: str = "127.0.0.1") -> dict[str, float]:
 
 def start_publisher(spec: dict[str, Any]) -> subprocess.Popen[str]:
     """Start the publisher process for ``spec`` (see the module docstring); read its result with publisher_result."""
-    # The script imports `benchmarks._rawmqtt`: the repository root must be on its path (the editable install
-    # makes monitor, models and simulators importable, not benchmarks).
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)}
+    # As a module from the repository root, as every benchmark runs: `benchmarks._rawmqtt` imports from there.
     return subprocess.Popen(
-        [sys.executable, str(Path(__file__).resolve()), "publish", json.dumps(spec)],
+        [sys.executable, "-m", "benchmarks._harness", "publish", json.dumps(spec)],
         stdout=subprocess.PIPE,
         text=True,
-        env=env,
+        cwd=REPO,
     )
 
 
@@ -829,6 +635,6 @@ def _publish_main(spec: dict[str, Any]) -> dict[str, Any]:
 
 if __name__ == "__main__":
     if len(sys.argv) != 3 or sys.argv[1] != "publish":
-        raise SystemExit("usage: _harness.py publish SPEC_JSON")
+        raise SystemExit("usage: python -m benchmarks._harness publish SPEC_JSON")
     signal.signal(signal.SIGTERM, lambda signum, frame: _STOP.set())
     print(json.dumps(_publish_main(json.loads(sys.argv[2]))), flush=True)

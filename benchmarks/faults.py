@@ -1,10 +1,10 @@
 """Fault and abuse benchmark: hostile input, hostile artifacts, hostile clocks, kills and a soak, each counted exactly.
 
-    .venv/bin/python benchmarks/faults.py                      # every section; the soak runs 30 minutes
-    .venv/bin/python benchmarks/faults.py --quick              # smaller corpus, every 4th artifact at start, 2 min soak
-    .venv/bin/python benchmarks/faults.py --sections payloads,clocks --json out.json
+    .venv/bin/python -m benchmarks.faults                      # every section; the soak runs 30 minutes
+    .venv/bin/python -m benchmarks.faults --quick              # smaller corpus, every 4th artifact at start, 2 min soak
+    .venv/bin/python -m benchmarks.faults --sections payloads,clocks --json out.json
 
-Every section runs `plantwatch run` as a subprocess against a private mosquitto (benchmarks/_harness.py) with
+Every section runs `plantwatch run` as a subprocess against a private mosquitto (the kit's, tests/kit/) with
 small models trained once (cached under --workdir), and reads the service's own counters from /metrics. The
 publisher and the score recorder run in this process (paho threads); the service has its own GIL.
 
@@ -47,97 +47,19 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-BENCH_DIR = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH_DIR]  # benchmarks/models.py shadows models
-sys.path.insert(0, str(BENCH_DIR.parent))
+import numpy as np
+import paho.mqtt.client as mqtt
+import yaml
+from paho.mqtt.enums import CallbackAPIVersion
 
-import numpy as np  # noqa: E402
-import paho.mqtt.client as mqtt  # noqa: E402
-from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
-
-from benchmarks._harness import (  # noqa: E402
-    SENSORS,
-    Broker,
-    _Client,
-    _payload,
-    config_dict,
-    free_port,
-    labelled,
-    machine,
-    normal_signal,
-    scrape,
-    train_artifacts,
-    wait_until,
-    write_config,
-)
+from benchmarks._harness import SENSORS, _Client, _payload, config_dict, machine, normal_signal, train_artifacts
+from tests.kit import Broker, SpawnedService, wait_until
 
 WINDOW = 20
 PREFIX = "flt"
 
 
 # --- the pieces every section uses ---------------------------------------------------------------------------
-
-
-class Service:
-    """`plantwatch run --config FILE` with a fixed metrics port; ready when /readyz says so."""
-
-    def __init__(self, workdir: Path, data: dict[str, Any], name: str = "svc") -> None:
-        self.port = free_port()
-        self.data = {**data, "metrics": {"host": "127.0.0.1", "port": self.port}}
-        self.config = write_config(workdir / f"{name}.yaml", self.data)
-        self.log_path = workdir / f"{name}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.ready_at = math.nan
-
-    def start(self, wait: bool = True) -> Service:
-        exe = Path(sys.executable).with_name("plantwatch")
-        cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "monitor"]
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen([*cmd, "run", "--config", str(self.config)], stdout=log, stderr=log)
-        if wait and not wait_until(self.ready, 90, 0.05):
-            raise RuntimeError(f"service not ready: {self.log()[-2000:]}")
-        self.ready_at = time.time()
-        return self
-
-    def ready(self) -> bool:
-        import urllib.request
-
-        assert self.proc is not None
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"service exited {self.proc.returncode}: {self.log()[-2000:]}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=1) as resp:
-                return bool(resp.status == 200)
-        except OSError:
-            return False
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def metric(self, name: str, **labels: str) -> float:
-        """One sample; without labels, the metric summed over its labels (or its one unlabelled sample)."""
-        if not labels:
-            return scrape(self.port).get(name, math.nan)
-        want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-        return labelled(self.port, name).get(want, math.nan)
-
-    def by_label(self, name: str) -> dict[str, float]:
-        """{label value: sample} of a metric with one label."""
-        return {k.split('"')[1]: v for k, v in labelled(self.port, name).items()}
-
-    def kill(self, sig: int = signal.SIGKILL) -> int:
-        assert self.proc is not None
-        self.proc.send_signal(sig)
-        code = self.proc.wait(30)
-        self.proc = None
-        return code
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.kill(signal.SIGTERM)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
 class ScoreRecorder:
@@ -242,7 +164,8 @@ class Bench:
 
     @contextmanager
     def broker_running(self) -> Iterator[Broker]:
-        self.broker = Broker(Path(tempfile.mkdtemp(prefix="pw-faults-broker-", dir=self.workdir))).start()
+        workdir = Path(tempfile.mkdtemp(prefix="pw-faults-broker-", dir=self.workdir))
+        self.broker = Broker(workdir, verbose_log=False).start()
         try:
             yield self.broker
         finally:
@@ -322,7 +245,7 @@ def hostile_corpus(n: int, t_now: float) -> list[tuple[str, str, bytes]]:
 def payloads(bench: Bench, n_hostile: int) -> dict[str, Any]:
     rows = 300 if bench.quick else 1000
     with bench.broker_running() as broker:
-        svc = Service(bench.workdir, bench.config(["G1", "G2"]), "payloads").start()
+        svc = SpawnedService(bench.config(["G1", "G2"]), bench.workdir, "payloads").start()
         pub = _Client(broker.host, broker.port, qos=1, inflight=200)
         t0 = live_start() - rows - 10  # recent history: the genuine rows' event times end before now
         corpus = hostile_corpus(n_hostile, t0 + rows)
@@ -355,13 +278,12 @@ def payloads(bench: Bench, n_hostile: int) -> dict[str, Any]:
         genuine = 2 * rows
 
         def counted() -> float:
-            return sum(svc.by_label("plantwatch_readings_rejected_total").values()) + svc.metric(
-                "plantwatch_readings_received_total"
-            )
+            samples = svc.scrape()
+            return sum(samples.total(f"plantwatch_readings_{what}_total") for what in ("rejected", "received"))
 
         wait_until(lambda: counted() >= sent, 120, 0.5)
         time.sleep(1.0)  # the last rows' windows
-        rejected = svc.by_label("plantwatch_readings_rejected_total")
+        rejected = svc.scrape().by_label("plantwatch_readings_rejected_total", "reason")
         result = {
             "sent": sent,
             "genuine_sent": genuine,
@@ -378,7 +300,7 @@ def payloads(bench: Bench, n_hostile: int) -> dict[str, Any]:
             "accounted": counted() == sent,
             "windows_scored": svc.metric("plantwatch_windows_scored_total", detector="reconstruction"),
             "windows_expected": 2 * (rows - WINDOW + 1),
-            "stage_errors": sum(svc.by_label("plantwatch_stage_errors_total").values()),
+            "stage_errors": svc.scrape().total("plantwatch_stage_errors_total"),
             "alive": svc.alive() and svc.ready(),
         }
         pub.close()
@@ -399,7 +321,8 @@ def artifacts(bench: Bench) -> dict[str, Any]:
             det = build_case(case, bench.artifacts["det"], bench.workdir / "hostile" / case)
             data = bench.config(["A1"])
             data["units"][0]["detector"]["artifact"] = str(det)
-            cfg = write_config(bench.workdir / "hostile" / f"{case}.yaml", data)
+            cfg = bench.workdir / "hostile" / f"{case}.yaml"
+            cfg.write_text(yaml.safe_dump(data))
             try:
                 proc = subprocess.run(
                     [sys.executable, "-m", "monitor", "run", "--config", str(cfg)],
@@ -423,7 +346,7 @@ def artifacts(bench: Bench) -> dict[str, Any]:
         shutil.copytree(bench.artifacts["det"], live_dir)
         data = bench.config(["A1"])
         data["units"][0]["detector"]["artifact"] = str(live_dir)
-        svc = Service(bench.workdir, data, "sighup").start()
+        svc = SpawnedService(data, bench.workdir, "sighup").start()
         pub = LivePublisher(bench.broker, ["A1"])
         t0 = time.time() - 10_000
         pub.backfill(WINDOW, t0 + WINDOW)
@@ -466,7 +389,7 @@ def artifacts(bench: Bench) -> dict[str, Any]:
 def clocks(bench: Bench) -> dict[str, Any]:
     seconds = 40
     with bench.broker_running() as broker:
-        svc = Service(bench.workdir, bench.config(["C1", "C2"]), "clocks").start()
+        svc = SpawnedService(bench.config(["C1", "C2"]), bench.workdir, "clocks").start()
         pub = LivePublisher(broker, ["C1", "C2"])
         first = live_start() + 1
         # C2's first reading claims ts = 1.0 (a gateway that booted without a clock), before its genuine stream.
@@ -484,8 +407,8 @@ def clocks(bench: Bench) -> dict[str, Any]:
         genuine = 2 * seconds
         wait_until(lambda: svc.metric("plantwatch_readings_received_total") >= genuine, 30, 0.2)
         time.sleep(1.5)
-        rejected = svc.by_label("plantwatch_readings_rejected_total")
-        received = svc.by_label("plantwatch_readings_received_total")
+        rejected = svc.scrape().by_label("plantwatch_readings_rejected_total", "reason")
+        received = svc.scrape().by_label("plantwatch_readings_received_total", "unit")
         result = {
             "genuine_sent": genuine,
             "hostile_sent": hostile,
@@ -508,7 +431,7 @@ def broker_kill9(bench: Bench) -> dict[str, Any]:
     units = [f"B{i}" for i in range(20)]
     seconds, kill_at, down_s = 40, 12, 3.0
     with bench.broker_running() as broker:
-        svc = Service(bench.workdir, bench.config(units), "broker-kill").start()
+        svc = SpawnedService(bench.config(units), bench.workdir, "broker-kill").start()
         recorder = ScoreRecorder(broker)
         pub = LivePublisher(broker, units)
         first = live_start() + 1
@@ -518,9 +441,7 @@ def broker_kill9(bench: Bench) -> dict[str, Any]:
         def hook(i: int, tick: float) -> None:
             nonlocal restarted_at
             if i == kill_at:
-                assert broker.proc is not None
-                broker.proc.kill()
-                broker.proc.wait()
+                broker.kill()
                 time.sleep(down_s)
                 broker.start()
                 restarted_at = time.time()
@@ -558,7 +479,9 @@ def _service_kill9_once(bench: Bench, every: float) -> dict[str, Any]:
     with bench.broker_running() as broker:
         state = bench.workdir / f"state-{every}"
         shutil.rmtree(state, ignore_errors=True)
-        svc = Service(bench.workdir, bench.config(units, state={"dir": str(state), "marks_every_s": every}), "kill")
+        svc = SpawnedService(
+            bench.config(units, state={"dir": str(state), "marks_every_s": every}), bench.workdir, "kill"
+        )
         svc.start()
         recorder = ScoreRecorder(broker)
         pub = LivePublisher(broker, units)
@@ -569,7 +492,7 @@ def _service_kill9_once(bench: Bench, every: float) -> dict[str, Any]:
         def hook(i: int, tick: float) -> None:
             if i == kill_at:
                 timing["killed"] = time.time()
-                svc.kill(signal.SIGKILL)
+                svc.kill()
                 svc.start(wait=False)
                 timing["spawned"] = time.time()
 
@@ -610,7 +533,7 @@ def replay(bench: Bench) -> dict[str, Any]:
     live_units = [f"L{i}" for i in range(20)]
     windows = 1004
     with bench.broker_running() as broker:
-        svc = Service(bench.workdir, bench.config([*live_units, "R1"]), "replay").start()
+        svc = SpawnedService(bench.config([*live_units, "R1"]), bench.workdir, "replay").start()
         recorder = ScoreRecorder(broker)
         live = LivePublisher(broker, live_units)
         first = live_start() + 1
@@ -714,7 +637,7 @@ def soak(bench: Bench, minutes: float) -> dict[str, Any]:
     with bench.broker_running() as broker:
         state = bench.workdir / "state-soak"
         shutil.rmtree(state, ignore_errors=True)
-        svc = Service(bench.workdir, bench.config(units, state={"dir": str(state)}), "soak").start()
+        svc = SpawnedService(bench.config(units, state={"dir": str(state)}), bench.workdir, "soak").start()
         assert svc.proc is not None
         pid = svc.proc.pid
         pub = LivePublisher(broker, units)
@@ -748,7 +671,7 @@ def soak(bench: Bench, minutes: float) -> dict[str, Any]:
             "readings_sent": pub.sent,
             "hostile_sent": sent_hostile,
             "received": svc.metric("plantwatch_readings_received_total"),
-            "rejected": sum(svc.by_label("plantwatch_readings_rejected_total").values()),
+            "rejected": svc.scrape().total("plantwatch_readings_rejected_total"),
             "samples": samples,
             "rss_growth_pct_from_minute_2": round(100 * (end["rss_mb"] - base["rss_mb"]) / base["rss_mb"], 2),
             "fds_growth": end["fds"] - base["fds"],

@@ -15,10 +15,10 @@
 #
 # run: installs the wheels into /tmp/site (device only), then, each step under its own timeout so that the whole
 # ends inside one 10-minute call and a step that fails or runs out leaves the others' figures:
-#   1. benchmarks/scoring.py --device cuda: batch 1 to 4096, every model kind, fp32, fp16 and bf16 (autocast), the
+#   1. benchmarks.scoring --device cuda: batch 1 to 4096, every model kind, fp32, fp16 and bf16 (autocast), the
 #      bare cuDNN BiLSTM against the scheduler at 4096 and the seed-style loop (issue 12: >= 50 % of bare,
 #      >= 100x the loop), the per-step breakdown.                                       -> scoring.md, scoring.json
-#   2. benchmarks/pipeline.py --device cuda: the service end to end with the simulated publisher, spread and
+#   2. benchmarks.pipeline --device cuda: the service end to end with the simulated publisher, spread and
 #      burst arrival, a search for the most units that hold p99 publish-to-score <= 250 ms, cut by a time budget
 #      (publishers in 4 processes).                          -> pipeline-spread.md/.json, pipeline-burst.md/.json
 #   3. gpu.md: the machine (nvidia-smi, versions, commit), each step's exit status, and the tables above.
@@ -148,12 +148,12 @@ EOF
 
     steps_file="$(mktemp)"
     step "scoring ($device)" "$scoring_s" "$OUT/scoring.md" \
-        "$py" benchmarks/scoring.py "${scoring_args[@]}" --json "$OUT/scoring.json"
+        "$py" -m benchmarks.scoring "${scoring_args[@]}" --json "$OUT/scoring.json"
     if command -v mosquitto >/dev/null 2>&1; then
         step "pipeline spread ($device)" "$pipeline_s" "$OUT/pipeline-spread.md" \
-            "$py" benchmarks/pipeline.py "${pipeline_common[@]}" "${spread_args[@]}"
+            "$py" -m benchmarks.pipeline "${pipeline_common[@]}" "${spread_args[@]}"
         step "pipeline burst ($device)" "$pipeline_s" "$OUT/pipeline-burst.md" \
-            "$py" benchmarks/pipeline.py "${pipeline_common[@]}" "${burst_args[@]}"
+            "$py" -m benchmarks.pipeline "${pipeline_common[@]}" "${burst_args[@]}"
     else
         echo "- pipeline: skipped, no mosquitto (run benchmarks/gpu.sh prepare and carry .gpu)" >>"$steps_file"
     fi

@@ -1,7 +1,7 @@
 """Ingest benchmark: readings/s the service takes in (QoS 0 and 1) against a bare paho subscriber, and readings lost.
 
-    .venv/bin/python benchmarks/ingest.py            # 60,000 messages per ceiling run, 20 s paced runs
-    .venv/bin/python benchmarks/ingest.py --quick    # 15,000 messages, 5 s paced runs
+    .venv/bin/python -m benchmarks.ingest            # 60,000 messages per ceiling run, 20 s paced runs
+    .venv/bin/python -m benchmarks.ingest --quick    # 15,000 messages, 5 s paced runs
 
 A private mosquitto (no queue cap) and a publisher in its own process (benchmarks/_harness.py) sending 8-sensor
 `readings` messages of ``--units`` units (1,000 by default), one row per unit after another, event times in
@@ -39,23 +39,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-BENCH_DIR = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH_DIR]  # benchmarks/models.py shadows models
-sys.path.insert(0, str(BENCH_DIR.parent))
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
-import paho.mqtt.client as mqtt  # noqa: E402
-from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
-
-from benchmarks._harness import (  # noqa: E402
-    Broker,
-    config_dict,
-    machine,
-    publisher_result,
-    start_publisher,
-    train_artifacts,
-    unit_names,
-    wait_until,
-)
+from benchmarks._harness import config_dict, machine, publisher_result, start_publisher, train_artifacts, unit_names
+from tests.kit import Broker, wait_until
 
 TOPIC = "ing/plant/{unit}/readings"
 RATIO_TARGET = 0.8  # issue 12: the service's ingest ceiling, scoring off, against a bare paho subscriber
@@ -229,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     levels = [int(q) for q in args.qos.split(",")]
 
     results: list[tuple[int, str, dict[str, Any]]] = []
-    with tempfile.TemporaryDirectory(prefix="pw-bench-ingest-") as tmp, Broker() as broker:
+    with tempfile.TemporaryDirectory(prefix="pw-bench-ingest-") as tmp, Broker(verbose_log=False) as broker:
         artifacts = train_artifacts(Path(tmp) / "artifacts")
         kinds: list[tuple[str, Callable[[int], Consumer]]] = [
             ("bare", lambda q: BareConsumer(broker, q)),

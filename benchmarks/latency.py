@@ -1,8 +1,8 @@
 """Latency benchmark: publish-to-score and publish-to-alert, p50 and p99, at 10%, 50% and 90% of capacity.
 
-    .venv/bin/python benchmarks/latency.py                    # measure the capacity, then 60 s per load level
-    .venv/bin/python benchmarks/latency.py --capacity 1500    # take the capacity (units at 1 Hz) as given
-    .venv/bin/python benchmarks/latency.py --quick            # a short capacity search and 25 s per level
+    .venv/bin/python -m benchmarks.latency                    # measure the capacity, then 60 s per load level
+    .venv/bin/python -m benchmarks.latency --capacity 1500    # take the capacity (units at 1 Hz) as given
+    .venv/bin/python -m benchmarks.latency --quick            # a short capacity search and 25 s per level
 
 Setup: a private mosquitto; `plantwatch run` as a subprocess (its own process, as deployed) with the default
 detector (lstm_ae, window 50) and an LSTM forecaster on every unit, scores and forecasts published; a publisher
@@ -39,35 +39,26 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-BENCH_DIR = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH_DIR]  # benchmarks/models.py shadows models
-sys.path.insert(0, str(BENCH_DIR.parent))
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
-import paho.mqtt.client as mqtt  # noqa: E402
-from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
-
-from benchmarks._harness import (  # noqa: E402
-    Broker,
-    SpawnedService,
+from benchmarks._harness import (
     config_dict,
     cpu_seconds,
-    free_port,
-    labelled,
     machine,
     percentile,
     publisher_result,
     rss_mb,
-    scrape,
     start_publisher,
     train_artifacts,
     unit_names,
-    write_config,
 )
+from tests.kit import Broker, SpawnedService, increase, quantile, scrape
 
 WINDOW = 50
 BACKFILL = WINDOW + 5
 WARMUP_S = 10.0
-RECEIVE_TO_SCORE = "plantwatch_receive_to_score_seconds_bucket"
+RECEIVE_TO_SCORE = "plantwatch_receive_to_score_seconds"
 FAULT_OFFSET_K = 20.0
 FAULT_S = 10  # seconds each injected fault lasts
 
@@ -117,17 +108,8 @@ def run_level(
 ) -> dict[str, Any]:
     """One service at ``n_units`` units at 1 Hz for ``seconds`` live seconds; latency and loss figures."""
     prefix = f"l{n_units}x{uuid.uuid4().hex[:4]}"
-    port = free_port()
-    cfg = write_config(
-        root / f"{prefix}.yaml",
-        config_dict(
-            broker,
-            artifacts,
-            unit_names(n_units),
-            prefix=prefix,
-            metrics={"port": port},
-            scheduler={"device": "cpu", "cpu_threads": cpu_threads},
-        ),
+    data = config_dict(
+        broker, artifacts, unit_names(n_units), prefix=prefix, scheduler={"device": "cpu", "cpu_threads": cpu_threads}
     )
     n_faulty = max(1, n_units // 20)
     starts = range(int(WARMUP_S) + 2, int(seconds) - FAULT_S + 1, 30)
@@ -136,8 +118,8 @@ def run_level(
     faulty_units = range(0, n_units, step)
     n_faulty = len(faulty_units)
     faults = [[u, 1, start, start + FAULT_S, 0, FAULT_OFFSET_K] for start in starts for u in faulty_units]
-    with SpawnedService(cfg) as service:
-        service.wait_ready()
+    with SpawnedService(data, root, prefix).start() as service:
+        port = service.port
         pub = start_publisher(
             {
                 "mode": "paced",
@@ -156,24 +138,23 @@ def run_level(
         listener = Listener(broker, prefix, since=since)
         time.sleep(max(0.0, since - time.time()))
         cpu0, t0, m0 = cpu_seconds(service.pid), time.monotonic(), scrape(port)
-        h0 = labelled(port, RECEIVE_TO_SCORE)
         sent = publisher_result(pub)
         time.sleep(3.0)  # the last tick's scores and alerts
         m1 = scrape(port)
-        h1 = labelled(port, RECEIVE_TO_SCORE)
         cpu = (cpu_seconds(service.pid) - cpu0) / (time.monotonic() - t0)
         rss = rss_mb(service.pid)
         listener.close()
 
     def delta(name: str) -> float:
-        return m1.get(name, 0.0) - m0.get(name, 0.0)
+        return m1.total(name) - m0.total(name)
 
-    received_total = m1.get("plantwatch_readings_received_total", 0.0)
+    received_total = m1.total("plantwatch_readings_received_total")
+    receive_to_score = increase(m0.histogram(RECEIVE_TO_SCORE), m1.histogram(RECEIVE_TO_SCORE))
     return {
         "units": n_units,
         "cpu_threads": cpu_threads,
         "published": sent["published"],
-        "lost": sent["published"] - received_total - m1.get("plantwatch_queue_dropped_total", 0.0),
+        "lost": sent["published"] - received_total - m1.total("plantwatch_queue_dropped_total"),
         "late_ticks": sent["late_ticks"],
         "skipped": delta("plantwatch_windows_skipped_total"),
         "scores": len(listener.score_lat),
@@ -188,25 +169,9 @@ def run_level(
         "cpu": cpu,
         "rss": rss,
         "burst_ms": 1000.0 * sent["burst_mean_s"],
-        "r50": histogram_quantile(h0, h1, 0.5),
-        "r99": histogram_quantile(h0, h1, 0.99),
+        "r50": quantile(receive_to_score, 0.5),
+        "r99": quantile(receive_to_score, 0.99),
     }
-
-
-def histogram_quantile(before: dict[str, float], after: dict[str, float], q: float) -> float:
-    """Quantile of a histogram's increase between two scrapes ({'le="0.1"': cumulative count}), interpolated."""
-    bounds = sorted((float(k.split('"')[1].replace("+Inf", "inf")), after[k] - before.get(k, 0.0)) for k in after)
-    if not bounds or bounds[-1][1] <= 0:
-        return float("nan")
-    rank = q * bounds[-1][1]
-    prev_bound, prev_count = 0.0, 0.0
-    for bound, count in bounds:
-        if count >= rank:
-            if bound == float("inf"):
-                return prev_bound
-            return prev_bound + (bound - prev_bound) * (rank - prev_count) / max(count - prev_count, 1e-9)
-        prev_bound, prev_count = bound, count
-    return float("nan")
 
 
 def sustained(r: dict[str, Any]) -> bool:
@@ -266,7 +231,10 @@ def main(argv: list[str] | None = None) -> int:
     levels = [float(x) for x in args.levels.split(",")]
 
     extra = [f"max_inflight_messages {args.broker_inflight}"] if args.broker_inflight is not None else []
-    with tempfile.TemporaryDirectory(prefix="pw-bench-latency-") as tmp, Broker(extra_conf=extra) as broker:
+    with (
+        tempfile.TemporaryDirectory(prefix="pw-bench-latency-") as tmp,
+        Broker(extra_conf=extra, verbose_log=False) as broker,
+    ):
         root = Path(tmp)
         artifacts = train_artifacts(root / "artifacts", window=WINDOW, epochs=4)
         probes: list[dict[str, Any]] = []

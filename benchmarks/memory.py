@@ -1,9 +1,9 @@
 """Memory benchmark: the service's processes together (PSS, RSS, libtorch) for 100, 1,000 and 5,000 units, and drift.
 
-    .venv/bin/python benchmarks/memory.py                      # sizes 100/1000/5000, then a 30-minute drift run
-    .venv/bin/python benchmarks/memory.py --quick              # sizes 100/1000, a 3-minute drift run
-    .venv/bin/python benchmarks/memory.py --drift-minutes 0    # sizes only
-    .venv/bin/python benchmarks/memory.py --sizes 0 --drift-minutes 30 --drift-units 500   # drift only
+    .venv/bin/python -m benchmarks.memory                      # sizes 100/1000/5000, then a 30-minute drift run
+    .venv/bin/python -m benchmarks.memory --quick              # sizes 100/1000, a 3-minute drift run
+    .venv/bin/python -m benchmarks.memory --drift-minutes 0    # sizes only
+    .venv/bin/python -m benchmarks.memory --sizes 0 --drift-minutes 30 --drift-units 500   # drift only
 
 Each figure is one `plantwatch run` subprocess against a private mosquitto, with the default detector (lstm_ae,
 window 50) and an LSTM forecaster on every unit, 8 sensors, scores and forecasts published. What is measured is
@@ -35,57 +35,30 @@ import time
 from pathlib import Path
 from typing import Any
 
-BENCH_DIR = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH_DIR]  # benchmarks/models.py shadows models
-sys.path.insert(0, str(BENCH_DIR.parent))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from benchmarks._harness import (  # noqa: E402
-    Broker,
-    SpawnedService,
+from benchmarks._harness import (
     TreeMemory,
     config_dict,
-    free_port,
     machine,
     publisher_result,
-    scrape,
+    settled,
     start_publisher,
     train_artifacts,
     tree_memory,
     unit_names,
-    wait_until,
-    write_config,
 )
+from tests.kit import Broker, SpawnedService, wait_until
 
 WINDOW = 50
-
-
-def _settled(port: int, published: int, timeout_s: float) -> dict[str, float]:
-    """Wait until the service has taken every published reading and its queues are empty; the last scrape."""
-    progress = [-1.0, time.monotonic()]  # readings taken at the last change, and when
-
-    def done() -> bool:
-        last = scrape(port)
-        taken = last.get("plantwatch_readings_received_total", 0.0) + last.get("plantwatch_queue_dropped_total", 0.0)
-        if taken != progress[0]:
-            progress[:] = [taken, time.monotonic()]
-        stalled = time.monotonic() - progress[1] > 10.0  # lost somewhere: the table shows received < published
-        return (taken >= published or stalled) and last.get("plantwatch_queue_depth", 1.0) == 0.0
-
-    wait_until(done, timeout_s, 1.0)
-    time.sleep(2.0)  # the scheduler's last batch after the queues emptied
-    return scrape(port)
 
 
 def measure_size(
     root: Path, broker: Broker, artifacts: dict[str, Path], n_units: int, fill_rate: float
 ) -> dict[str, Any]:
-    port = free_port()
-    data = config_dict(broker, artifacts, unit_names(n_units), prefix=f"m{n_units}", metrics={"port": port})
-    cfg = write_config(root / f"size{n_units}.yaml", data)
-    with SpawnedService(cfg) as service:
-        service.wait_ready(port)
+    data = config_dict(broker, artifacts, unit_names(n_units), prefix=f"m{n_units}")
+    with SpawnedService(data, root, f"size{n_units}").start() as service:
+        port = service.port
         time.sleep(1.0)
         started = tree_memory(service.pid)
         rows = WINDOW + 10
@@ -101,28 +74,26 @@ def measure_size(
             }
         )
         sent = publisher_result(pub)
-        metrics = _settled(port, sent["published"], timeout_s=600)
+        metrics = settled(port, sent["published"], timeout_s=600)
         loaded = tree_memory(service.pid)
     return {
         "units": n_units,
         "started": started,
         "loaded": loaded,
         "published": sent["published"],
-        "received": metrics.get("plantwatch_readings_received_total", 0.0),
-        "scored": metrics.get("plantwatch_windows_scored_total", 0.0),
-        "skipped": metrics.get("plantwatch_windows_skipped_total", 0.0),
+        "received": metrics.total("plantwatch_readings_received_total"),
+        "scored": metrics.total("plantwatch_windows_scored_total"),
+        "skipped": metrics.total("plantwatch_windows_skipped_total"),
     }
 
 
 def measure_drift(
     root: Path, broker: Broker, artifacts: dict[str, Path], n_units: int, minutes: float, sample_s: float
 ) -> dict[str, Any]:
-    port = free_port()
-    data = config_dict(broker, artifacts, unit_names(n_units), prefix="drift", metrics={"port": port})
-    cfg = write_config(root / "drift.yaml", data)
+    data = config_dict(broker, artifacts, unit_names(n_units), prefix="drift")
     samples: list[tuple[float, TreeMemory]] = []
-    with SpawnedService(cfg) as service:
-        service.wait_ready(port)
+    with SpawnedService(data, root, "drift").start() as service:
+        port = service.port
         pub = start_publisher(
             {
                 "mode": "paced",
@@ -141,7 +112,7 @@ def measure_drift(
             print(f"drift {at:7.0f} s  PSS {mem.pss_mb:7.1f} MiB  RSS {mem.rss_mb:7.1f} MiB", file=sys.stderr)
             wait_until(lambda: pub.poll() is not None, sample_s, 0.5)
         sent = publisher_result(pub)
-        metrics = _settled(port, sent["published"], timeout_s=120)
+        metrics = settled(port, sent["published"], timeout_s=120)
         samples.append((time.monotonic() - t0, tree_memory(service.pid)))
     t = np.array([s[0] for s in samples])
     pss = np.array([s[1].pss_mb for s in samples])
@@ -161,10 +132,10 @@ def measure_drift(
         "end": samples[-1][1],
         "published": sent["published"],
         "late_ticks": sent["late_ticks"],
-        "received": metrics.get("plantwatch_readings_received_total", 0.0),
-        "scored": metrics.get("plantwatch_windows_scored_total", 0.0),
-        "skipped": metrics.get("plantwatch_windows_skipped_total", 0.0),
-        "dropped": metrics.get("plantwatch_queue_dropped_total", 0.0),
+        "received": metrics.total("plantwatch_readings_received_total"),
+        "scored": metrics.total("plantwatch_windows_scored_total"),
+        "skipped": metrics.total("plantwatch_windows_skipped_total"),
+        "dropped": metrics.total("plantwatch_queue_dropped_total"),
     }
 
 
@@ -191,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     drift_units = args.drift_units or max(1, args.capacity // 2)
     sample_s = args.sample_s or (10.0 if args.quick else 30.0)
 
-    with tempfile.TemporaryDirectory(prefix="pw-bench-memory-") as tmp, Broker() as broker:
+    with tempfile.TemporaryDirectory(prefix="pw-bench-memory-") as tmp, Broker(verbose_log=False) as broker:
         root = Path(tmp)
         artifacts = train_artifacts(root / "artifacts", window=WINDOW)
         size_rows = []

@@ -1,7 +1,7 @@
 """Per-unit metrics benchmark: memory of ``Metrics(...)``, scrape time, ``OutputStage.handle`` CPU time.
 
-    .venv/bin/python benchmarks/metrics.py            # markdown table, before vs now (about 30 s)
-    .venv/bin/python benchmarks/metrics.py --json     # this checkout's figures only, as JSON
+    .venv/bin/python -m benchmarks.metrics            # markdown table, before vs now (about 30 s)
+    .venv/bin/python -m benchmarks.metrics --json     # this checkout's figures only, as JSON
 
 Config: 1,000 units x 8 sensors (the reactor's), a detector and a forecaster of horizons (1, 10), on a fresh
 CollectorRegistry (no process, platform or gc collectors), everything else as the service builds it.
@@ -37,29 +37,24 @@ import subprocess
 import sys
 import time
 import tracemalloc
-from pathlib import Path
 from typing import Any
 
-BENCH_DIR = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH_DIR]  # benchmarks/models.py shadows models
-sys.path.insert(0, str(BENCH_DIR.parent))
+import numpy as np
+from prometheus_client import CollectorRegistry, generate_latest
 
-import numpy as np  # noqa: E402
-from prometheus_client import CollectorRegistry, generate_latest  # noqa: E402
-
-from monitor.alerts.board import AlertBoard  # noqa: E402
-from monitor.alerts.policy import AlertPolicy  # noqa: E402
-from monitor.buffers.ring_buffers import RingBuffers  # noqa: E402
-from monitor.buffers.unit_spec import UnitSpec  # noqa: E402
-from monitor.ingest import Parser  # noqa: E402
-from monitor.messages import MODEL_DETECTORS, Forecast, Score  # noqa: E402
-from monitor.metrics import Metrics  # noqa: E402
-from monitor.mqtt_sink import MqttSink  # noqa: E402
-from monitor.outputs import OutputStage  # noqa: E402
-from monitor.scheduler import JobQueue  # noqa: E402
-from monitor.scoring import ScoringOutput  # noqa: E402
-from monitor.stages import BufferStage, Inbox, IngestStage  # noqa: E402
-from simulators.reactor import REACTOR_SENSORS  # noqa: E402
+from monitor.alerts.board import AlertBoard
+from monitor.alerts.policy import AlertPolicy
+from monitor.buffers.ring_buffers import RingBuffers
+from monitor.buffers.unit_spec import UnitSpec
+from monitor.ingest import Parser
+from monitor.messages import MODEL_DETECTORS, Forecast, Score
+from monitor.metrics import Metrics
+from monitor.mqtt_sink import MqttSink
+from monitor.outputs import OutputStage
+from monitor.scheduler import JobQueue
+from monitor.scoring import ScoringOutput
+from monitor.stages import BufferStage, Inbox, IngestStage
+from simulators.reactor import REACTOR_SENSORS
 
 SENSORS = tuple(REACTOR_SENSORS)
 HORIZONS = (1, 10)

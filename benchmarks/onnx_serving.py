@@ -1,8 +1,8 @@
 """ONNX serving benchmark: export time and ONNX Runtime vs torch differences per kind, ``infer`` time of both
 runtimes at one batch, and the memory of a process serving an ONNX artifact without torch.
 
-    .venv/bin/python benchmarks/onnx_serving.py            # seed sizes, 8 sensors, window 50, batch 160
-    .venv/bin/python benchmarks/onnx_serving.py --quick    # tiny models (hidden 8, window 16): a smoke run
+    .venv/bin/python -m benchmarks.onnx_serving            # seed sizes, 8 sensors, window 50, batch 160
+    .venv/bin/python -m benchmarks.onnx_serving --quick    # tiny models (hidden 8, window 16): a smoke run
 
 Export: every kind trained for 2 epochs (the weights' values do not matter to the export) by models.train, which
 exports and verifies the graph; ``export s`` is the manifest's ``onnx.seconds`` (export + verification, the time
@@ -30,19 +30,15 @@ import tempfile
 import time
 from pathlib import Path
 
-# Run as a script, this file's directory comes first on sys.path: drop it (benchmarks/models.py would shadow the
-# `models` package).
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from models.artifacts import load_artifact  # noqa: E402
-from models.networks import NETWORK_KINDS  # noqa: E402
-from models.onnx_model import load_onnx_artifact  # noqa: E402
-from models.preprocessing import sliding_windows  # noqa: E402
-from models.synthetic import normal_process  # noqa: E402
-from models.train import TrainConfig, train_model  # noqa: E402
+from models.artifacts import load_artifact
+from models.networks import NETWORK_KINDS
+from models.onnx_model import load_onnx_artifact
+from models.preprocessing import sliding_windows
+from models.synthetic import normal_process
+from tests.kit import SEED_SIZES, train_tiny
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,14 +59,10 @@ LOADERS = {
 
 
 def _train(root: Path, kind: str, quick: bool, data: np.ndarray, sensors: tuple[str, ...]) -> tuple[Path, float]:
-    sizes = {"hidden_size": 8, "latent_size": 4} if quick else {}
-    if kind != "lstm_ae":
-        sizes.pop("latent_size", None)
-    config = TrainConfig(
-        kind=kind, window=16 if quick else 50, epochs=2, progress=False, device="cpu", train_step=4, **sizes
-    )
+    # quick: the kit's tiny sizes (window 16, hidden 8); else the seed's sizes at the service's default window
+    sizes = {} if quick else {"window": 50, **SEED_SIZES}
     started = time.perf_counter()
-    path = train_model(data, sensors, root / kind, config, period_s=1.0)
+    path = train_tiny(data, sensors, root / kind, kind, epochs=2, train_step=4, threads=None, **sizes)
     return path, time.perf_counter() - started
 
 

@@ -1,10 +1,10 @@
 """Service benchmark: the most units at 1 Hz that keep p99 publish-to-score <= 250 ms, per arrival pattern.
 
-    .venv/bin/python benchmarks/pipeline.py                     # search per pattern from 2,000 units, then N/2
-    .venv/bin/python benchmarks/pipeline.py --quick             # shorter runs, a coarser search
-    .venv/bin/python benchmarks/pipeline.py --units 1000 2000 --keep-going     # these unit counts, no search
-    .venv/bin/python benchmarks/pipeline.py --arrival spread --start 3000 --limit 8000
-    .venv/bin/python benchmarks/pipeline.py --device cuda --publishers 4 --budget-s 240 --json out.json   # gpu.sh
+    .venv/bin/python -m benchmarks.pipeline                     # search per pattern from 2,000 units, then N/2
+    .venv/bin/python -m benchmarks.pipeline --quick             # shorter runs, a coarser search
+    .venv/bin/python -m benchmarks.pipeline --units 1000 2000 --keep-going     # these unit counts, no search
+    .venv/bin/python -m benchmarks.pipeline --arrival spread --start 3000 --limit 8000
+    .venv/bin/python -m benchmarks.pipeline --device cuda --publishers 4 --budget-s 240 --json out.json   # gpu.sh
 
 One run (N units, one arrival pattern): a private mosquitto; `plantwatch run` as a subprocess (with every process
 it starts) with the default detector (lstm_ae, window 50) and an LSTM forecaster on every unit, 8 sensors, QoS 1;
@@ -47,108 +47,35 @@ import itertools
 import json
 import math
 import os
-import re
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-BENCH_DIR = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH_DIR]  # benchmarks/models.py shadows models
-sys.path.insert(0, str(BENCH_DIR.parent))
-
-from benchmarks._harness import (  # noqa: E402
-    Broker,
-    SpawnedService,
+from benchmarks._harness import (
     config_dict,
-    free_port,
     machine,
+    settled,
     start_publisher,
     stop_publisher,
     train_artifacts,
     tree_cpu_seconds,
     tree_memory,
     unit_names,
-    wait_until,
-    write_config,
 )
-from monitor.messages import SKIP_REASONS  # noqa: E402
+from monitor.messages import SKIP_REASONS
+from tests.kit import Broker, SpawnedService, increase, quantile, scrape, share_within, wait_until
 
 WINDOW = 50
 BACKFILL = WINDOW + 5  # full windows and the forecaster's first residual before the live part
 LATENCY_TARGET_S = 0.25
 HELD_SHARE = 0.99  # p99 <= 250 ms: at least 99% of publish-to-score at or under the target
-
-
-# -- the service's metrics ----------------------------------------------------------------------------------------
-_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$")
-Samples = dict[tuple[str, str], float]
-
-
-def scrape_samples(port: int) -> Samples:
-    """Every sample of /metrics keyed by (name, label text)."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as response:
-        text = response.read().decode()
-    out: Samples = {}
-    for line in text.splitlines():
-        match = _SAMPLE.match(line)
-        if match:
-            out[(match.group(1), match.group(2) or "")] = float(match.group(3))
-    return out
-
-
-def total(samples: Samples, name: str, label_filter: str = "") -> float:
-    return sum(v for (n, labels), v in samples.items() if n == name and label_filter in labels)
-
-
-def histogram(samples: Samples, name: str) -> list[tuple[float, float]]:
-    """[(upper bound, cumulative count)] of a histogram, summed over its labels."""
-    buckets: dict[float, float] = {}
-    for (n, labels), v in samples.items():
-        if n == name + "_bucket":
-            le = re.search(r'le="([^"]+)"', labels)
-            if le:
-                bound = math.inf if le.group(1) == "+Inf" else float(le.group(1))
-                buckets[bound] = buckets.get(bound, 0.0) + v
-    return sorted(buckets.items())
-
-
-def increase(before: list[tuple[float, float]], after: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    """The buckets' increase between two scrapes (a bucket absent before counts from 0)."""
-    old = dict(before)
-    return [(bound, count - old.get(bound, 0.0)) for bound, count in after]
-
-
-def quantile(deltas: list[tuple[float, float]], q: float) -> float:
-    """histogram_quantile over bucket increases (linear within the bucket; NaN when nothing was observed)."""
-    count = deltas[-1][1] if deltas else 0.0
-    if count <= 0:
-        return math.nan
-    rank = q * count
-    prev_bound, prev_count = 0.0, 0.0
-    for bound, cumulative in deltas:
-        if cumulative >= rank:
-            if math.isinf(bound):
-                return prev_bound
-            return prev_bound + (bound - prev_bound) * (rank - prev_count) / max(cumulative - prev_count, 1e-9)
-        prev_bound, prev_count = bound, cumulative
-    return math.nan
-
-
-def share_within(deltas: list[tuple[float, float]], bound_s: float) -> float:
-    """Share of the observations at or under ``bound_s``, which must be a bucket bound (exact, not interpolated)."""
-    count = deltas[-1][1] if deltas else 0.0
-    at = [c for b, c in deltas if math.isclose(b, bound_s)]
-    if not at:
-        raise ValueError(f"{bound_s} s is not a bucket bound of the histogram")
-    return at[0] / count if count > 0 else math.nan
 
 
 # -- one run ------------------------------------------------------------------------------------------------------
@@ -162,23 +89,6 @@ class Bench:
         self.args = args
 
 
-def _settled(port: int, published: int, timeout_s: float) -> Samples:
-    """The last scrape once the service has taken every published reading and its queues are empty."""
-    progress = [-1.0, time.monotonic()]  # readings taken at the last change, and when
-
-    def done() -> bool:
-        last = scrape_samples(port)
-        taken = total(last, "plantwatch_readings_received_total") + total(last, "plantwatch_queue_dropped_total")
-        if taken != progress[0]:
-            progress[:] = [taken, time.monotonic()]
-        stalled = time.monotonic() - progress[1] > 10.0  # lost somewhere: the row shows received < published
-        return (taken >= published or stalled) and total(last, "plantwatch_queue_depth") == 0.0
-
-    wait_until(done, timeout_s, 1.0)
-    time.sleep(2.0)  # the scorer's last batch after the queues emptied
-    return scrape_samples(port)
-
-
 def _kill_running(procs: list[subprocess.Popen[str]]) -> None:
     for proc in procs:
         if proc.poll() is None:
@@ -190,20 +100,18 @@ def run_units(bench: Bench, n: int, arrival: str) -> dict[str, Any]:
     """One run of ``n`` units with one arrival pattern; the figures listed in the module docstring."""
     args = bench.args
     prefix = f"p{uuid.uuid4().hex[:6]}"  # fresh topics: nothing a previous run left queued reaches this one
-    port = free_port()
     data = config_dict(
         bench.broker,
         bench.artifacts,
         unit_names(n),
         prefix=prefix,
-        metrics={"port": port},
         scheduler={"device": args.device},
         outputs={"publish_scores": args.outputs, "publish_forecasts": args.outputs},
     )
-    cfg = write_config(bench.workdir / f"{arrival}-{n}.yaml", data)
     began = time.monotonic()
-    with contextlib.ExitStack() as stack, SpawnedService(cfg) as service:
-        service.wait_ready(port, timeout_s=300)
+    with contextlib.ExitStack() as stack, SpawnedService(data, bench.workdir, f"{arrival}-{n}") as service:
+        service.start(timeout_s=300)
+        port = service.port
         start_s = time.monotonic() - began
         idle = tree_memory(service.pid)
         # Every shard publishes on the same clock: the first live tick after the estimated back-fill time.
@@ -238,41 +146,40 @@ def run_units(bench: Bench, n: int, arrival: str) -> dict[str, Any]:
         # times would count as latency) and every live row older than a second too; a warm-up that ends first is
         # extended by up to warmup_max_s (a service that never catches up is measured anyway, and flagged).
         def caught_up() -> bool:
-            scored = total(scrape_samples(port), "plantwatch_windows_scored_total", 'detector="reconstruction"')
+            scored = scrape(port).total("plantwatch_windows_scored_total", detector="reconstruction")
             return scored >= backfill_windows + n * max(0, math.floor(time.time() - t_start) - 1)
 
         caught = wait_until(caught_up, args.warmup_max_s, 0.5)
         warmup_s = time.time() - t_start
-        a = scrape_samples(port)
+        a = scrape(port)
         cpu_a, a_at = tree_cpu_seconds(service.pid), time.monotonic()
         time.sleep(args.measure_s)
-        b = scrape_samples(port)
+        b = scrape(port)
         cpu_b, b_at = tree_cpu_seconds(service.pid), time.monotonic()
         loaded = tree_memory(service.pid)
         sent = [stop_publisher(p, timeout_s=120) for p in publishers]
         published = sum(int(s["published"]) for s in sent)
-        c = _settled(port, published, timeout_s=120)
+        c = settled(port, published, timeout_s=120)
         end = tree_memory(service.pid)
     exit_code = service.proc.returncode if service.proc is not None else None
 
     expected_scored = published - n * (WINDOW - 1)  # every unit's rows, less the first window's warm-up rows
-    received = total(c, "plantwatch_readings_received_total")
-    skipped = total(c, "plantwatch_windows_skipped_total")
-    scored = total(c, "plantwatch_windows_scored_total", 'detector="reconstruction"')
+    received = c.total("plantwatch_readings_received_total")
+    skipped = c.total("plantwatch_windows_skipped_total")
+    scored = c.total("plantwatch_windows_scored_total", detector="reconstruction")
     p2s, r2s = (
-        increase(histogram(a, name), histogram(b, name))
+        increase(a.histogram(name), b.histogram(name))
         for name in ("plantwatch_publish_to_score_seconds", "plantwatch_receive_to_score_seconds")
     )
     infer_ms = {}
     for model in ("det", "fc"):
-        label = f'model="{model}"'
         calls, secs = (
-            total(b, name, label) - total(a, name, label)
+            b.total(name, model=model) - a.total(name, model=model)
             for name in ("plantwatch_inference_seconds_count", "plantwatch_inference_seconds_sum")
         )
         infer_ms[model] = 1000.0 * secs / calls if calls else math.nan
-    batches = total(b, "plantwatch_batch_size_windows_count") - total(a, "plantwatch_batch_size_windows_count")
-    windows = total(b, "plantwatch_batch_size_windows_sum") - total(a, "plantwatch_batch_size_windows_sum")
+    batches = b.total("plantwatch_batch_size_windows_count") - a.total("plantwatch_batch_size_windows_count")
+    windows = b.total("plantwatch_batch_size_windows_sum") - a.total("plantwatch_batch_size_windows_sum")
     share = share_within(p2s, LATENCY_TARGET_S)
     result: dict[str, Any] = {
         "arrival": arrival,
@@ -281,12 +188,11 @@ def run_units(bench: Bench, n: int, arrival: str) -> dict[str, Any]:
         "published": published,
         "received": received,
         "lost": published - received,
-        "rejected": total(c, "plantwatch_readings_rejected_total"),
-        "dropped": total(c, "plantwatch_queue_dropped_total"),
+        "rejected": c.total("plantwatch_readings_rejected_total"),
+        "dropped": c.total("plantwatch_queue_dropped_total"),
         "skipped": skipped,
         "skipped_by_reason": {
-            reason: total(c, "plantwatch_windows_skipped_total", f'reason="{reason}"')
-            for reason in SKIP_REASONS
+            reason: c.total("plantwatch_windows_skipped_total", reason=reason) for reason in SKIP_REASONS
         },
         "scored": scored,
         "expected_scored": expected_scored,
@@ -449,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         budget_s = float(args.budget_s)
         return budget_s <= 0 or time.monotonic() - began < budget_s
 
-    with tempfile.TemporaryDirectory(prefix="pw-bench-pipeline-") as tmp, Broker() as broker:
+    with tempfile.TemporaryDirectory(prefix="pw-bench-pipeline-") as tmp, Broker(verbose_log=False) as broker:
         workdir = Path(tmp)
         artifacts = train_artifacts(args.artifacts or workdir / "artifacts", window=WINDOW)
         bench = Bench(broker, artifacts, workdir, args)

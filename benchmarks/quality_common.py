@@ -1,7 +1,7 @@
 """Shared plumbing of the detection-quality benchmarks (quality_sim.py, quality_skab.py).
 
 Every figure goes through the service's own backtest path: ``monitor.backtest.run_backtest`` (buffers ->
-ScoringEngine -> AlertBoard, event time only, causal) and ``monitor.evaluation.evaluate``. This module only
+ScoringEngine -> AlertBoard, event time only, causal) and ``monitor.evaluation.judge.evaluate``. This module only
 builds what those take: detectors fitted per unit, a ``PlantwatchConfig`` naming them, and the evaluation of
 one detector stream.
 

@@ -1,8 +1,8 @@
 """Does the trust transfer to a unit's own next hours? Alert load on normal data after N hours of history.
 
-    .venv/bin/python benchmarks/quality_next_hours.py            # full: 3 seeds x 2 units, N = 2, 6, 24 h (+ small)
-    .venv/bin/python benchmarks/quality_next_hours.py --quick    # 1 seed x 2 units, 3 epochs (+ small)
-    .venv/bin/python benchmarks/quality_next_hours.py --small    # only the small-data section
+    .venv/bin/python -m benchmarks.quality_next_hours            # full: 3 seeds x 2 units, N = 2, 6, 24 h (+ small)
+    .venv/bin/python -m benchmarks.quality_next_hours --quick    # 1 seed x 2 units, 3 epochs (+ small)
+    .venv/bin/python -m benchmarks.quality_next_hours --small    # only the small-data section
 
 Protocol (next hours). For each seed a scenario of fault-free reactor units is simulated for 24 h + the largest N,
 with the scenario's normal unit-to-unit spread and disturbances (``parse_scenario`` defaults: spread 0.05,
@@ -58,23 +58,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-_HERE = Path(__file__).resolve().parent
-# Run as a script, benchmarks/ comes first on sys.path and benchmarks/models.py would shadow the `models`
-# package: drop it and put the repository root first (benchmarks/ is then a namespace package).
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-sys.path.insert(0, str(_HERE.parent))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from benchmarks.quality_common import DetectorSpec, csv_data, fmt, machine  # noqa: E402
-from benchmarks.quality_sim import DETECTORS  # noqa: E402
-from monitor.backtest import BacktestResult, run_backtest  # noqa: E402
-from monitor.config import PlantwatchConfig  # noqa: E402
-from monitor.evaluation.episodes import Episode, episodes_from_events, merge_episodes  # noqa: E402
-from monitor.evaluation.judge import DAY_S, evaluate  # noqa: E402
-from monitor.messages import MODEL_DETECTORS, AlertEvent  # noqa: E402
-from monitor.sensor_health import envelope_bounds  # noqa: E402
-from simulators import parse_scenario, simulate  # noqa: E402
+from benchmarks.quality_common import DetectorSpec, csv_data, fmt, machine
+from benchmarks.quality_sim import DETECTORS
+from monitor.backtest import BacktestResult, run_backtest
+from monitor.config import PlantwatchConfig
+from monitor.evaluation.episodes import Episode, episodes_from_events, merge_episodes
+from monitor.evaluation.judge import DAY_S, evaluate
+from monitor.messages import MODEL_DETECTORS, AlertEvent
+from monitor.sensor_health import envelope_bounds
+from simulators import parse_scenario, simulate
 
 HOUR_S = 3600.0
 ANOMALY = MODEL_DETECTORS

@@ -1,13 +1,13 @@
 """Detection quality on the simulator's fault catalogue, through the service's backtest path.
 
-    .venv/bin/python benchmarks/quality_sim.py            # full: 5 seeded scenarios (about 10-15 min on 2 cores)
-    .venv/bin/python benchmarks/quality_sim.py --quick    # 1 scenario, 3 epochs (a couple of minutes)
+    .venv/bin/python -m benchmarks.quality_sim            # full: 5 seeded scenarios (about 10-15 min on 2 cores)
+    .venv/bin/python -m benchmarks.quality_sim --quick    # 1 scenario, 3 epochs (a couple of minutes)
 
 Each seeded scenario simulates reactor units for ``history + test`` hours. The first ``history`` hours of every
 unit are fault-free: each detector is trained (or fitted) on that unit's own history, per unit (a model trained
 on one unit flags another unit's normal data: their parameters and disturbances differ). The ``test`` hours that
 follow are fed, row by row, through ``monitor.backtest.run_backtest`` (buffers -> ScoringEngine -> AlertBoard,
-causal, event time) and judged by ``monitor.evaluation.evaluate``:
+causal, event time) and judged by ``monitor.evaluation.judge.evaluate``:
 
 - faulty units get ``faults_per_unit`` faults, one after the other with recovery gaps; the kinds are dealt
   round-robin over the whole catalogue (simulators.FAULT_KINDS), so every kind gets the same number of faults;
@@ -47,25 +47,19 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-_HERE = Path(__file__).resolve().parent
-# Run as a script, benchmarks/ comes first on sys.path and benchmarks/models.py would shadow the `models`
-# package: drop it and put the repository root first (benchmarks/ is then a namespace package).
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-sys.path.insert(0, str(_HERE.parent))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from benchmarks.quality_common import DetectorSpec, csv_data, fit_detector, fmt, machine, make_config  # noqa: E402
-from monitor.alerts.policy import AlertPolicy  # noqa: E402
-from monitor.backtest import run_backtest  # noqa: E402
-from monitor.evaluation.episodes import ANY, Episode, episodes_from_events, merge_episodes  # noqa: E402
-from monitor.evaluation.judge import DAY_S, evaluate_by_detector  # noqa: E402
-from monitor.evaluation.results import Evaluation  # noqa: E402
-from monitor.messages import DETECTORS as DETECTOR_STREAMS  # noqa: E402
-from monitor.wire.labels import Label  # noqa: E402
-from simulators import FAULT_KINDS, Fault, parse_scenario, simulate, with_faults  # noqa: E402
-from simulators.faults import PROCESS_FAULT_KINDS, PROCESS_FAULT_SENSORS, REACTOR_SENSOR_SCALES, default_magnitude  # noqa: E402
-from simulators.reactor import REACTOR_SENSORS  # noqa: E402
+from benchmarks.quality_common import DetectorSpec, csv_data, fit_detector, fmt, machine, make_config
+from monitor.alerts.policy import AlertPolicy
+from monitor.backtest import run_backtest
+from monitor.evaluation.episodes import ANY, Episode, episodes_from_events, merge_episodes
+from monitor.evaluation.judge import DAY_S, evaluate_by_detector
+from monitor.evaluation.results import Evaluation
+from monitor.messages import DETECTORS as DETECTOR_STREAMS
+from monitor.wire.labels import Label
+from simulators import FAULT_KINDS, Fault, parse_scenario, simulate, with_faults
+from simulators.faults import PROCESS_FAULT_KINDS, PROCESS_FAULT_SENSORS, REACTOR_SENSOR_SCALES, default_magnitude
+from simulators.reactor import REACTOR_SENSORS
 
 HOUR_S = 3600.0
 TOLERANCE_S = 60.0

@@ -1,12 +1,12 @@
 """SKAB under its published protocol, through the service's backtest path: point-wise F1, FAR and MAR.
 
-    .venv/bin/python benchmarks/quality_skab.py                      # full: every detector on the 34 files
-    .venv/bin/python benchmarks/quality_skab.py --quick              # 6 files, PCA and a tiny LSTM-AE
-    .venv/bin/python benchmarks/quality_skab.py --detectors pca --validate   # the training-part validation only
+    .venv/bin/python -m benchmarks.quality_skab                      # full: every detector on the 34 files
+    .venv/bin/python -m benchmarks.quality_skab --quick              # 6 files, PCA and a tiny LSTM-AE
+    .venv/bin/python -m benchmarks.quality_skab --detectors pca --validate   # the training-part validation only
 
-Protocol (/work/shared/datasets/README.md): for each of the 34 experiment files (valve1/, valve2/, other/), the
-first 400 rows train that file's model and the remaining rows are its test part; metrics are pooled over the 34
-test parts. FAR = FP / (FP + TN), MAR = FN / (FN + TP), in percent.
+Protocol (the data sets' README, ../shared/datasets/README.md beside the repository): for each of the 34
+experiment files (valve1/, valve2/, other/), the first 400 rows train that file's model and the remaining rows are
+its test part; metrics are pooled over the 34 test parts. FAR = FP / (FP + TN), MAR = FN / (FN + TP), in percent.
 
 How a file is scored: the whole file (training rows included, so the first test row has its full window of
 earlier rows) is fed row by row through ``monitor.backtest.run_backtest`` with one unit whose detector was
@@ -31,15 +31,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-_HERE = Path(__file__).resolve().parent
-# Run as a script, benchmarks/ comes first on sys.path and benchmarks/models.py would shadow the `models`
-# package: drop it and put the repository root first (benchmarks/ is then a namespace package).
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-sys.path.insert(0, str(_HERE.parent))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from benchmarks.quality_common import (  # noqa: E402
+from benchmarks.quality_common import (
     DetectorSpec,
     add_points,
     fit_detector,
@@ -47,12 +41,13 @@ from benchmarks.quality_common import (  # noqa: E402
     make_config,
     run_and_evaluate,
 )
-from monitor.alerts.policy import AlertPolicy  # noqa: E402
-from monitor.evaluation.points import PointMetrics  # noqa: E402
-from monitor.wire.csvfile import CsvData, read_csv, read_table  # noqa: E402
-from monitor.wire.labels import Label  # noqa: E402
+from monitor.alerts.policy import AlertPolicy
+from monitor.evaluation.points import PointMetrics
+from monitor.wire.csvfile import CsvData, read_csv, read_table
+from monitor.wire.labels import Label
 
-DEFAULT_ROOT = Path("/work/shared/datasets/skab")
+# The data sets live beside the repository (../shared/datasets), not in it; --datasets or --root say otherwise.
+DEFAULT_DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 TRAIN_ROWS = 400
 VALIDATION_FIT_ROWS = 200
 SHIFT_ROWS = slice(300, 400)
@@ -226,7 +221,15 @@ def run(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="SKAB folder (valve1/, valve2/, other/)")
+    parser.add_argument(
+        "--datasets",
+        type=Path,
+        default=DEFAULT_DATASETS,
+        help="the data sets folder, SKAB in its skab/ (default: ../shared/datasets beside the repository)",
+    )
+    parser.add_argument(
+        "--root", type=Path, help="the SKAB folder itself (valve1/, valve2/, other/); default DATASETS/skab"
+    )
     parser.add_argument("--quick", action="store_true", help="6 files, 5 epochs: a smoke run")
     parser.add_argument(
         "--validate", action="store_true", help="training-part validation only (rows 200-399, synthetic shift)"
@@ -280,7 +283,10 @@ def main(argv: list[str] | None = None) -> int:
         value: Any = text if key == "calibration" else (float(text) if "." in text or "e" in text else int(text))
         for n in names:
             DETECTORS[n] = replace(DETECTORS[n], **{key: value})
-    rows = run(args.root, names, policy, args.quick, args.validate, sensors, args.seed)
+    root = args.root or args.datasets / "skab"
+    if not root.is_dir():
+        parser.error(f"no SKAB folder at {root} (--datasets DIR or --root DIR)")
+    rows = run(root, names, policy, args.quick, args.validate, sensors, args.seed)
     what = "test parts"
     if args.validate:
         what = "training-part validation (fit rows 0-199, judge rows 200-399, synthetic shift on rows 300-399)"

@@ -1,11 +1,11 @@
 """Scoring benchmark: windows/s per model, batch size and precision through the service's Scheduler and ScoringEngine.
 
-    .venv/bin/python benchmarks/scoring.py                  # every model kind, B = 1, 16, 64, 256, 512 (CPU), fp32
-    .venv/bin/python benchmarks/scoring.py --quick          # bilstm and lstm_ae, shorter timings
-    .venv/bin/python benchmarks/scoring.py --device cuda --precision fp32,fp16,bf16 --json scoring.json
+    .venv/bin/python -m benchmarks.scoring                  # every model kind, B = 1, 16, 64, 256, 512 (CPU), fp32
+    .venv/bin/python -m benchmarks.scoring --quick          # bilstm and lstm_ae, shorter timings
+    .venv/bin/python -m benchmarks.scoring --device cuda --precision fp32,fp16,bf16 --json scoring.json
                                                             # B = 1 ... 4096, the bare cuDNN BiLSTM, a breakdown
 
-Windows come from the service's ring buffers (monitor.buffers.RingBuffers): ``units`` units (one per window of
+Windows come from the service's ring buffers (monitor.buffers.ring_buffers): ``units`` units (one per window of
 the largest batch) are fed ``window + 8`` readings each, and every WindowJob the buffers emit is kept, so a batch
 of B windows is B units' jobs for the same row and consecutive batches are consecutive rows (forecasters then
 also compute their one-step residual scores, as in the service). A batch goes through
@@ -47,25 +47,21 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-BENCH_DIR = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH_DIR]  # benchmarks/models.py shadows models
-sys.path.insert(0, str(BENCH_DIR.parent))
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from benchmarks._harness import SENSORS, machine, normal_signal, unit_phases  # noqa: E402
-from models.artifacts import load_artifact  # noqa: E402
-from models.device import resolve_device  # noqa: E402
-from models.inference import LoadedModel  # noqa: E402
-from models.preprocessing import fill_windows  # noqa: E402
-from models.train import TrainConfig, train_model  # noqa: E402
-from monitor.buffers.ring_buffers import RingBuffers  # noqa: E402
-from monitor.buffers.unit_spec import UnitSpec  # noqa: E402
-from monitor.messages import Reading, WindowJob  # noqa: E402
-from monitor.scheduler import JobQueue, Scheduler  # noqa: E402
-from monitor.scoring import ScoringEngine, ScoringOutput, UnitModels  # noqa: E402
-from monitor.timed_models import timed  # noqa: E402
+from benchmarks._harness import SENSORS, machine, normal_signal, unit_phases
+from models.artifacts import load_artifact
+from models.device import resolve_device
+from models.inference import LoadedModel
+from models.preprocessing import fill_windows
+from monitor.buffers.ring_buffers import RingBuffers
+from monitor.buffers.unit_spec import UnitSpec
+from monitor.messages import Reading, WindowJob
+from monitor.scheduler import JobQueue, Scheduler
+from monitor.scoring import ScoringEngine, ScoringOutput, UnitModels
+from monitor.timed_models import timed
+from tests.kit import SEED_SIZES, train_tiny
 
 WINDOW = 50
 ROWS_PER_UNIT = 8  # consecutive jobs per unit: batches cycle through them in event-time order
@@ -123,19 +119,8 @@ def rate(fn: Callable[[int], object], per_call: int, min_seconds: float, device:
 def train(root: Path, kind: str, epochs: int) -> Path:
     """A model of ``kind`` at its seed sizes, briefly trained (speed does not depend on how well)."""
     data = normal_signal(np.arange(1200, dtype=np.float64), np.zeros(1))[:, 0, :]
-    horizon = None
-    config = TrainConfig(
-        kind=kind,
-        name=kind,
-        window=WINDOW,
-        horizon=horizon,
-        epochs=epochs,
-        patience=epochs,
-        train_step=4,
-        progress=False,
-        device="cpu",
-    )
-    return train_model(data, SENSORS, root / kind, config)
+    recipe = {"window": WINDOW, "epochs": epochs, "patience": epochs, "train_step": 4, **SEED_SIZES}
+    return train_tiny(data, SENSORS, root / kind, kind, name=kind, threads=None, **recipe)
 
 
 def ring_buffer_jobs(n_units: int) -> list[list[WindowJob]]:

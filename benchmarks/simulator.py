@@ -1,8 +1,8 @@
 """Simulator benchmark: offline unit-steps per second, and live publish rate achieved against the requested rate.
 
-    .venv/bin/python benchmarks/simulator.py                 # starts a private mosquitto on a free port
-    .venv/bin/python benchmarks/simulator.py --broker HOST:PORT
-    .venv/bin/python benchmarks/simulator.py --skip-live
+    .venv/bin/python -m benchmarks.simulator                 # starts a private mosquitto on a free port
+    .venv/bin/python -m benchmarks.simulator --broker HOST:PORT
+    .venv/bin/python -m benchmarks.simulator --skip-live
 
 A unit-step is one unit advanced by one sample period (1 s) with all eight sensors measured.
 Prints markdown tables.
@@ -13,19 +13,13 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import shutil
-import socket
-import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from simulators import LivePublisher, parse_scenario, simulate
 from simulators.broker import parse_host_port
 from simulators.simulation import Simulation
+from tests.kit import Broker
 
 # (units, simulated seconds): sized so each case takes about a second or more on a small machine.
 OFFLINE_CASES = ((1, 86400), (100, 3 * 3600), (1000, 1800))
@@ -55,33 +49,6 @@ def offline(repeats: int) -> list[str]:
         path = "scalar (floats)" if units <= Simulation(scenario).scalar_max_units else "vector (numpy)"
         rows.append(f"| {units} | {seconds / 3600:g} h | {path} | {best:.3f} | {units * seconds / best:,.0f} |")
     return rows
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def start_mosquitto(workdir: Path) -> tuple[subprocess.Popen[bytes], str, int]:
-    exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    port = _free_port()
-    conf = workdir / "mosquitto.conf"
-    lines = [f"listener {port} 127.0.0.1", "allow_anonymous true"]
-    if os.geteuid() == 0:
-        lines.append("user root")
-    conf.write_text("\n".join(lines) + "\n")
-    proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return proc, "127.0.0.1", port
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("mosquitto did not start")
 
 
 def live(host: str, port: int) -> list[str]:
@@ -122,13 +89,8 @@ def main() -> int:
         host, port = parse_host_port(args.broker)
         print("\n".join(live(host, port)))
         return 0
-    with tempfile.TemporaryDirectory() as tmp:
-        proc, host, port = start_mosquitto(Path(tmp))
-        try:
-            print("\n".join(live(host, port)))
-        finally:
-            proc.terminate()
-            proc.wait(timeout=10)
+    with Broker(verbose_log=False) as broker:
+        print("\n".join(live(broker.host, broker.port)))
     return 0
 
 

@@ -1,7 +1,7 @@
 """Shared fixtures: a private mosquitto per test (or per session), an MQTT recorder, thread-safety nets.
 
-Tests talk to a real broker over TCP, never a mock. The broker fixture binds a free
-loopback port so it can be stopped, killed, paused and restarted without touching
+Tests talk to a real broker over TCP, never a mock. The broker (tests/kit/broker.py, shared with the
+benchmarks) binds a free loopback port so it can be stopped, killed, paused and restarted without touching
 the machine's own broker on 1883. Under CI (CI=true) a missing mosquitto fails the
 run instead of skipping, so a green CI always means the broker tests ran.
 """
@@ -10,10 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import signal
-import socket
-import subprocess
 import threading
 import time
 import uuid
@@ -26,117 +22,32 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+# can_connect, free_port, wait_until: tests import them from tests.kit; they stay importable from here for test
+# files written before the kit.
+from tests.kit import Broker, can_connect, find_program, free_port, wait_until  # noqa: F401
 
 
-def wait_until(condition: Callable[[], bool], timeout_s: float, interval_s: float = 0.02) -> bool:
-    """Poll ``condition`` until it holds or the deadline passes; returns whether it held."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        if condition():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval_s)
-
-
-def can_connect(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.2):
-            return True
-    except OSError:
-        return False
-
-
-def _mosquitto_exe() -> str:
-    exe = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
+def require_program(name: str, package: str) -> str:
+    """The path of ``name``; skip the test when it is missing, or fail it under CI (CI=true), where .ci/run
+    installs it: a green CI then always means the tests that need it ran."""
+    exe = find_program(name)
     if exe is None:
         if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-            pytest.fail("mosquitto is not installed; .ci/run should have installed it")
-        pytest.skip("mosquitto not installed")
+            pytest.fail(f"{name} is not installed; .ci/run should have installed it")
+        pytest.skip(f"{name} not installed (apt-get install {package})")
     return exe
 
 
-class Broker:
-    """A private mosquitto on a free loopback port, with the controls fault tests need."""
-
-    def __init__(self, workdir: Path, persistence: bool = False, extra_conf: str = "") -> None:
-        self.exe = _mosquitto_exe()
-        self.host = "127.0.0.1"
-        self.port = free_port()
-        self.workdir = workdir
-        self.persistence = persistence
-        self.conf_path = workdir / "mosquitto.conf"
-        self.log_path = workdir / "mosquitto.log"
-        lines = [f"listener {self.port} 127.0.0.1", "allow_anonymous true"]
-        if os.geteuid() == 0:
-            # As root, mosquitto drops to user `mosquitto`, which cannot write our temp dir.
-            lines.append("user root")
-        if persistence:
-            lines += ["persistence true", f"persistence_location {workdir}/", "autosave_interval 1"]
-        # mosquitto's default queue (1,000 messages per client) silently drops readings when a loaded test machine
-        # slows the service down; tests measure the service, so give the queue room (extra_conf may lower it again).
-        lines += ["max_queued_messages 100000"]
-        lines += [f"log_dest file {self.log_path}", "log_type all", extra_conf]
-        self.conf_path.write_text("\n".join(lines) + "\n")
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def address(self) -> str:
-        return f"{self.host}:{self.port}"
-
-    def start(self) -> None:
-        # stdout/stderr to DEVNULL: an undrained PIPE can block the broker.
-        self.proc = subprocess.Popen(
-            [self.exe, "-c", str(self.conf_path)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        if not wait_until(lambda: can_connect(self.host, self.port), timeout_s=10):
-            raise RuntimeError(f"mosquitto did not start on port {self.port}: {self.log()[-2000:]}")
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        """Stop the broker (SIGTERM saves persistence; SIGKILL loses what was not saved)."""
-        if self.proc is None:
-            return
-        self.proc.send_signal(sig)
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=5)
-        self.proc = None
-
-    def kill(self) -> None:
-        self.stop(signal.SIGKILL)
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-    def pause(self) -> None:
-        """SIGSTOP: a half-open partition, the socket stays up but nothing answers."""
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGSTOP)
-
-    def resume(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGCONT)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+def start_broker(workdir: Path, persistence: bool = False, extra_conf: str = "") -> Broker:
+    """A started private mosquitto (tests.kit.Broker); a missing mosquitto skips the test (fails it under CI)."""
+    require_program("mosquitto", "mosquitto")
+    return Broker(workdir, persistence=persistence, extra_conf=extra_conf).start()
 
 
 @pytest.fixture(scope="session")
 def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     """One broker for the whole session, for tests that only publish and subscribe."""
-    broker = Broker(tmp_path_factory.mktemp("mosquitto"))
-    broker.start()
+    broker = start_broker(tmp_path_factory.mktemp("mosquitto"))
     try:
         yield broker
     finally:
@@ -151,8 +62,7 @@ def broker_factory(tmp_path: Path) -> Iterator[Callable[..., Broker]]:
     def make(persistence: bool = False, extra_conf: str = "") -> Broker:
         workdir = tmp_path / f"broker{len(started)}"
         workdir.mkdir()
-        broker = Broker(workdir, persistence=persistence, extra_conf=extra_conf)
-        broker.start()
+        broker = start_broker(workdir, persistence=persistence, extra_conf=extra_conf)
         started.append(broker)
         return broker
 
@@ -160,9 +70,7 @@ def broker_factory(tmp_path: Path) -> Iterator[Callable[..., Broker]]:
         yield make
     finally:
         for broker in started:
-            if broker.proc is not None:
-                broker.resume()  # a paused broker ignores SIGTERM until continued
-                broker.stop()
+            broker.stop()  # a paused one too
 
 
 @dataclass

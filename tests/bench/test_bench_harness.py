@@ -13,7 +13,7 @@ import numpy as np
 from benchmarks._harness import SENSORS, _payload, normal_signal, publisher_result, start_publisher, unit_names
 from monitor.ingest import Parser
 from monitor.messages import Reading
-from tests.conftest import Broker
+from tests.kit import Broker
 
 
 def test_payload_is_a_valid_readings_message_for_the_service() -> None:

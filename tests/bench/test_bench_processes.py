@@ -26,8 +26,8 @@ from benchmarks._harness import (
     process_tree,
     pss_mb,
     tree_memory,
-    wait_until,
 )
+from tests.kit import wait_until
 
 # A parent that starts a child that starts a grandchild, each printing its pid, then all sleeping until killed.
 _TREE = """

@@ -21,7 +21,7 @@ from benchmarks._harness import (
     unit_names,
 )
 from benchmarks._rawmqtt import RawPublisher, remaining_length
-from tests.conftest import Broker
+from tests.kit import Broker
 
 
 def test_remaining_length_is_mqtts_variable_length_encoding() -> None:

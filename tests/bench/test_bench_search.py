@@ -1,16 +1,14 @@
-"""pipeline.py's arithmetic: the search for the largest unit count that holds, and the histogram readings.
+"""pipeline.py's search for the largest unit count that holds (the histogram readings: tests/kit/test_kit.py).
 
 The search is run against a known capacity (a unit count holds when it is at most the capacity), so its answer
-and the counts it tried can be checked exactly; the histogram helpers against hand-made bucket counts.
+and the counts it tried can be checked exactly.
 """
 
 from __future__ import annotations
 
-import math
-
 import pytest
 
-from benchmarks.pipeline import increase, quantile, search_largest, share_within
+from benchmarks.pipeline import search_largest
 
 
 def _search(capacity: int, start: int = 2000, limit: int = 10000, step: int = 250, budget: int = 100):
@@ -50,25 +48,3 @@ def test_search_cut_by_the_budget_keeps_the_largest_so_far() -> None:
     best, cut, tried = _search(5000, budget=2)
     assert tried == [2000, 3000]
     assert (best, cut) == (3000, True)
-
-
-BUCKETS = [(0.1, 10.0), (0.25, 60.0), (0.5, 95.0), (1.0, 100.0), (math.inf, 100.0)]
-
-
-def test_quantile_and_share_over_the_increase_between_scrapes() -> None:
-    before = [(b, c / 2) for b, c in BUCKETS]
-    after = [(b, c * 1.5) for b, c in BUCKETS]
-    deltas = increase(before, after)
-    assert deltas == BUCKETS
-    assert share_within(deltas, 0.25) == pytest.approx(0.6)
-    assert quantile(deltas, 0.6) == pytest.approx(0.25)
-    assert quantile(deltas, 0.99) == pytest.approx(0.5 + 0.5 * 4 / 5)  # linear inside (0.5, 1.0]
-    assert quantile(deltas, 0.05) == pytest.approx(0.05)
-    with pytest.raises(ValueError, match="bucket bound"):
-        share_within(deltas, 0.3)
-
-
-def test_an_empty_histogram_has_no_quantile() -> None:
-    empty = [(b, 0.0) for b, _ in BUCKETS]
-    assert math.isnan(quantile(empty, 0.99))
-    assert math.isnan(share_within(empty, 0.25))

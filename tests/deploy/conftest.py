@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from collections.abc import Callable, Iterator
@@ -10,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Broker
+from tests.conftest import require_program
+from tests.kit import Broker
 
 ROOT = Path(__file__).resolve().parents[2]
 MOSQUITTO_DIR = ROOT / "config" / "mosquitto"
@@ -20,33 +20,30 @@ class ShippedBroker(Broker):
     """A mosquitto running config/mosquitto/mosquitto.conf with its password file and ACL.
 
     The container paths in the file are pointed at copies in ``workdir`` and the listener at a free loopback
-    port; every other line (auth, ACL, persistence, limits) is the shipped one.
+    port; every other line (auth, ACL, persistence, limits) is the shipped one. Started, stopped and waited for
+    as every test broker is (tests.kit.Broker); only the configuration file differs.
     """
 
-    def __init__(self, workdir: Path) -> None:
-        super().__init__(workdir)
+    def conf_lines(self) -> list[str]:
         for name in ("passwd", "acl"):
-            shutil.copy(MOSQUITTO_DIR / name, workdir / name)
-            (workdir / name).chmod(0o600)  # mosquitto 2.0.16+ warns on readable ones
-        data_dir = workdir / "data"
-        data_dir.mkdir()
+            shutil.copy(MOSQUITTO_DIR / name, self.workdir / name)
+            (self.workdir / name).chmod(0o600)  # mosquitto 2.0.16+ warns on readable ones
+        data_dir = self.workdir / "data"
+        data_dir.mkdir(exist_ok=True)
         lines = []
         for line in (MOSQUITTO_DIR / "mosquitto.conf").read_text().splitlines():
-            stripped = line.strip()
-            if re.match(r"^(listener|log_dest)\b", stripped):
+            if re.match(r"^(listener|log_dest)\b", line.strip()):
                 continue
-            line = line.replace("/mosquitto/config/", f"{workdir}/").replace("/mosquitto/data/", f"{data_dir}/")
-            lines.append(line)
-        lines += [f"listener {self.port} 127.0.0.1", f"log_dest file {self.log_path}"]
-        if os.geteuid() == 0:
-            lines.append("user root")
-        self.conf_path.write_text("\n".join(lines) + "\n")
+            lines.append(
+                line.replace("/mosquitto/config/", f"{self.workdir}/").replace("/mosquitto/data/", f"{data_dir}/")
+            )
+        return [*lines, f"listener {self.port} {self.host}", f"log_dest file {self.log_path}", *self.root_user()]
 
 
 @pytest.fixture
 def shipped_broker(tmp_path: Path) -> Iterator[ShippedBroker]:
-    broker = ShippedBroker(tmp_path)
-    broker.start()
+    require_program("mosquitto", "mosquitto")
+    broker = ShippedBroker(tmp_path).start()
     try:
         yield broker
     finally:

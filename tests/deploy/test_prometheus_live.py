@@ -10,9 +10,7 @@ which fails the test.
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 import urllib.error
 import urllib.parse
@@ -29,8 +27,9 @@ import yaml
 from monitor.app import App
 from monitor.config import PlantwatchConfig
 from simulators.live import LivePublisher, Row
-from tests.conftest import Broker, can_connect, free_port, wait_until
+from tests.conftest import require_program
 from tests.deploy.conftest import ROOT
+from tests.kit import Broker, can_connect, free_port, stop_process, wait_until
 from tests.service.conftest import SENSORS, epoch_base, normal_rows, with_fault
 
 DASHBOARD = ROOT / "config" / "grafana" / "dashboards" / "plantwatch.json"
@@ -57,15 +56,6 @@ class Prometheus:
         return self.get("/api/v1/query", query=expr)
 
 
-def prometheus_exe() -> str:
-    exe = shutil.which("prometheus")
-    if exe is None:
-        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-            pytest.fail("prometheus is not installed; .ci/run should have installed it")
-        pytest.skip("prometheus not installed (apt-get install prometheus)")
-    return exe
-
-
 @pytest.fixture
 def service(service_config: Callable[..., PlantwatchConfig]) -> Iterator[App]:
     app = App(service_config())
@@ -79,7 +69,7 @@ def service(service_config: Callable[..., PlantwatchConfig]) -> Iterator[App]:
 
 @pytest.fixture
 def prometheus(service: App, tmp_path: Path) -> Iterator[Prometheus]:
-    exe = prometheus_exe()
+    exe = require_program("prometheus", "prometheus")
     port = free_port()
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
@@ -109,12 +99,7 @@ def prometheus(service: App, tmp_path: Path) -> Iterator[Prometheus]:
         assert ready, log_path.read_text()[-3000:]
         yield prom
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        stop_process(proc)
 
 
 def _ready(prom: Prometheus) -> bool:

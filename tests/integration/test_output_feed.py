@@ -13,7 +13,7 @@ from monitor.output_feed import OutputFeed
 from monitor.sinks import RecordingSink
 from monitor.wire.payloads import DetectorScore, ScoredRow, encode_row
 from monitor.wire.topics import alerts_topic, scores_topic
-from tests.conftest import Broker, wait_until
+from tests.kit import Broker, wait_until
 
 ROW = ScoredRow("R1", 100.0, {"forecast": DetectorScore(0.5, 2.0, 2.0, "fc", {"a": 0.5})})
 EVENT = AlertEvent(

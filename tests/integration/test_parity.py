@@ -26,7 +26,7 @@ from monitor.output_feed import OutputFeed
 from monitor.sinks import RecordingSink
 from monitor.wire.csvfile import read_csv
 from monitor.wire.payloads import DetectorScore, ScoredRow
-from tests.conftest import Broker, wait_until
+from tests.kit import Broker, wait_until
 from tests.service.conftest import SENSORS, epoch_base, normal_rows, service_config_dict, with_fault
 
 N_ROWS = 600  # per unit, 1 s apart

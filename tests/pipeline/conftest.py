@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.kit import train_tiny
+
 SENSORS = ("temp", "flow", "level")
 PERIOD_S = 1.0
 
@@ -33,33 +35,17 @@ class Artifacts:
 
 @pytest.fixture(scope="session")
 def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Artifacts]:
-    import torch
-
-    from models.train import TrainConfig, train_model
-
-    torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("artifacts")
     data = normal_data(1500, np.random.default_rng(0))
+    # POT at 1e-5 per window: the default 1 % quantile is crossed by ~1 % of normal windows, and since
+    # neighbouring windows overlap those crossings cluster and pass a 3-of-5 rule many times a day.
+    common = {"epochs": 3, "train_step": 2, "calibration": "pot", "target_far": 1e-5}
 
-    def config(kind: str, name: str, window: int, **sizes: Any) -> TrainConfig:
-        # POT at 1e-5 per window: the default 1 % quantile is crossed by ~1 % of normal windows, and since
-        # neighbouring windows overlap those crossings cluster and pass a 3-of-5 rule many times a day.
-        return TrainConfig(
-            kind=kind,
-            name=name,
-            window=window,
-            epochs=3,
-            progress=False,
-            device="cpu",
-            train_step=2,
-            calibration="pot",
-            target_far=1e-5,
-            **sizes,
-        )
+    def train(kind: str, name: str, window: int, **sizes: Any) -> Path:
+        return train_tiny(data, SENSORS, root / name, kind, name=name, window=window, **common, **sizes)
 
-    detector = train_model(data, SENSORS, root / "det", config("lstm_ae", "det", 16, hidden_size=16, latent_size=4))
-    forecaster = train_model(data, SENSORS, root / "fc", config("lstm", "fc", 12, hidden_size=16, num_layers=1))
-    attention = train_model(
-        data, SENSORS, root / "att", config("attention_lstm", "att", 10, hidden_size=8, num_layers=1)
+    yield Artifacts(
+        detector=train("lstm_ae", "det", 16, hidden_size=16, latent_size=4),
+        forecaster=train("lstm", "fc", 12, hidden_size=16, num_layers=1),
+        attention=train("attention_lstm", "att", 10, hidden_size=8, num_layers=1),
     )
-    yield Artifacts(detector, forecaster, attention)

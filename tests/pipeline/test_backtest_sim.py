@@ -10,11 +10,12 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
 from monitor.commands import backtest as backtest_command
+from tests.kit import train_tiny
 
 if TYPE_CHECKING:
     from simulators.scenario import Scenario
@@ -49,32 +50,15 @@ def scenario(name: str, faults: list[dict[str, object]] | None = None) -> Scenar
 
 @pytest.fixture(scope="module")
 def sim_files(tmp_path_factory: pytest.TempPathFactory) -> SimFiles:
-    import torch
-
-    from models.train import TrainConfig, train_model
     from simulators import simulate, write_csv, write_labels
 
-    torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("sim_backtest")
     normal = simulate(scenario("train"), duration_s=8 * HOUR_S, seed=1)
     sensors = normal.sensors
-
-    def config(kind: str, name: str, **sizes: Any) -> TrainConfig:
-        return TrainConfig(
-            kind=kind,
-            name=name,
-            window=30,
-            epochs=5,
-            progress=False,
-            device="cpu",
-            train_step=4,
-            calibration="pot",
-            target_far=1e-5,
-            **sizes,
-        )
-
-    det = train_model(normal.data[0], sensors, root / "det", config("lstm_ae", "det", hidden_size=32, latent_size=8))
-    fc = train_model(normal.data[0], sensors, root / "fc", config("lstm", "fc", hidden_size=32, num_layers=1))
+    common = {"window": 30, "epochs": 5, "train_step": 4, "calibration": "pot", "target_far": 1e-5}
+    train = normal.data[0]
+    det = train_tiny(train, sensors, root / "det", "lstm_ae", name="det", hidden_size=32, latent_size=8, **common)
+    fc = train_tiny(train, sensors, root / "fc", "lstm", name="fc", hidden_size=32, num_layers=1, **common)
     clean = simulate(scenario("clean"), duration_s=4 * HOUR_S, seed=2)
     fault = {
         "kind": "bias",

@@ -23,7 +23,7 @@ from monitor.metrics import Metrics
 from monitor.probation import Probation
 from monitor.scheduler import JobQueue, Scheduler
 from monitor.scoring import ModelVerdict, ScoringEngine, ScoringOutput, UnitModels
-from tests.conftest import wait_until
+from tests.kit import wait_until
 from tests.pipeline.conftest import SENSORS, Artifacts, normal_data
 from tests.pipeline.test_scoring import jobs_for
 

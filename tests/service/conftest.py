@@ -16,7 +16,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from monitor.config import PlantwatchConfig, parse_config
-from tests.conftest import Broker
+from tests.kit import Broker, SpawnedService, train_tiny
 
 SENSORS = tuple(f"s{i}" for i in range(8))
 WINDOW = 16
@@ -42,28 +42,14 @@ def with_fault(rows: npt.NDArray[np.float64], offset: float = 6.0) -> npt.NDArra
 @pytest.fixture(scope="session")
 def artifacts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A tiny lstm_ae detector and an lstm forecaster trained on normal_rows (about 2 s on one core)."""
-    import torch
-
-    from models.train import TrainConfig, train_model
-
-    torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("artifacts")
     data = normal_rows(3000, seed=0)
-    out = {}
-    for name, kind in (("det", "lstm_ae"), ("fc", "lstm")):
-        config = TrainConfig(
-            kind=kind,
-            name=name,
-            window=WINDOW,
-            hidden_size=16,
-            epochs=8,
-            train_step=2,
-            progress=False,
-            device="cpu",
-            target_far=0.001,
-        )
-        out[name] = train_model(data, SENSORS, root / name, config)
-    return out
+    # latent_size None: the seed's (8), the size these tests' faults and thresholds were chosen with
+    sizes = {"window": WINDOW, "hidden_size": 16, "latent_size": None, "epochs": 8, "train_step": 2}
+    return {
+        name: train_tiny(data, SENSORS, root / name, kind, name=name, target_far=0.001, **sizes)
+        for name, kind in (("det", "lstm_ae"), ("fc", "lstm"))
+    }
 
 
 def service_config_dict(
@@ -127,6 +113,26 @@ def service_config(
         return parse_config(data)
 
     return make
+
+
+@pytest.fixture
+def spawned(tmp_path: Path) -> Iterator[Callable[[dict[str, Any]], SpawnedService]]:
+    """``spawned(config)`` -> a not yet started ``python -m monitor run`` (tests.kit), killed after the test."""
+    made: list[SpawnedService] = []
+
+    def make(config: dict[str, Any]) -> SpawnedService:
+        workdir = tmp_path / f"svc{len(made)}"
+        workdir.mkdir()
+        svc = SpawnedService(config, workdir)
+        made.append(svc)
+        return svc
+
+    try:
+        yield make
+    finally:
+        for svc in made:
+            if svc.alive():
+                svc.kill()
 
 
 class Publisher:

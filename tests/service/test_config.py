@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from monitor.config import ConfigError, load_config, mask_secrets
-from tests.conftest import Broker
+from tests.kit import Broker
 from tests.service.conftest import SENSORS, service_config_dict
 
 REPO = Path(__file__).resolve().parents[2]

@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 from monitor.config import PlantwatchConfig
 from monitor.health import HealthServer
 from monitor.metrics import Metrics
-from tests.conftest import Broker, wait_until
+from tests.kit import Broker, wait_until
 
 
 def _get(url: str, method: str = "GET") -> tuple[int, str]:

@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 from monitor.config import MqttConfig
 from monitor.metrics import Metrics
 from monitor.mqtt import MqttLink, read_retained
-from tests.conftest import Broker, wait_until
+from tests.kit import Broker, wait_until
 
 
 class Inbox:

@@ -13,7 +13,7 @@ import pytest
 
 from monitor.config import MqttConfig
 from monitor.mqtt import MqttLink
-from tests.conftest import Broker, wait_until
+from tests.kit import Broker, wait_until
 
 
 def _make_pki(directory: Path) -> dict[str, Path]:

@@ -6,8 +6,7 @@ import json
 import signal
 import subprocess
 import sys
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,78 +14,8 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import Broker, free_port, wait_until
+from tests.kit import Broker, SpawnedService, wait_until
 from tests.service.conftest import WINDOW, Publisher, epoch_base, normal_rows, service_config_dict, with_fault
-
-
-class Service:
-    """``python -m monitor run --config FILE`` with its log in a file and /readyz polled."""
-
-    def __init__(self, config: dict[str, Any], workdir: Path) -> None:
-        self.port = free_port()
-        config = {**config, "metrics": {"host": "127.0.0.1", "port": self.port}}
-        self.config_path = workdir / "plantwatch.yaml"
-        self.config_path.write_text(yaml.safe_dump(config))
-        self.log_path = workdir / "service.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "monitor", "run", "--config", str(self.config_path)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        assert wait_until(self.ready, timeout_s=60), self.log()
-
-    def ready(self) -> bool:
-        assert self.proc is not None
-        if self.proc.poll() is not None:
-            raise AssertionError(f"service exited with {self.proc.returncode}: {self.log()}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=1) as response:
-                return bool(response.status == 200)
-        except OSError:
-            return False
-
-    def metric(self, name: str, **labels: str) -> float:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as response:
-            text = response.read().decode()
-        key = name + ("{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}" if labels else "")
-        for line in text.splitlines():
-            if line.startswith(key + " "):
-                return float(line.rsplit(" ", 1)[1])
-        return float("nan")
-
-    def signal(self, sig: int) -> int:
-        assert self.proc is not None
-        self.proc.send_signal(sig)
-        code = self.proc.wait(timeout=30)
-        self.proc = None
-        return code
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-
-@pytest.fixture
-def service(tmp_path: Path) -> Iterator[Callable[[dict[str, Any]], Service]]:
-    made: list[Service] = []
-
-    def make(config: dict[str, Any]) -> Service:
-        workdir = tmp_path / f"svc{len(made)}"
-        workdir.mkdir()
-        svc = Service(config, workdir)
-        made.append(svc)
-        return svc
-
-    try:
-        yield make
-    finally:
-        for svc in made:
-            if svc.proc is not None:
-                svc.proc.kill()
-                svc.proc.wait(timeout=10)
 
 
 def test_invalid_config_exits_2_naming_the_field(tmp_path: Path, artifacts: dict[str, Path], mosquitto: Broker) -> None:
@@ -152,11 +81,11 @@ def test_sighup_reloads_then_sigterm_publishes_offline_and_exits_0(
     mosquitto: Broker,
     artifacts: dict[str, Path],
     unique_prefix: str,
-    service: Callable[[dict[str, Any]], Service],
+    spawned: Callable[[dict[str, Any]], SpawnedService],
     mqtt_recorder: Callable[..., Any],
 ) -> None:
     recorder = mqtt_recorder(f"{unique_prefix}/pw/status")
-    svc = service(service_config_dict(mosquitto, artifacts, unique_prefix))
+    svc = spawned(service_config_dict(mosquitto, artifacts, unique_prefix))
     svc.start()
     recorder.wait_for(f"{unique_prefix}/pw/status", lambda m: m.payload == b"online")
     assert svc.proc is not None
@@ -173,7 +102,7 @@ def test_killed_service_restarts_scores_the_backlog_and_fires_no_alert_twice(
     mosquitto: Broker,
     artifacts: dict[str, Path],
     unique_prefix: str,
-    service: Callable[[dict[str, Any]], Service],
+    spawned: Callable[[dict[str, Any]], SpawnedService],
     mqtt_recorder: Callable[..., Any],
     publisher: Callable[..., Publisher],
 ) -> None:
@@ -181,7 +110,7 @@ def test_killed_service_restarts_scores_the_backlog_and_fires_no_alert_twice(
     config = service_config_dict(mosquitto, artifacts, unique_prefix, unit_names=("R1",))
     config["units"][0]["alerts"] |= {"resolve_hits": 5, "min_duration_s": 5, "renotify_s": 3600}
     config["state"] = {"dir": str(tmp_path / "state")}
-    svc = service(config)
+    svc = spawned(config)
     svc.start()
     t0 = epoch_base()
     normal = normal_rows(240, seed=11)
@@ -254,7 +183,7 @@ def test_hostile_artifacts_on_sighup_keep_the_old_models_scoring(
     mosquitto: Broker,
     artifacts: dict[str, Path],
     unique_prefix: str,
-    service: Callable[[dict[str, Any]], Service],
+    spawned: Callable[[dict[str, Any]], SpawnedService],
     publisher: Callable[..., Publisher],
 ) -> None:
     import shutil
@@ -263,7 +192,7 @@ def test_hostile_artifacts_on_sighup_keep_the_old_models_scoring(
 
     det = tmp_path / "det"
     shutil.copytree(artifacts["det"], det)
-    svc = service(service_config_dict(mosquitto, {**artifacts, "det": det}, unique_prefix, unit_names=("R1",)))
+    svc = spawned(service_config_dict(mosquitto, {**artifacts, "det": det}, unique_prefix, unit_names=("R1",)))
     svc.start()
     assert svc.proc is not None
     pub = publisher()
@@ -309,7 +238,7 @@ def test_kill_9_loses_no_acknowledged_reading_and_scores_what_the_killed_process
     mosquitto: Broker,
     artifacts: dict[str, Path],
     unique_prefix: str,
-    service: Callable[[dict[str, Any]], Service],
+    spawned: Callable[[dict[str, Any]], SpawnedService],
     mqtt_recorder: Callable[..., Any],
     publisher: Callable[..., Publisher],
 ) -> None:
@@ -319,7 +248,7 @@ def test_kill_9_loses_no_acknowledged_reading_and_scores_what_the_killed_process
     config = service_config_dict(mosquitto, artifacts, unique_prefix, unit_names=("R1",))
     config["scheduler"] |= {"max_batch": 4096, "max_delay_ms": 5000}
     config["state"] = {"dir": str(tmp_path / "state")}
-    svc = service(config)
+    svc = spawned(config)
     svc.start()
     t0 = epoch_base()
     rows = normal_rows(320, seed=5)
@@ -346,7 +275,7 @@ def test_sighup_to_a_model_scoring_inf_on_live_windows_is_rolled_back(
     mosquitto: Broker,
     artifacts: dict[str, Path],
     unique_prefix: str,
-    service: Callable[[dict[str, Any]], Service],
+    spawned: Callable[[dict[str, Any]], SpawnedService],
     publisher: Callable[..., Publisher],
 ) -> None:
     """`plantwatch run`, SIGHUP to an artifact that passes the load-time probe and scores inf on real windows: the
@@ -357,7 +286,7 @@ def test_sighup_to_a_model_scoring_inf_on_live_windows_is_rolled_back(
 
     det = tmp_path / "det"
     shutil.copytree(artifacts["det"], det)
-    svc = service(service_config_dict(mosquitto, {**artifacts, "det": det}, unique_prefix, unit_names=("R1",)))
+    svc = spawned(service_config_dict(mosquitto, {**artifacts, "det": det}, unique_prefix, unit_names=("R1",)))
     svc.start()
     assert svc.proc is not None
     pub = publisher()

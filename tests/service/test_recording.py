@@ -21,7 +21,7 @@ from monitor.config import ConfigError, PlantwatchConfig, load_config
 from monitor.recording import recorded_files
 from monitor.result_files import read_alerts, read_scores
 from monitor.wire.csvfile import read_table
-from tests.conftest import Broker, wait_until
+from tests.kit import Broker, SpawnedService, wait_until
 from tests.service.conftest import (
     SENSORS,
     WINDOW,
@@ -31,7 +31,6 @@ from tests.service.conftest import (
     service_config_dict,
     with_fault,
 )
-from tests.service.test_process import Service
 
 KINDS = ("rows", "scores", "alerts")
 
@@ -222,32 +221,12 @@ def test_a_full_recording_queue_drops_rows_and_counts_them(
     np.testing.assert_array_equal(values, sent[: len(ts)])
 
 
-@pytest.fixture
-def spawned(tmp_path: Path) -> Iterator[Callable[[dict[str, Any]], Service]]:
-    made: list[Service] = []
-
-    def make(config: dict[str, Any]) -> Service:
-        workdir = tmp_path / f"svc{len(made)}"
-        workdir.mkdir()
-        svc = Service(config, workdir)
-        made.append(svc)
-        return svc
-
-    try:
-        yield make
-    finally:
-        for svc in made:
-            if svc.proc is not None:
-                svc.proc.kill()
-                svc.proc.wait(timeout=10)
-
-
 def test_kill_9_loses_at_most_the_unflushed_tail_and_leaves_files_the_reader_takes(
     tmp_path: Path,
     mosquitto: Broker,
     artifacts: dict[str, Path],
     unique_prefix: str,
-    spawned: Callable[[dict[str, Any]], Service],
+    spawned: Callable[[dict[str, Any]], SpawnedService],
     publisher: Callable[..., Publisher],
 ) -> None:
     root = tmp_path / "recording"

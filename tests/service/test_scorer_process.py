@@ -15,7 +15,7 @@ from monitor.config import PlantwatchConfig
 from monitor.messages import WindowJob
 from monitor.scorer import merge_families
 from monitor.window_slots import SlotReader, SlotWriter, WindowSlots
-from tests.conftest import wait_until
+from tests.kit import wait_until
 from tests.service.conftest import Publisher, epoch_base, normal_rows
 
 

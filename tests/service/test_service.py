@@ -13,7 +13,7 @@ import pytest
 
 from monitor.app import App
 from monitor.config import PlantwatchConfig
-from tests.conftest import Broker, wait_until
+from tests.kit import Broker, scrape, wait_until
 from tests.service.conftest import (
     FAULT_SENSOR,
     SENSORS,
@@ -126,26 +126,22 @@ def test_metrics_over_http_show_what_was_published(
     pub = publisher()
     pub.rows("R1", rows, epoch_base())
     assert wait_until(lambda: scored(app) == 60 - WINDOW + 1, timeout_s=30)
-    with urllib.request.urlopen(f"http://127.0.0.1:{app.metrics_port}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    samples = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            key, _, value = line.rpartition(" ")
-            samples[key] = float(value)
-    assert samples['plantwatch_readings_received_total{unit="R1"}'] == 60
-    assert samples['plantwatch_readings_received_total{unit="R2"}'] == 0
+    samples = scrape(app.metrics_port)
+    assert samples.value("plantwatch_readings_received_total", unit="R1") == 60
+    assert samples.value("plantwatch_readings_received_total", unit="R2") == 0
     threshold = load_artifact(artifacts["det"]).threshold
-    assert samples['plantwatch_anomaly_threshold{detector="reconstruction",unit="R1"}'] == pytest.approx(threshold)
-    assert samples['plantwatch_anomaly_score{detector="reconstruction",unit="R1"}'] > 0
-    assert samples['plantwatch_windows_scored_total{detector="forecast"}'] == 60 - WINDOW
-    assert samples["plantwatch_mqtt_connected"] == 1
-    assert samples["process_resident_memory_bytes"] > 50e6
-    assert samples['plantwatch_model_info{device="cpu",kind="lstm_ae",model="det",role="detector"}'] == 1
-    assert samples['plantwatch_inference_seconds_count{model="det"}'] >= 1
+    assert samples.value("plantwatch_anomaly_threshold", detector="reconstruction", unit="R1") == pytest.approx(
+        threshold
+    )
+    assert samples.value("plantwatch_anomaly_score", detector="reconstruction", unit="R1") > 0
+    assert samples.value("plantwatch_windows_scored_total", detector="forecast") == 60 - WINDOW
+    assert samples.value("plantwatch_mqtt_connected") == 1
+    assert samples.value("process_resident_memory_bytes") > 50e6
+    assert samples.value("plantwatch_model_info", device="cpu", kind="lstm_ae", model="det", role="detector") == 1
+    assert samples.value("plantwatch_inference_seconds_count", model="det") >= 1
     if scorer == "process":  # the scorer's own process figures beside the front's, in the same scrape
-        assert samples["plantwatch_scorer_process_resident_memory_bytes"] > 20e6
-        assert len([k for k in samples if k.startswith("plantwatch_mqtt_connected")]) == 1
+        assert samples.value("plantwatch_scorer_process_resident_memory_bytes") > 20e6
+        assert len(list(samples.matching("plantwatch_mqtt_connected"))) == 1
     with urllib.request.urlopen(f"http://127.0.0.1:{app.metrics_port}/readyz", timeout=5) as response:
         assert response.status == 200
 
@@ -517,21 +513,6 @@ def test_broker_absent_at_start_then_connects(
         assert app.stop(10) == 0
 
 
-def _scrape(app: App) -> dict[str, float]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{app.metrics_port}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    samples = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            key, _, value = line.rpartition(" ")
-            samples[key] = float(value)
-    return samples
-
-
-def _total(samples: dict[str, float], name: str) -> float:
-    return sum(v for k, v in samples.items() if k == name or k.startswith(name + "{"))
-
-
 def test_a_reading_ahead_of_the_clock_costs_no_genuine_reading(
     service_config: Callable[..., PlantwatchConfig],
     run_app: Callable[[PlantwatchConfig], App],
@@ -593,20 +574,22 @@ def test_received_and_rejected_count_messages_and_add_up(
         assert wait_until(
             lambda r=reason, n=n: sample(app, "plantwatch_readings_rejected_total", reason=r) == n, timeout_s=30
         ), (reason, sample(app, "plantwatch_readings_rejected_total", reason=reason))
-    samples = _scrape(app)
-    received = _total(samples, "plantwatch_readings_received_total")
-    rejected = _total(samples, "plantwatch_readings_rejected_total")
-    assert samples['plantwatch_readings_received_total{unit="R1"}'] == received == n_good  # duplicates not received
+    samples = scrape(app.metrics_port)
+    received = samples.total("plantwatch_readings_received_total")
+    rejected = samples.total("plantwatch_readings_rejected_total")
+    assert (
+        samples.value("plantwatch_readings_received_total", unit="R1") == received == n_good
+    )  # duplicates not received
     assert rejected == sum(expected.values())
-    assert _total(samples, "plantwatch_values_rejected_total") == 0  # no message here was partly placed
+    assert samples.total("plantwatch_values_rejected_total") == 0  # no message here was partly placed
     # PlantwatchRejectionRateHigh: rejected / (received + rejected), here over increases from a fresh start (what
     # its rate()s over one window are proportional to): exactly the share of refused messages delivered.
     refused = sum(expected.values())  # 4 duplicates + 5 beyond float32 + 1 malformed
     assert rejected / (received + rejected) == refused / (n_good + refused) == 0.2
     # Nothing beyond float32 reached the buffers: no non-finite score, no scoring error, nothing new scored.
-    assert samples['plantwatch_stage_errors_total{stage="scheduler"}'] == 0
+    assert samples.value("plantwatch_stage_errors_total", stage="scheduler") == 0
     assert scored(app) == n_good - WINDOW + 1
-    assert np.isfinite(samples['plantwatch_anomaly_score{detector="forecast",unit="R1"}'])
+    assert np.isfinite(samples.value("plantwatch_anomaly_score", detector="forecast", unit="R1"))
 
 
 def test_a_fast_replay_into_a_fresh_service_is_scored_completely(
@@ -661,16 +644,16 @@ def test_a_value_outside_its_limits_is_a_counted_sensor_fault_and_no_anomaly(
     assert wait_until(
         lambda: sample(app, "plantwatch_readings_rejected_total", reason="out_of_range") == len(alone), timeout_s=30
     )
-    samples = _scrape(app)
-    assert samples['plantwatch_values_rejected_total{reason="out_of_range"}'] == len(broken)
-    assert _total(samples, "plantwatch_values_rejected_total") == len(broken)
-    received = _total(samples, "plantwatch_readings_received_total")
-    rejected = _total(samples, "plantwatch_readings_rejected_total")
-    assert samples['plantwatch_readings_received_total{unit="R1"}'] == received == n_rows
+    samples = scrape(app.metrics_port)
+    assert samples.value("plantwatch_values_rejected_total", reason="out_of_range") == len(broken)
+    assert samples.total("plantwatch_values_rejected_total") == len(broken)
+    received = samples.total("plantwatch_readings_received_total")
+    rejected = samples.total("plantwatch_readings_rejected_total")
+    assert samples.value("plantwatch_readings_received_total", unit="R1") == received == n_rows
     assert rejected == len(alone) and received + rejected == n_rows + len(alone)
     # Rows 41..59 past the hold-over, and the windows still holding one of them: skipped, never scored.
-    assert samples['plantwatch_windows_skipped_total{reason="gap"}'] == broken.stop + WINDOW - 1 - 41
-    assert samples['plantwatch_stage_errors_total{stage="scheduler"}'] == 0
+    assert samples.value("plantwatch_windows_skipped_total", reason="gap") == broken.stop + WINDOW - 1 - 41
+    assert samples.value("plantwatch_stage_errors_total", stage="scheduler") == 0
 
     sensor = [
         m.json()
@@ -687,4 +670,4 @@ def test_a_value_outside_its_limits_is_a_counted_sensor_fault_and_no_anomaly(
     assert resolved["ts"] >= t0 + broken.stop
     alerts = [m.json() for m in recorder.matching(f"{unique_prefix}/pw/alerts/R1")]
     assert [a for a in alerts if a["detector"] != "sensor"] == []  # no anomaly alert on garbage
-    assert np.isfinite(samples['plantwatch_anomaly_score{detector="forecast",unit="R1"}'])
+    assert np.isfinite(samples.value("plantwatch_anomaly_score", detector="forecast", unit="R1"))

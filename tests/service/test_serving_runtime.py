@@ -12,7 +12,7 @@ import yaml
 
 from monitor.app import App
 from monitor.config import PlantwatchConfig
-from tests.conftest import Broker, wait_until
+from tests.kit import Broker, wait_until
 from tests.service.conftest import Publisher, epoch_base, normal_rows, service_config_dict
 
 ROOT = Path(__file__).resolve().parents[2]

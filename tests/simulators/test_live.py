@@ -15,7 +15,8 @@ from monitor.cli import main as cli_main
 from simulators import LivePublisher, parse_scenario, simulate
 from simulators.broker import BrokerOptions
 from simulators.live import Row
-from tests.conftest import Broker, MqttRecorder, free_port
+from tests.conftest import MqttRecorder
+from tests.kit import Broker, free_port
 
 
 def scenario_for(unit: str, faults: list[dict[str, object]] | None = None) -> object:

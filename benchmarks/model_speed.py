@@ -1,8 +1,8 @@
-"""Model benchmark: training time at the seed's sizes, and inference windows/s (batched vs the seed's loop).
+"""Model speed: training time at the seed's sizes, and inference windows/s (batched vs the seed's loop), per kind.
 
-    .venv/bin/python benchmarks/models.py            # full run (20 epochs per model)
-    .venv/bin/python benchmarks/models.py --quick    # a smoke run (2 epochs, shorter timings)
-    .venv/bin/python benchmarks/models.py --device cuda
+    .venv/bin/python -m benchmarks.model_speed            # full run (20 epochs per model)
+    .venv/bin/python -m benchmarks.model_speed --quick    # a smoke run (2 epochs, shorter timings)
+    .venv/bin/python -m benchmarks.model_speed --device cuda
 
 Training: every model on its seed example's own synthetic data and sizes (models.synthetic.seed_signal:
 hidden sizes, layers, dropout, windows, series lengths), a fixed number of epochs (no early stop),
@@ -26,19 +26,15 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-# Run as a script, this file's directory comes first on sys.path and this file (models.py) would
-# shadow the `models` package: drop that entry before importing the package.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from models.artifacts import load_artifact  # noqa: E402
-from models.device import resolve_device  # noqa: E402
-from models.inference import LoadedModel  # noqa: E402
-from models.preprocessing import sliding_windows  # noqa: E402
-from models.synthetic import seed_signal  # noqa: E402
-from models.train import TrainConfig, train_model  # noqa: E402
+from models.artifacts import load_artifact
+from models.device import resolve_device
+from models.inference import LoadedModel
+from models.preprocessing import sliding_windows
+from models.synthetic import seed_signal
+from models.train import TrainConfig, train_model
 
 # (label, seed signal, kind override): the deeper LSTM is the seed's example 5; lstm_ae is ours,
 # trained on the BiLSTM example's data at its default sizes.

@@ -16,7 +16,7 @@ from monitor.app import App
 from monitor.config import parse_config
 from simulators import LivePublisher, parse_scenario, simulate
 from simulators.reactor import REACTOR_SENSORS
-from tests.conftest import Broker, wait_until
+from tests.kit import Broker, train_tiny, wait_until
 
 WINDOW = 16
 FAULT_START_S, FAULT_S, RUN_S = 900, 300, 1800
@@ -29,20 +29,14 @@ TRAIN_S = 4 * 3600
 @pytest.fixture(scope="session")
 def reactor_detector(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import numpy as np
-    import torch
 
-    from models.train import TrainConfig, train_model
-
-    torch.set_num_threads(1)
     # The same plant (units, seed) in normal operation during the hours before the test run.
     scenario = parse_scenario({"units": {"names": UNITS}, "spread": 0.0, "disturbances": 0.0, "seed": SEED})
     normal = simulate(scenario, TRAIN_S, seed=SEED, start_epoch=START - TRAIN_S)
     data = np.concatenate(list(normal.data))  # [U * T, S]: both units' normal rows
-    config = TrainConfig(
-        kind="lstm_ae", name="det", window=WINDOW, hidden_size=16, epochs=8, train_step=2, progress=False,
-        device="cpu", calibration="pot", target_far=1e-5,
-    )  # fmt: skip
-    return train_model(data, normal.sensors, tmp_path_factory.mktemp("reactor") / "det", config)
+    out = tmp_path_factory.mktemp("reactor") / "det"
+    sizes = {"window": WINDOW, "hidden_size": 16, "latent_size": None, "epochs": 8, "train_step": 2}  # seed latent
+    return train_tiny(data, normal.sensors, out, "lstm_ae", name="det", calibration="pot", target_far=1e-5, **sizes)
 
 
 @pytest.mark.slow
