@@ -318,6 +318,27 @@ def _raw_pairs(
     return np.concatenate(chunks) if chunks else np.zeros((0, length, filled.shape[1]), np.float32)
 
 
+def part_windows(
+    scaled: npt.NDArray[Any], usable: npt.NDArray[np.bool_], part: Part, window: int, horizon: int, step: int = 1
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32] | None]:
+    """The training windows of a split part: every block windowed on its own (so no window spans two blocks, two
+    parts, two units or a cut), only usable rows, every ``step``-th, concatenated in block order. Detectors
+    (``horizon`` 0): X [N, window, S] and None; forecasters: X and the ``horizon`` rows after each, Y [N, H, S].
+    ValueError when the part holds no window."""
+    blocks = _slices(part)
+    if horizon == 0:
+        x = np.concatenate([reconstruction_windows(scaled[b], usable[b], window, step) for b in blocks])
+        if x.shape[0] == 0:
+            raise ValueError(f"too few usable rows in a split part for window {window}")
+        return x, None
+    pairs = [forecast_pairs(scaled[b], usable[b], window, horizon) for b in blocks]
+    x = np.concatenate([p[0][::step] for p in pairs])
+    y = np.concatenate([p[1][::step] for p in pairs])
+    if x.shape[0] == 0:
+        raise ValueError(f"too few usable rows in a split part for window {window} + horizon {horizon}")
+    return np.ascontiguousarray(x), np.ascontiguousarray(y)
+
+
 def train_model(
     data: npt.ArrayLike,
     sensors: Sequence[str],
@@ -391,18 +412,8 @@ def train_model(
     scaled = scaler.transform(np.nan_to_num(filled, nan=0.0))
 
     def tensors(part: tuple[slice, ...], step: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Windows of every block of a part (each block windowed on its own), concatenated."""
-        if role == "detector":
-            x = np.concatenate([reconstruction_windows(scaled[b], usable[b], config.window, step) for b in part])
-            if x.shape[0] == 0:
-                raise ValueError(f"too few usable rows in a split part for window {config.window}")
-            return torch.from_numpy(x).to(device), None
-        pairs = [forecast_pairs(scaled[b], usable[b], config.window, horizon) for b in part]
-        x = np.concatenate([p[0][::step] for p in pairs])
-        y = np.concatenate([p[1][::step] for p in pairs])
-        if x.shape[0] == 0:
-            raise ValueError(f"too few usable rows in a split part for window {config.window} + horizon {horizon}")
-        return torch.from_numpy(x).to(device), torch.from_numpy(np.ascontiguousarray(y)).to(device)
+        x, y = part_windows(scaled, usable, part, config.window, horizon, step)
+        return torch.from_numpy(x).to(device), None if y is None else torch.from_numpy(y).to(device)
 
     train_xy = tensors(split.train, config.train_step)
     val_xy = tensors(split.validation, 1)

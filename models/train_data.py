@@ -191,7 +191,7 @@ def load_training_rows(selection: TrainingSelection) -> TrainingRows:
         alert_files = sorted(selection.data.rglob(ALERT_FILE_PATTERN))
         if alert_files and not selection.keep_alert_periods:
             exclusions.append(
-                alert_exclusion(alert_files, source=f"{selection.data} (its {len(alert_files)} alert files)")
+                alert_exclusion(alert_files, source=f"the {len(alert_files)} alert files in {selection.data}")
             )
             notes.append(
                 f"leaving out the alert episodes recorded in {selection.data} ({len(alert_files)} alerts*.jsonl "
@@ -209,7 +209,7 @@ def load_training_rows(selection: TrainingSelection) -> TrainingRows:
             removed[i] |= inside
         total = sum(per_unit.values())
         detail = ", ".join(f"{u} {n}" for u, n in per_unit.items() if n) or "none of the units trained"
-        what = f"{exclusion.kind}, {len(exclusion.periods)} periods"
+        what = f"{exclusion.kind}, {len(exclusion.periods)} period{'' if len(exclusion.periods) == 1 else 's'}"
         notes.append(f"excluded {total} rows by {exclusion.source} ({what}: {detail})")
         records.append(
             {"source": exclusion.source, "kind": exclusion.kind, "periods": len(exclusion.periods), "rows": per_unit}
