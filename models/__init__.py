@@ -7,6 +7,8 @@ Usage::
 
     # normal data [T, S] in raw units (NaN = missing), columns in sensor order, sampled every period_s
     path = train_model(data, sensors, "artifacts/r101", TrainConfig(kind="lstm_ae", window=50), period_s=1.0)
+    # a fleet: several units' rows one after the other, each kept apart (models.segments.UnitRows)
+    path = train_model(both, sensors, "artifacts/fleet", config, units=[UnitRows("R-101", n1), UnitRows("R-102", n2)])
 
     m = load_artifact(path, device="cpu", expected_sensors=sensors)   # ArtifactError (a ValueError) if refused
     r = m.infer(windows)            # windows [B, W, S] float32 raw units, rows oldest -> newest
@@ -26,19 +28,22 @@ Usage::
     s = load_for_serving(path, "cpu")   # an OnnxModel (ONNX Runtime) when the artifact has model.onnx, else torch
     s.infer(windows)                    # the same InferenceResult, within the manifest's onnx.tolerance
 
-Command line: ``plantwatch train --data FILE.csv --model KIND --out DIR`` (models/train_cli.py; the CSV is read by
+Command line: ``plantwatch train --data FILE.csv|DIR --model KIND --out DIR`` (models/train_cli.py; the rows it
+trains on, one unit or a fleet, in a time range, with exclusions, are chosen by models/train_data.py, and read by
 monitor.wire.csvfile, the one torch-free reader the backtest and the simulators share),
 ``plantwatch export-onnx DIR ...`` (models/export_cli.py: the graph for artifacts written before it).
 
 Modules: networks (nn.Modules), kinds (the kind registry and tensor shapes, no torch), preprocessing (scalers,
-missing values, interleaved splits, windows), train, calibration (quantile and peaks-over-threshold, what the data
-supports), envelope (the training data's per-sensor envelope), model_api (InferenceResult and the manifest's view
-of a model, no torch), inference (LoadedModel, torch), onnx_export (the serving graph, torch), onnx_model
-(OnnxModel, ONNX Runtime, no torch), serving (load_for_serving: which runtime), reference (the probe and the
-stored reference windows), manifest (the manifest's and weights file's checks, no torch), artifacts (writing, and
-the torch loader), artifact_io (reading an artifact's files without trusting them), hostile (a corpus of hostile
-artifacts for tests and benchmarks), device.
+missing values, interleaved splits, windows), segments (a fleet's units and cuts: the split, the pieces),
+train_data and exclusions (what `train` reads and leaves out), train, calibration (quantile and
+peaks-over-threshold, what the data supports), envelope (the training data's per-sensor envelope), model_api
+(InferenceResult and the manifest's view of a model, no torch), inference (LoadedModel, torch), onnx_export (the
+serving graph, torch), onnx_model (OnnxModel, ONNX Runtime, no torch), serving (load_for_serving: which runtime),
+reference (the probe and the stored reference windows), manifest (the manifest's and weights file's checks, no
+torch), artifacts (writing, and the torch loader), artifact_io (reading an artifact's files without trusting
+them), hostile (a corpus of hostile artifacts for tests and benchmarks), device.
 
-Torch-free: kinds, preprocessing, calibration, envelope, model_api, manifest, reference, onnx_model, serving,
-artifact_io and device import no torch (the CPU serving path; tests/models/test_onnx.py checks it).
+Torch-free: kinds, preprocessing, segments, train_data, exclusions, calibration, envelope, model_api, manifest,
+reference, onnx_model, serving, artifact_io and device import no torch (the CPU serving path;
+tests/models/test_onnx.py checks it; tests/models/test_fleet.py for train_data).
 """

@@ -338,3 +338,18 @@ def test_one_fleet_artifact_serves_two_units(
             _manifest(artifact)["threshold"]["value"],
             rel_tol=1e-5,  # scores.csv: 6 digits
         )
+
+
+def test_choosing_the_training_rows_imports_no_torch(two_units: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    labels = tmp_path / "labels.csv"
+    write_labels([Label("R-101", "bias", 0.0, 1.0)], labels)
+    code = (
+        "import sys; from pathlib import Path; from models.train_data import TrainingSelection, load_training_rows; "
+        f"rows = load_training_rows(TrainingSelection(Path({str(two_units)!r}), units=['all'], "
+        f"exclude=[Path({str(labels)!r})])); print(len(rows.units), 'torch' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["2", "False"]
