@@ -47,7 +47,8 @@ sys.path.insert(0, str(BENCH_DIR.parent))
 import numpy as np  # noqa: E402
 from prometheus_client import CollectorRegistry, generate_latest  # noqa: E402
 
-from monitor.alerts import AlertBoard, AlertPolicy  # noqa: E402
+from monitor.alerts.board import AlertBoard  # noqa: E402
+from monitor.alerts.policy import AlertPolicy  # noqa: E402
 from monitor.buffers import RingBuffers, UnitSpec  # noqa: E402
 from monitor.ingest import Parser  # noqa: E402
 from monitor.messages import MODEL_DETECTORS, Forecast, Score  # noqa: E402

@@ -38,7 +38,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from models.artifacts import load_artifact  # noqa: E402
-from models.networks import KINDS  # noqa: E402
+from models.networks import NETWORK_KINDS  # noqa: E402
 from models.onnx_model import load_onnx_artifact  # noqa: E402
 from models.preprocessing import sliding_windows  # noqa: E402
 from models.synthetic import normal_process  # noqa: E402
@@ -123,7 +123,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         paths = {}
-        for kind in KINDS:
+        for kind in NETWORK_KINDS:
             paths[kind], seconds = _train(root, kind, args.quick, data, sensors)
             section = json.loads((paths[kind] / "manifest.json").read_text())["onnx"]
             diffs = "; ".join(f"{k} {v['abs']:.1e}; {v['rel']:.1e}" for k, v in section["max_diff"].items())

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from monitor.alerts import AlertPolicy
+from monitor.alerts.policy import AlertPolicy
 from monitor.backtest import BacktestResult, run_backtest
 from monitor.config import PlantwatchConfig
 from monitor.evaluation import Evaluation, Label, PointMetrics, episodes_from_events, evaluate

@@ -47,7 +47,7 @@ from benchmarks.quality_common import (  # noqa: E402
     make_config,
     run_and_evaluate,
 )
-from monitor.alerts import AlertPolicy  # noqa: E402
+from monitor.alerts.policy import AlertPolicy  # noqa: E402
 from monitor.evaluation import Label, PointMetrics  # noqa: E402
 from monitor.wire.csvfile import CsvData, read_csv, read_table  # noqa: E402
 

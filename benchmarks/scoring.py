@@ -62,8 +62,9 @@ from models.preprocessing import fill_windows  # noqa: E402
 from models.train import TrainConfig, train_model  # noqa: E402
 from monitor.buffers import RingBuffers, UnitSpec  # noqa: E402
 from monitor.messages import Reading, WindowJob  # noqa: E402
-from monitor.scheduler import JobQueue, Scheduler, timed  # noqa: E402
+from monitor.scheduler import JobQueue, Scheduler  # noqa: E402
 from monitor.scoring import ScoringEngine, ScoringOutput, UnitModels  # noqa: E402
+from monitor.timed_models import timed  # noqa: E402
 
 WINDOW = 50
 ROWS_PER_UNIT = 8  # consecutive jobs per unit: batches cycle through them in event-time order
@@ -157,7 +158,7 @@ def ring_buffer_jobs(n_units: int) -> list[list[WindowJob]]:
 def scheduler_for(model: LoadedModel, units: list[str], max_batch: int) -> Scheduler:
     role = {"detector": "detector", "forecaster": "forecaster"}[model.role]
     specs = {u: UnitModels(sensors=SENSORS, period_s=1.0, **{role: model.name}) for u in units}  # type: ignore[arg-type]
-    # timed(): the wrapper the service scores through (histograms off here; batches padded to padded_batch sizes)
+    # timed(): the wrapper the service scores through (histograms off here; infer pads to padded_batch sizes itself)
     engine = ScoringEngine(specs, timed({model.name: model}, None))
 
     def sink(out: ScoringOutput) -> None:

@@ -1,10 +1,13 @@
-"""Reading an artifact's files without trusting them: bounded sizes, regular files only, bounded JSON, checked headers.
+"""Reading an artifact's files without trusting them: bounded sizes, regular files only, bounded JSON, checked headers;
+and writing them so that a reader never sees half a file. No torch: every kind's writer and loader use it.
 
 API:
     ArtifactError(message, reason, path)          # a refused artifact; reason in ARTIFACT_ERROR_REASONS
     read_artifact_file(directory, name, max_bytes) -> bytes
     parse_json(raw, what, directory, max_depth) -> Any
     safetensors_layout(data, name, directory) -> {tensor name: (dtype, shape)}
+    atomic_write(path, data); write_manifest(directory, manifest)   # write then rename; sorted, indented, no NaN
+    library_versions() -> {"plantwatch", "python", "numpy", "safetensors": version}   # a manifest's ``versions``
 
 ``read_artifact_file``: ``name`` must be a regular file inside ``directory`` (a symlink is followed only when its
 target resolves inside the directory: a ConfigMap-style ``..data`` link is fine, ``/etc/shadow`` is not), no larger
@@ -27,8 +30,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import platform
 import re
 import stat
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +61,48 @@ MAX_SAFETENSORS_HEADER_BYTES = 1024 * 1024
 # A header is {name: {dtype, shape, data_offsets}, "__metadata__": {...}}: depth 3.
 MAX_SAFETENSORS_HEADER_DEPTH = 4
 _DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
+
+
+MANIFEST_FILE = "manifest.json"  # models.manifest.MANIFEST_NAME (which imports this module)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write then rename, so a reader never sees half a file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_manifest(out: Path, manifest: dict[str, Any]) -> None:
+    """The manifest as every artifact writer writes it (sorted keys, indented, no NaN), atomically."""
+    text = json.dumps(manifest, sort_keys=True, indent=2, allow_nan=False) + "\n"
+    atomic_write(out / MANIFEST_FILE, text.encode("utf-8"))
+
+
+def library_versions() -> dict[str, str]:
+    """The versions a manifest records whatever the kind (the torch writer adds torch's)."""
+    import safetensors
+
+    try:
+        from importlib.metadata import version
+
+        plantwatch_version = version("plantwatch")
+    except Exception:
+        plantwatch_version = "unknown"
+    return {
+        "plantwatch": plantwatch_version,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "safetensors": safetensors.__version__,
+    }
 
 
 class ArtifactError(ValueError):

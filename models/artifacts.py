@@ -52,7 +52,9 @@ Layout (DESIGN.md "Model artifacts")::
    the threshold of the fp32 model's scores, else ArtifactError ``precision``: that precision is refused for
    that model.
 
-The torch loader does not read model.onnx: it is the CUDA path and the fallback for artifacts without one.
+The torch loader does not read model.onnx: it is the CUDA path and the fallback for artifacts without one. It loads
+network kinds only: a ``pca`` artifact (no network) is refused here (``invalid_manifest``) and loaded by
+models/pca_artifact.py, which models.serving.load_for_serving calls for it.
 Any failure raises ``ArtifactError``; an unexpected exception inside the loader (MemoryError, a torch error)
 is turned into one too (reason ``corrupt``), so a caller that catches ``ArtifactError`` survives any artifact.
 """
@@ -60,11 +62,7 @@ is turned into one too (reason ``corrupt``), so a caller that catches ``Artifact
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
-import os
-import platform
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -73,9 +71,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.artifact_io import ARTIFACT_ERROR_REASONS, ArtifactError
+from models.artifact_io import ARTIFACT_ERROR_REASONS, ArtifactError, atomic_write, library_versions, write_manifest
 from models.device import resolve_device
 from models.inference import PRECISIONS, InferenceResult, LoadedModel
+from models.kinds import KINDS
 from models.manifest import (
     FORMAT_VERSION,
     LIMITS,
@@ -120,6 +119,7 @@ __all__ = [
     "probe_windows",
     "read_reference",
     "save_artifact",
+    "write_manifest",
 ]
 
 # A reduced precision's scores on the reference windows may differ from fp32's by at most this share of the
@@ -132,36 +132,7 @@ PRECISION_TOLERANCE = 0.02
 
 
 def _versions() -> dict[str, str]:
-    import safetensors
-
-    try:
-        from importlib.metadata import version
-
-        plantwatch_version = version("plantwatch")
-    except Exception:
-        plantwatch_version = "unknown"
-    return {
-        "plantwatch": plantwatch_version,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "safetensors": safetensors.__version__,
-    }
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write then rename, so a reader never sees half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    return {**library_versions(), "torch": torch.__version__}
 
 
 def weights_bytes(module: nn.Module) -> bytes:
@@ -172,12 +143,6 @@ def weights_bytes(module: nn.Module) -> bytes:
         name: tensor.detach().to("cpu", torch.float32).contiguous() for name, tensor in module.state_dict().items()
     }
     return save(state)
-
-
-def write_manifest(out: Path, manifest: dict[str, Any]) -> None:
-    """The manifest as save_artifact writes it (sorted keys, indented, no NaN), atomically."""
-    text = json.dumps(manifest, sort_keys=True, indent=2, allow_nan=False) + "\n"
-    atomic_write(out / MANIFEST_NAME, text.encode("utf-8"))
 
 
 def save_artifact(
@@ -319,6 +284,13 @@ def _load(
     precision: str,
 ) -> LoadedModel:
     manifest, scaler = load_checked_manifest(directory, expected_sensors)
+    if not KINDS[manifest["kind"]].network:
+        raise ArtifactError(
+            f"kind {manifest['kind']!r} has no network for torch to load: models.serving.load_for_serving serves it "
+            "(numpy, models/pca_artifact.py)",
+            "invalid_manifest",
+            directory,
+        )
     expected = _expected_state(manifest, max_weights_bytes, directory)
     state = _read_weights(manifest, directory, expected, max_weights_bytes)
     module = _build(manifest)  # bounded now: the same tensors as the weights just read

@@ -4,7 +4,7 @@
 API (no torch)::
 
     exclusion = read_exclusion("labels.csv")             # or an alerts.jsonl; -> Exclusion (CsvError / ValueError)
-    exclusion = alert_exclusion([a.jsonl, b.jsonl], source="rec/")   # a recording's alert files, read together
+    exclusion = alert_exclusion([a, b], source="rec/", whole_lines=True)   # a recording's alert files, together
     mask = exclusion.mask(timestamps, unit)               # [T] bool: rows of ``unit`` inside one of its periods
 
 Label CSV (monitor.wire.labels): each label is a period ``[start, end]`` of its unit, both ends included.
@@ -79,15 +79,16 @@ def read_exclusion(path: str | Path) -> Exclusion:
     return Exclusion(str(file), "labels", tuple(Period(lab.unit, lab.start, lab.end) for lab in labels))
 
 
-def alert_exclusion(paths: Sequence[Path], source: str) -> Exclusion:
-    """The alert episodes of ``paths`` read together (one episode's events may lie in several files)."""
+def alert_exclusion(paths: Sequence[Path], source: str, whole_lines: bool = False) -> Exclusion:
+    """The alert episodes of ``paths`` read together (one episode's events may lie in several files); ``whole_lines``:
+    a last line without its newline is ignored (a recording's file being written)."""
     from monitor.result_files import read_alerts  # the one reader of alerts.jsonl (monitor.alerts' payload)
 
     started: dict[str, tuple[str, float]] = {}
     resolved: dict[str, float] = {}
     for path in paths:
         try:
-            events = read_alerts(path)
+            events = read_alerts(path, whole_lines=whole_lines)
         except OSError as exc:
             raise CsvError(f"cannot read {path}: {exc.strerror or exc}") from None
         except UnicodeDecodeError as exc:

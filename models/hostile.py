@@ -35,526 +35,75 @@ of the wrong count, a graph or reference named with a path or another suffix, sy
 FIFO, a directory, a sparse huge file, missing; a tolerance too wide to check anything; a scaler edited after the
 export; and overflowing_off_the_mean with its graph re-exported (the reference windows catch it). The torch loader
 refuses the ones that are in the manifest's fields and loads the others.
+
+Modules: this one holds the case table (name -> expected reason, how the case is made) and builds the cases; the
+edits that make them are models.hostile_edits (manifest, weights file, files) and models.hostile_onnx_edits
+(model.onnx, its reference windows, the graph re-exported). A new kind's cases are new lines of the table here.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 import shutil
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-MANIFEST = "manifest.json"
-WEIGHTS = "weights.safetensors"
-ONNX = "model.onnx"
-REFERENCE = "reference.safetensors"
-
-Case = Callable[[Path], None]  # edits a fresh copy of the good artifact in place
-
-
-def _load_manifest(d: Path) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((d / MANIFEST).read_text())
-    return data
-
-
-def _write_manifest(d: Path, manifest: dict[str, Any]) -> None:
-    (d / MANIFEST).write_text(json.dumps(manifest, indent=2))
-
-
-def _edit(**changes: Any) -> Case:
-    """Top-level manifest fields replaced (a value of ``...`` deletes the field)."""
-
-    def apply(d: Path) -> None:
-        manifest = _load_manifest(d)
-        for key, value in changes.items():
-            if value is ...:
-                manifest.pop(key, None)
-            else:
-                manifest[key] = value
-        _write_manifest(d, manifest)
-
-    return apply
-
-
-def _edit_in(section: str, **changes: Any) -> Case:
-    """Fields of one manifest section (``hyperparameters``, ``threshold``) replaced."""
-
-    def apply(d: Path) -> None:
-        manifest = _load_manifest(d)
-        manifest[section] = {**manifest[section], **changes}
-        _write_manifest(d, manifest)
-
-    return apply
-
-
-def _manifest_text(text: str | bytes) -> Case:
-    def apply(d: Path) -> None:
-        (d / MANIFEST).write_bytes(text.encode() if isinstance(text, str) else text)
-
-    return apply
-
-
-def _replace_in_manifest(field: str, literal: str) -> Case:
-    """``"field": <its number>`` written as ``literal`` (NaN, 1e400: what json.dumps will not write)."""
-
-    def apply(d: Path) -> None:
-        manifest = _load_manifest(d)
-        section, key = field.split(".")
-        manifest[section][key] = "__HOSTILE__"
-        (d / MANIFEST).write_text(json.dumps(manifest, indent=2).replace('"__HOSTILE__"', literal))
-
-    return apply
-
-
-def _envelope_stat(stat: str, literal: str) -> Case:
-    """The first sensor's envelope statistic ``stat`` written as the JSON text ``literal``."""
-
-    def apply(d: Path) -> None:
-        manifest = _load_manifest(d)
-        first = manifest["sensors"][0]
-        manifest["envelope"]["sensors"][first][stat] = "__HOSTILE__"
-        (d / MANIFEST).write_text(json.dumps(manifest, indent=2).replace('"__HOSTILE__"', literal))
-
-    return apply
-
-
-def _sparse(name: str, size_of: Callable[[], int]) -> Case:
-    """``name`` replaced by a sparse file of ``size_of()`` bytes: huge on paper, no disk used."""
-
-    def apply(d: Path) -> None:
-        path = d / name
-        path.unlink()
-        with path.open("wb") as handle:
-            handle.truncate(size_of())
-
-    return apply
-
-
-def _split(data: bytes) -> tuple[dict[str, Any], bytes]:
-    length = int.from_bytes(data[:8], "little")
-    header: dict[str, Any] = json.loads(data[8 : 8 + length])
-    return header, data[8 + length :]
-
-
-def _join(header: dict[str, Any], buffer: bytes) -> bytes:
-    text = json.dumps(header).encode()
-    return len(text).to_bytes(8, "little") + text + buffer
-
-
-def _set_weights(d: Path, data: bytes) -> None:
-    """New weight bytes, with the manifest's sha256 and size made to match (the checksum is not what is tested)."""
-    (d / WEIGHTS).write_bytes(data)
-    manifest = _load_manifest(d)
-    manifest["weights"] = {**manifest["weights"], "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
-    _write_manifest(d, manifest)
-
-
-def _weights_bytes(edit: Callable[[bytes], bytes]) -> Case:
-    def apply(d: Path) -> None:
-        _set_weights(d, edit((d / WEIGHTS).read_bytes()))
-
-    return apply
-
-
-def _weights_header(edit: Callable[[dict[str, Any]], None]) -> Case:
-    """The safetensors header edited (the first tensor's entry is ``header[first]``), the buffer kept."""
-
-    def apply(d: Path) -> None:
-        header, buffer = _split((d / WEIGHTS).read_bytes())
-        edit(header)
-        _set_weights(d, _join(header, buffer))
-
-    return apply
-
-
-def _first_tensor(header: dict[str, Any]) -> dict[str, Any]:
-    name = next(n for n in header if n != "__metadata__")
-    entry: dict[str, Any] = header[name]
-    return entry
-
-
-def _offsets_beyond(header: dict[str, Any]) -> None:
-    _first_tensor(header)["data_offsets"] = [0, 2**40]
-
-
-def _dtype_f16(header: dict[str, Any]) -> None:
-    _first_tensor(header)["dtype"] = "F16"  # same bytes: the range is now twice as long as the shape says
-
-
-def _all_from_zero(header: dict[str, Any]) -> None:
-    """Every tensor's range moved to start at byte 0: the right lengths, all overlapping."""
-    for name, entry in header.items():
-        if name != "__metadata__":
-            begin, end = entry["data_offsets"]
-            entry["data_offsets"] = [0, end - begin]
-
-
-def _transpose_first(header: dict[str, Any]) -> None:
-    entry = next(e for n, e in header.items() if n != "__metadata__" and len(e["shape"]) == 2)
-    entry["shape"] = entry["shape"][::-1]
-
-
-def _tensors(edit: Callable[[dict[str, Any]], None]) -> Case:
-    """The state dict edited as torch tensors, then written as a valid safetensors file."""
-
-    def apply(d: Path) -> None:
-        from safetensors.torch import load, save
-
-        state = dict(load((d / WEIGHTS).read_bytes()))
-        edit(state)
-        _set_weights(d, save(state))
-
-    return apply
-
-
-def _fill_first(value: float) -> Callable[[dict[str, Any]], None]:
-    def edit(state: dict[str, Any]) -> None:
-        name = sorted(state)[0]
-        tensor = state[name].clone()
-        tensor.view(-1)[0] = value
-        state[name] = tensor
-
-    return edit
-
-
-def _all_values(value: float) -> Callable[[dict[str, Any]], None]:
-    def edit(state: dict[str, Any]) -> None:
-        for name, tensor in state.items():
-            state[name] = tensor.clone().fill_(value)
-
-    return edit
-
-
-def _as_float64(state: dict[str, Any]) -> None:
-    import torch
-
-    for name, tensor in state.items():
-        state[name] = tensor.to(torch.float64)
-
-
-def _extra_tensor(state: dict[str, Any]) -> None:
-    import torch
-
-    state["extra.weight"] = torch.zeros(4, 4)
-
-
-def _drop_tensor(state: dict[str, Any]) -> None:
-    del state[sorted(state)[0]]
-
-
-def _outside(d: Path) -> Path:
-    """A directory beside the case's, holding what its symlinks point at (the good files, to show that even a
-    valid file is refused when it lies outside the artifact directory)."""
-    outside = d.parent / f"{d.name}.outside"
-    outside.mkdir(exist_ok=True)
-    return outside
-
-
-def _symlink_outside(name: str) -> Case:
-    def apply(d: Path) -> None:
-        target = _outside(d) / name
-        shutil.copyfile(d / name, target)
-        (d / name).unlink()
-        (d / name).symlink_to(target)
-
-    return apply
-
-
-def _as_directory(name: str) -> Case:
-    def apply(d: Path) -> None:
-        (d / name).unlink()
-        (d / name).mkdir()
-
-    return apply
-
-
-def _as_fifo(name: str) -> Case:
-    def apply(d: Path) -> None:
-        (d / name).unlink()
-        os.mkfifo(d / name)
-
-    return apply
-
-
-def _symlink(name: str, target: str) -> Case:
-    def apply(d: Path) -> None:
-        (d / name).unlink()
-        (d / name).symlink_to(target)
-
-    return apply
-
-
-def _flip_last_byte(d: Path) -> None:
-    data = bytearray((d / WEIGHTS).read_bytes())
-    data[-1] ^= 0xFF
-    (d / WEIGHTS).write_bytes(bytes(data))
-
-
-def _pickle_weights(d: Path) -> None:
-    import pickle
-
-    payload = pickle.dumps({"not": "weights"})
-    (d / "model.pt").write_bytes(payload)
-    manifest = _load_manifest(d)
-    manifest["weights"] = {"file": "model.pt", "sha256": hashlib.sha256(payload).hexdigest()}
-    _write_manifest(d, manifest)
-
-
-def _nested_field(d: Path) -> None:
-    manifest = _load_manifest(d)
-    manifest["training"] = {"figures": json.loads("[" * 60 + "]" * 60)}
-    _write_manifest(d, manifest)
-
-
-def _max_manifest_bytes() -> int:
-    from models.artifacts import MAX_MANIFEST_BYTES
-
-    return MAX_MANIFEST_BYTES + 1
-
-
-def _max_weights_bytes() -> int:
-    from models.artifacts import MAX_WEIGHTS_BYTES
-
-    return MAX_WEIGHTS_BYTES + 1
-
-
-def _sensors(n: int) -> Case:
-    def apply(d: Path) -> None:
-        manifest = _load_manifest(d)
-        manifest["sensors"] = [f"x{i}" for i in range(n)]
-        _write_manifest(d, manifest)
-
-    return apply
-
-
-def _duplicate_sensor(d: Path) -> None:
-    manifest = _load_manifest(d)
-    manifest["sensors"] = [manifest["sensors"][0]] * len(manifest["sensors"])
-    _write_manifest(d, manifest)
-
-
-def _scaler(**changes: Callable[[list[float]], list[float]]) -> Case:
-    def apply(d: Path) -> None:
-        manifest = _load_manifest(d)
-        for key, change in changes.items():
-            manifest["scaler"][key] = change(manifest["scaler"][key])
-        _write_manifest(d, manifest)
-
-    return apply
-
-
-def _score_steps_over_window(d: Path) -> None:
-    manifest = _load_manifest(d)
-    manifest["score"] = {**manifest.get("score", {}), "steps": manifest["window"] + 1}
-    _write_manifest(d, manifest)
-
-
-def _envelope_min_above_max(d: Path) -> None:
-    manifest = _load_manifest(d)
-    stats = manifest["envelope"]["sensors"][manifest["sensors"][0]]
-    stats["min"], stats["max"] = stats["max"] + 1.0, stats["min"]
-    _write_manifest(d, manifest)
-
-
-def without_onnx(d: str | Path) -> Path:
-    """The artifact at ``d`` turned into one from before the ONNX export: no model.onnx, no reference, no manifest
-    section (what `plantwatch export-onnx` upgrades; served by torch with a warning). Returns ``d``."""
-    d = Path(d)
-    for name in (ONNX, REFERENCE):
-        (d / name).unlink(missing_ok=True)
-    manifest = _load_manifest(d)
-    manifest.pop("onnx", None)
-    _write_manifest(d, manifest)
-    return d
-
-
-def _reexport(d: Path) -> None:
-    """model.onnx exported again from the case's weights and scaler (unverified: they are meant to overflow), with
-    its sha256 and ``exported_from`` in the manifest; nothing when the artifact has no graph."""
-    manifest = _load_manifest(d)
-    if "onnx" not in manifest:
-        return
-    from safetensors.torch import load
-
-    from models.inference import LoadedModel
-    from models.manifest import exported_from
-    from models.networks import build_model
-    from models.onnx_export import export_graph
-    from models.preprocessing import Scaler
-
-    module = build_model(
-        manifest["kind"],
-        len(manifest["sensors"]),
-        manifest["window"],
-        manifest["horizon"],
-        **manifest["hyperparameters"],
-    )
-    module.load_state_dict(load((d / WEIGHTS).read_bytes()))
-    import torch
-
-    model = LoadedModel(module, manifest, Scaler.from_dict(manifest["scaler"]), torch.device("cpu"))
-    graph = export_graph(model)
-    (d / ONNX).write_bytes(graph)
-    manifest["onnx"] = {
-        **manifest["onnx"],
-        "sha256": hashlib.sha256(graph).hexdigest(),
-        "bytes": len(graph),
-        "exported_from": exported_from(manifest),
-    }
-    _write_manifest(d, manifest)
-
-
-def _and_reexport(case: Case) -> Case:
-    def apply(d: Path) -> None:
-        case(d)
-        _reexport(d)
-
-    return apply
-
-
-def _set_file(name: str, section: str | None = None) -> Callable[[Path, bytes], None]:
-    """Writes new bytes as ``name`` with the sha256 and size in the manifest's onnx section (or its reference)."""
-
-    def write(d: Path, data: bytes) -> None:
-        (d / name).write_bytes(data)
-        manifest = _load_manifest(d)
-        entry = manifest["onnx"] if section is None else manifest["onnx"][section]
-        entry.update({"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)})
-        _write_manifest(d, manifest)
-
-    return write
-
-
-_set_graph = _set_file(ONNX)
-_set_reference = _set_file(REFERENCE, "reference")
-
-
-def _graph_bytes(edit: Callable[[bytes], bytes]) -> Case:
-    def apply(d: Path) -> None:
-        _set_graph(d, edit((d / ONNX).read_bytes()))
-
-    return apply
-
-
-def _flip_graph_byte(d: Path) -> None:
-    data = bytearray((d / ONNX).read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    (d / ONNX).write_bytes(bytes(data))
-
-
-def _torch_model(d: Path, **manifest_changes: Any) -> Any:
-    """The artifact's torch model (loaded without checks: the good artifact's), its manifest changed."""
-    from models.artifacts import load_artifact
-
-    good = load_artifact(d)
-    from models.inference import LoadedModel
-
-    return LoadedModel(good.module, {**good.manifest, **manifest_changes}, good.scaler, good.device)
-
-
-def _graph_of_another_window(d: Path) -> None:
-    """A real graph of the same model for windows one row longer, under a matching sha256."""
-    from models.onnx_export import export_graph
-
-    manifest = _load_manifest(d)
-    window = manifest["window"] + 1
-    _set_graph(d, export_graph(_torch_model(d, window=window, score={**manifest.get("score", {}), "steps": window})))
-
-
-def _graph_of_other_weights(d: Path) -> None:
-    """A graph of the same architecture with every weight moved, under a matching sha256 (exported_from kept: the
-    manifest claims the old weights). Only the reference windows can tell."""
-    import torch
-
-    from models.onnx_export import export_graph
-
-    model = _torch_model(d)
-    with torch.no_grad():
-        for parameter in model.module.parameters():
-            parameter.mul_(1.5)
-    _set_graph(d, export_graph(model))
-
-
-def _reference_outputs_scaled(d: Path) -> None:
-    from safetensors.numpy import load, save
-
-    tensors = dict(load((d / REFERENCE).read_bytes()))
-    for name in ("sensor_errors", "forecasts"):
-        if name in tensors:
-            tensors[name] = tensors[name] * 1.01 + 0.01
-    _set_reference(d, save(tensors))
-
-
-def _reference_fewer_windows(d: Path) -> None:
-    from safetensors.numpy import load, save
-
-    tensors = dict(load((d / REFERENCE).read_bytes()))
-    _set_reference(d, save({name: array[:-1] for name, array in tensors.items()}))
-
-
-def _onnx_edit(**changes: Any) -> Case:
-    """Fields of the manifest's onnx section replaced."""
-
-    def apply(d: Path) -> None:
-        manifest = _load_manifest(d)
-        manifest["onnx"] = {**manifest["onnx"], **changes}
-        _write_manifest(d, manifest)
-
-    return apply
-
-
-def _reference_edit(**changes: Any) -> Case:
-    def apply(d: Path) -> None:
-        manifest = _load_manifest(d)
-        manifest["onnx"]["reference"] = {**manifest["onnx"]["reference"], **changes}
-        _write_manifest(d, manifest)
-
-    return apply
-
-
-def _tolerance_huge(d: Path) -> None:
-    manifest = _load_manifest(d)
-    for entry in manifest["onnx"]["tolerance"].values():
-        entry["abs"] = 1e6
-    _write_manifest(d, manifest)
-
-
-def _scaler_nudged(d: Path) -> None:
-    """A valid scaler, 1 % off the one the graph folds in (a manifest edited after the export)."""
-    manifest = _load_manifest(d)
-    manifest["scaler"]["scale"] = [v * 1.01 for v in manifest["scaler"]["scale"]]
-    _write_manifest(d, manifest)
-
-
-def _score_steps_fewer(d: Path) -> None:
-    """score.steps one less than the graph averages (a valid manifest: the torch loader takes it)."""
-    manifest = _load_manifest(d)
-    manifest["score"] = {**manifest.get("score", {}), "steps": max(manifest["window"] - 1, 1)}
-    _write_manifest(d, manifest)
-
-
-def _off_the_mean_reexported(d: Path) -> None:
-    _off_the_mean(d)
-    _reexport(d)
-
-
-def _max_onnx_bytes(d: Path) -> int:
-    from models.manifest import MAX_WEIGHTS_BYTES, expected_weight_shapes
-    from models.onnx_model import max_onnx_bytes
-
-    manifest = _load_manifest(d)
-    return max_onnx_bytes(manifest, expected_weight_shapes(manifest, MAX_WEIGHTS_BYTES, d)) + 1
-
-
-def _sparse_onnx(d: Path) -> None:
-    size = _max_onnx_bytes(d)
-    (d / ONNX).unlink()
-    with (d / ONNX).open("wb") as handle:
-        handle.truncate(size)
-
+from models.hostile_edits import (
+    MANIFEST,
+    ONNX,
+    REFERENCE,
+    WEIGHTS,
+    Case,
+    _all_from_zero,
+    _all_values,
+    _as_directory,
+    _as_fifo,
+    _as_float64,
+    _drop_tensor,
+    _dtype_f16,
+    _duplicate_sensor,
+    _edit,
+    _edit_in,
+    _envelope_min_above_max,
+    _envelope_stat,
+    _extra_tensor,
+    _fill_first,
+    _flip_last_byte,
+    _load_manifest,
+    _manifest_text,
+    _max_manifest_bytes,
+    _max_weights_bytes,
+    _nested_field,
+    _off_the_mean,
+    _offsets_beyond,
+    _pickle_weights,
+    _replace_in_manifest,
+    _scaler,
+    _score_steps_over_window,
+    _sensors,
+    _sparse,
+    _symlink,
+    _symlink_outside,
+    _tensors,
+    _transpose_first,
+    _weights_bytes,
+    _weights_header,
+    _write_manifest,
+)
+from models.hostile_onnx_edits import (
+    _and_reexport,
+    _flip_graph_byte,
+    _graph_bytes,
+    _graph_of_another_window,
+    _graph_of_other_weights,
+    _off_the_mean_reexported,
+    _onnx_edit,
+    _reference_edit,
+    _reference_fewer_windows,
+    _reference_outputs_scaled,
+    _scaler_nudged,
+    _score_steps_fewer,
+    _sparse_onnx,
+    _tolerance_huge,
+)
 
 # name -> (the ArtifactError.reason both loaders give, how the case is made from a copy of the good artifact)
 _CASES: dict[str, tuple[str, Case]] = {
@@ -723,14 +272,16 @@ def hostile_artifacts(tmpdir: str | Path, good_artifact_dir: str | Path) -> list
     return [(name, build_case(name, good_artifact_dir, root / name)) for name in CASE_NAMES]
 
 
-def _off_the_mean(target: Path) -> None:
-    manifest = _load_manifest(target)
-    sensor = manifest["sensors"][0]
-    mean = (manifest.get("envelope") or {}).get("sensors", {}).get(sensor, {}).get("mean")
-    if mean is not None:
-        manifest["scaler"]["offset"][0] = mean
-    manifest["scaler"]["scale"][0] = 1e-30
-    _write_manifest(target, manifest)
+def without_onnx(d: str | Path) -> Path:
+    """The artifact at ``d`` turned into one from before the ONNX export: no model.onnx, no reference, no manifest
+    section (what `plantwatch export-onnx` upgrades; served by torch with a warning). Returns ``d``."""
+    d = Path(d)
+    for name in (ONNX, REFERENCE):
+        (d / name).unlink(missing_ok=True)
+    manifest = _load_manifest(d)
+    manifest.pop("onnx", None)
+    _write_manifest(d, manifest)
+    return d
 
 
 def overflowing_off_the_mean(good_artifact_dir: str | Path, target_dir: str | Path) -> Path:

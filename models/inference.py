@@ -3,8 +3,8 @@
 ``LoadedModel`` wraps a trained module with its scaler and manifest. It is what
 ``models.artifacts.load_artifact`` returns, and what training uses to calibrate, so the
 threshold is computed by exactly the code that applies it. Its torch-free twin for CPU serving is
-models.onnx_model.OnnxModel (the same interface, models.model_api.ModelBase, scoring the graph exported at
-training time); both apply the same pre- and post-processing.
+models.onnx_model.OnnxModel (the same contract, models.model_api.ScoringModel and ModelBase, scoring the graph
+exported at training time); both apply the same pre- and post-processing and pad a batch the same way.
 
 Scores (both in units of the training split's scale, so sensors are comparable):
 
@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from models.device import resolve_device
-from models.model_api import F32, InferenceResult, ModelBase, detector_result, forecaster_result
+from models.model_api import F32, InferenceResult, ModelBase, detector_result, forecaster_result, padded_infer
 from models.preprocessing import Scaler, fill_windows
 
 __all__ = ["MAX_CHUNK", "PRECISIONS", "InferenceResult", "LoadedModel"]
@@ -82,8 +82,11 @@ class LoadedModel(ModelBase):
         return LoadedModel(copy.deepcopy(self.module), self.manifest, self.scaler, self.device, precision)
 
     def infer(self, windows: npt.ArrayLike) -> InferenceResult:
-        """Score raw windows [B, W, S] (float32, raw units, rows oldest -> newest, sensors in ``sensors`` order)."""
-        raw = self.check_windows(windows)
+        """Score raw windows [B, W, S] (float32, raw units, rows oldest -> newest, sensors in ``sensors`` order),
+        at a padded batch size (models.model_api.padded_infer: oneDNN keeps a kernel per batch shape)."""
+        return padded_infer(self._infer, self.check_windows(windows))
+
+    def _infer(self, raw: F32) -> InferenceResult:
         filled = fill_windows(raw)
         # [B, S]: a sensor with no value anywhere in the window
         missing = np.asarray(~np.isfinite(filled).all(axis=1), dtype=bool)

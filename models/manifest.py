@@ -25,7 +25,8 @@ The checks, in the order the loaders run them (models/artifacts.py's module docs
    torch loader builds the architecture on the meta device instead), their total size within ``max_bytes``;
 5. the weights file: named ``*.safetensors``, a regular file inside the directory, at most ``max_bytes`` (decided
    from its size before it is read), its sha256 the manifest's, its header consistent (offsets, lengths, dtypes)
-   and naming exactly the expected float32 tensors and shapes, every value finite.
+   and naming exactly the expected tensors and shapes in the kind's dtype (float32; the pca's float64,
+   models.kinds.KindSpec.weights_dtype), every value finite.
 
 The ``onnx`` section (written by models/onnx_export.py) names ``model.onnx`` and ``reference.safetensors``
 (file, sha256, bytes each), the opset and exporter, ``exported_from`` (the weights' sha256, the scaler's sha256
@@ -79,6 +80,7 @@ LIMITS: dict[str, tuple[float, float]] = {
     "hidden_size": (1, 2048),
     "num_layers": (1, 16),
     "latent_size": (1, 1024),
+    "n_components": (1, 1024),  # pca: principal components kept, at most one per sensor
     "dropout": (0.0, 0.99),  # a probability; 1.0 would zero every activation in training
     # (window + horizon) x hidden_size x num_layers x directions: the activations of one window in one forward.
     # 2**20 floats = 4 MiB a window, 1 GiB for a 256-window batch; the seed's largest model needs ~50,000.
@@ -96,6 +98,7 @@ _INTEGER_LIMITS = (
     "hidden_size",
     "num_layers",
     "latent_size",
+    "n_components",
     "onnx.opset",
     "onnx.reference.windows",
 )
@@ -234,6 +237,8 @@ def _validate_hyperparameters(kind: str, hyper: dict[str, Any], steps: int, dire
     params = {**allowed, **hyper}
     for key, value in params.items():
         _within(key, value, directory, field=f"hyperparameters.{key}")
+    if not KINDS[kind].network:  # pca: a window costs steps x sensors x components, each bounded above
+        return
     directions = 2 if kind == "bilstm" else 1
     activations = steps * params["hidden_size"] * params["num_layers"] * directions
     _within("activations", activations, directory, field="(window + horizon) x hidden_size x num_layers x directions")
@@ -382,12 +387,18 @@ def load_checked_manifest(directory: Path, expected_sensors: Sequence[str] | Non
     return manifest, scaler
 
 
-def weights_bytes_bound(shapes: dict[str, tuple[int, ...]], max_bytes: int, directory: Path) -> None:
-    """The float32 weights ``shapes`` describe fit in ``max_bytes`` (too_large otherwise)."""
-    size = 4 * sum(math.prod(shape) for shape in shapes.values())
+DTYPE_NAMES = {"F32": "float32", "F64": "float64"}  # the weights dtypes a kind may have (KindSpec.weights_dtype)
+DTYPE_BYTES = {"F32": 4, "F64": 8}
+
+
+def weights_bytes_bound(
+    shapes: dict[str, tuple[int, ...]], max_bytes: int, directory: Path, dtype: str = "F32"
+) -> None:
+    """The weights ``shapes`` describe, in ``dtype``, fit in ``max_bytes`` (too_large otherwise)."""
+    size = DTYPE_BYTES[dtype] * sum(math.prod(shape) for shape in shapes.values())
     if size > max_bytes:
         raise ArtifactError(
-            f"the hyperparameters describe {size} bytes of float32 weights, over the limit of {max_bytes}",
+            f"the hyperparameters describe {size} bytes of {DTYPE_NAMES[dtype]} weights, over the limit of {max_bytes}",
             "too_large",
             directory,
         )
@@ -400,7 +411,7 @@ def expected_weight_shapes(manifest: dict[str, Any], max_bytes: int, directory: 
         shapes = tensor_shapes(manifest["kind"], sensors, window, horizon, **manifest["hyperparameters"])
     except (TypeError, ValueError) as exc:
         raise _invalid(f"hyperparameters do not build a model: {exc}", directory) from exc
-    weights_bytes_bound(shapes, max_bytes, directory)
+    weights_bytes_bound(shapes, max_bytes, directory, KINDS[manifest["kind"]].weights_dtype)
     return shapes
 
 
@@ -447,7 +458,8 @@ def read_weights_file(
     data = read_entry_file(entry, ".safetensors", "weights file", directory, max_bytes)
     name = entry["file"]
     layout = safetensors_layout(data, name, directory)
-    problems = [f"{t}: {d}, expected F32" for t, (d, _) in layout.items() if d != "F32"]
+    dtype = KINDS[manifest["kind"]].weights_dtype
+    problems = [f"{t}: {d}, expected {dtype}" for t, (d, _) in layout.items() if d != dtype]
     problems += [f"{t}: missing" for t in expected if t not in layout]
     problems += [f"{t}: not in the architecture" for t in layout if t not in expected]
     problems += [

@@ -1,30 +1,39 @@
-"""What every scoring model shows the service, without torch: the result type and the manifest-derived attributes.
+"""The model contract, without torch: what every scoring model is to the service, and what its ``infer`` returns.
 
 API:
+    ScoringModel        # the Protocol the service's stages are typed against (monitor/scoring.py, scheduler.py,
+                        # backtest.py): name, kind, role, sensors, window, horizon, period_s, device, threshold,
+                        # resolve_level, critical_level, envelope; infer(windows), residual_score(forecast, actual),
+                        # to(device). Met by LoadedModel (torch, models/inference.py), OnnxModel (ONNX Runtime,
+                        # models/onnx_model.py) and PcaDetector (numpy, models/pca.py); tests/models/test_contract.py
+                        # checks every kind on every runtime that serves it (models.kinds.RUNTIMES)
     InferenceResult(scores, sensor_errors, forecasts, attention)   # what ``infer`` returns
-    ModelBase(manifest, scaler)    # base of LoadedModel (torch, models/inference.py) and OnnxModel (ONNX Runtime,
-                                   # models/onnx_model.py): name, kind, role, sensors, window, horizon, period_s,
-                                   # score_steps, threshold, threshold_method, has_attention, manifest, scaler, and
-                                   # from ManifestLevels calibration, resolve_level, critical_level, envelope;
-                                   # check_windows(windows), residual_score(forecast, actual)
+    ModelBase(manifest, scaler)    # the manifest's view, shared by the three: name, kind, role, sensors, window,
+                                   # horizon, period_s, score_steps, threshold, threshold_method, has_attention,
+                                   # manifest, scaler, and from ManifestLevels calibration, resolve_level,
+                                   # critical_level, envelope; check_windows(windows), residual_score(forecast, actual)
+    padded_batch(n), padded_infer(infer, windows)   # the batch sizes the networks are run at (both runtimes)
     probe_windows(model) -> [2, W, S]   # the windows a loader's probe scores: at the training mean, half a scale up
     detector_result(errors, missing), forecaster_result(forecasts, attention, missing)
-                                        # the results both runtimes build, NaN where a sensor had no value
+                                        # the results the runtimes build, NaN where a sensor had no value
 
-Both runtimes score the same way (see models/inference.py for the definition of the scores), and apply the same
-missing-value policy before and after the network: a window is filled inside itself (models.preprocessing), a
-sensor that has no value at all in it is set to 0 for the network and its outputs are NaN after it.
+Every runtime scores the same way (see models/inference.py for the definition of the scores), and applies the same
+missing-value policy before and after the model: a window is filled inside itself (models.preprocessing), a
+sensor that has no value at all in it is set to 0 for the model and its outputs are NaN after it (a detector's
+score is then NaN too: the ScoringEngine drops a NaN score and judges a model only on complete windows).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
 from models.calibration import ManifestLevels
+from models.device import ServingDevice
 from models.kinds import KINDS
 from models.preprocessing import Scaler
 
@@ -39,6 +48,93 @@ class InferenceResult:
     sensor_errors: F32 | None  # [B, S] detectors
     forecasts: F32 | None  # [B, H, S] forecasters, raw units, steps 1..H after the window's last row
     attention: F32 | None  # [B, W] attention_lstm only
+
+
+@runtime_checkable
+class ScoringModel(Protocol):
+    """What the service uses of a loaded model, whichever kind and runtime (see the module docstring).
+
+    ``infer(windows [B, W, S] raw units, rows oldest -> newest)``: detectors fill ``scores`` [B] (the mean of
+    ``sensor_errors`` [B, S]), forecasters ``forecasts`` [B, H, S] (raw units, steps 1..H after the window) and,
+    with attention, ``attention`` [B, W]. ``residual_score(forecast [B, S], actual [B, S])`` -> (score [B],
+    per-sensor [B, S]): a forecaster's score, the one ``threshold`` applies to. ``to(device)``: the model on
+    that device (a copy, or itself where the runtime has one device). ``resolve_level`` and ``critical_level``
+    are the calibrated levels an alert resolves under and turns critical at; ``envelope`` the training data's.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def role(self) -> str: ...
+
+    @property
+    def sensors(self) -> tuple[str, ...]: ...
+
+    @property
+    def window(self) -> int: ...
+
+    @property
+    def horizon(self) -> int: ...
+
+    @property
+    def period_s(self) -> float: ...
+
+    @property
+    def device(self) -> object: ...  # "cpu" or a torch.device: shown in plantwatch_model_info
+
+    @property
+    def threshold(self) -> float: ...
+
+    @property
+    def resolve_level(self) -> float: ...
+
+    @property
+    def critical_level(self) -> float: ...
+
+    @property
+    def envelope(self) -> dict[str, Any] | None: ...
+
+    def infer(self, windows: npt.ArrayLike) -> InferenceResult: ...
+
+    def residual_score(self, forecast: npt.ArrayLike, actual: npt.ArrayLike) -> tuple[F32, F32]: ...
+
+    def to(self, device: ServingDevice) -> ScoringModel: ...
+
+
+def padded_batch(n: int) -> int:
+    """The batch size ``n`` windows are scored at: the next power of two up to 32, then the next multiple of 32.
+
+    torch's CPU LSTM runs on oneDNN, which builds and caches a primitive (with its buffers) per input shape and
+    keeps it: with every batch size from 1 to max_batch turning up, the service's RSS grew by about 1 MB/s for
+    minutes (benchmarks/memory.py drift, 500 units). A few fixed sizes bound that cache and reuse its entries;
+    padding costs at most 31 windows (or a factor < 2 below 32).
+    """
+    if n <= 1:
+        return max(n, 0)
+    if n <= 32:
+        return 1 << (n - 1).bit_length()
+    return -(-n // 32) * 32
+
+
+def padded_infer(infer: Callable[[F32], InferenceResult], windows: F32) -> InferenceResult:
+    """``infer`` run on ``windows`` [B, W, S] padded to ``padded_batch(B)`` windows, its results cut back to B.
+
+    The padding repeats the last window: real data, so the padding rows cannot raise or produce a NaN of their
+    own, and each window's outputs do not depend on its batch (tests/models/test_contract.py: batched equals one
+    by one). Both network runtimes score through this; the pca's numpy needs no padding (and its optional drift
+    adaptation must see each window once).
+    """
+    n = len(windows)
+    size = padded_batch(n)
+    if size == n:
+        return infer(windows)
+    result = infer(np.concatenate((windows, np.repeat(windows[-1:], size - n, axis=0))))
+    outputs = (result.scores, result.sensor_errors, result.forecasts, result.attention)
+    return InferenceResult(*(None if out is None else out[:n] for out in outputs))
 
 
 class ModelBase(ManifestLevels):

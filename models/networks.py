@@ -20,11 +20,12 @@ import torch
 from torch import nn
 
 # The kind registry lives in models.kinds (no torch there: the serving path validates manifests with it).
-from models.kinds import DEFAULT_DETECTOR, KINDS, SEED_PRESETS, KindSpec
+from models.kinds import DEFAULT_DETECTOR, KINDS, NETWORK_KINDS, SEED_PRESETS, KindSpec
 
 __all__ = [
     "DEFAULT_DETECTOR",
     "KINDS",
+    "NETWORK_KINDS",
     "SEED_PRESETS",
     "AttentionLSTM",
     "BiLSTMReconstructor",
@@ -233,8 +234,8 @@ class LSTMAutoencoder(nn.Module):
 
 def build_model(kind: str, n_sensors: int, window: int, horizon: int, **hyperparameters: Any) -> nn.Module:
     """Make an untrained module of ``kind`` from its hyperparameters (unknown keys are an error)."""
-    if kind not in KINDS:
-        raise ValueError(f"unknown model kind {kind!r}: expected one of {', '.join(KINDS)}")
+    if kind not in NETWORK_KINDS:
+        raise ValueError(f"unknown network kind {kind!r}: expected one of {', '.join(NETWORK_KINDS)}")
     if n_sensors < 1:
         raise ValueError("a model needs at least one sensor")
     params = {**KINDS[kind].seed_hyperparameters, **hyperparameters}

@@ -3,7 +3,7 @@ torch eager before it is written (torch; the graph is then run without torch by 
 
 API:
     export_onnx(model, windows, actual, source) -> OnnxBundle   # export + verification; OnnxExportError if over
-    export_graph(model) -> bytes                                # the graph alone, unverified (models/hostile.py)
+    export_graph(model) -> bytes                                # the graph alone, unverified (the hostile corpus)
     upgrade_artifact(path) -> str                               # `plantwatch export-onnx`: an old artifact's graph
     OnnxBundle.section(manifest) -> the manifest's "onnx" section; .graph, .reference_bytes: the two files
     TOLERANCE                                                   # per output: {"abs", "rel"}, see below
@@ -228,8 +228,9 @@ def export_onnx(model: LoadedModel, windows: F32, actual: F32 | None, source: st
 def upgrade_artifact(path: str | Path) -> str:
     """Give the artifact at ``path`` a verified ONNX graph (`plantwatch export-onnx`); returns what was done.
 
-    The artifact is loaded by the torch loader (every check; ArtifactError if refused). One whose ONNX graph the
-    ONNX loader accepts is left alone. Otherwise the graph is exported and verified on synthetic reference windows
+    A kind without a network (the pca) is left alone. Otherwise the artifact is loaded by the torch loader (every
+    check; ArtifactError if refused). One whose ONNX graph the ONNX loader accepts is left alone. Otherwise the
+    graph is exported and verified on synthetic reference windows
     (models.reference.synthetic_reference: the training data is not kept with the artifact), model.onnx and
     reference.safetensors are written, then the manifest with its ``onnx`` section, each atomically; the weights
     are not touched. The result is loaded by the ONNX loader before this returns (ArtifactError if it refuses).
@@ -237,11 +238,15 @@ def upgrade_artifact(path: str | Path) -> str:
     from models.artifact_io import ArtifactError
     from models.artifacts import REFERENCE_NAME as REFERENCE_FILE
     from models.artifacts import atomic_write, load_artifact, write_manifest
-    from models.manifest import ONNX_NAME
+    from models.kinds import KINDS
+    from models.manifest import ONNX_NAME, read_manifest
     from models.onnx_model import has_onnx, load_onnx_artifact
     from models.reference import synthetic_reference
 
     directory = Path(path)
+    kind = read_manifest(directory).get("kind") if directory.is_dir() else None
+    if isinstance(kind, str) and kind in KINDS and not KINDS[kind].network:
+        return f"a {kind} artifact is scored with numpy: it has no network and needs no ONNX graph; left alone"
     model = load_artifact(directory, "cpu")
     replaced = ""
     if has_onnx(model.manifest):

@@ -10,10 +10,11 @@ Imports numpy, safetensors.numpy and onnxruntime, never torch (``import torch`` 
 ``onnxruntime`` about 20 MiB). ONNX Runtime releases the GIL for the whole graph in ``session.run``, where torch's
 eager path hands the GIL back and forth dozens of times a batch.
 
-``OnnxModel`` has what the ScoringEngine uses of LoadedModel (models.model_api.ModelBase, the manifest's view, plus
-``device`` ("cpu"), ``precision`` ("fp32"), ``infer`` and ``to``). ``infer``: when every value of the batch is
-finite, one ``session.run`` and one mean; otherwise the window is filled first (models.preprocessing.fill_windows),
-a sensor without any value set to 0 for the graph and its outputs NaN after it, exactly as LoadedModel.infer.
+``OnnxModel`` meets the model contract (models.model_api.ScoringModel; ModelBase, the manifest's view, plus
+``device`` ("cpu"), ``precision`` ("fp32"), ``infer`` and ``to``). ``infer``: the batch padded as LoadedModel pads
+it (models.model_api.padded_infer); when every value of the batch is finite, one ``session.run`` and one mean;
+otherwise the window is filled first (models.preprocessing.fill_windows), a sensor without any value set to 0 for
+the graph and its outputs NaN after it, exactly as LoadedModel.infer.
 ``to(device)``: the CPU is this model; any other device is a ValueError (load the artifact for CUDA with
 models.serving.load_for_serving, which uses torch there), so that no torch import hides in a move.
 
@@ -67,7 +68,7 @@ from models.manifest import (
     read_weights_file,
     weights_finite,
 )
-from models.model_api import F32, InferenceResult, ModelBase, detector_result, forecaster_result
+from models.model_api import F32, InferenceResult, ModelBase, detector_result, forecaster_result, padded_infer
 from models.preprocessing import Scaler, fill_windows
 from models.reference import compare, decode, max_reference_bytes, outputs_of, probe, reference_finite
 
@@ -161,8 +162,11 @@ class OnnxModel(ModelBase):
         return [np.zeros(shapes[name], np.float32) for name in self._outputs]
 
     def infer(self, windows: npt.ArrayLike) -> InferenceResult:
-        """Score raw windows [B, W, S] (float32, raw units, rows oldest -> newest, sensors in ``sensors`` order)."""
-        raw = self.check_windows(windows)
+        """Score raw windows [B, W, S] (float32, raw units, rows oldest -> newest, sensors in ``sensors`` order),
+        at a padded batch size as LoadedModel (models.model_api.padded_infer)."""
+        return padded_infer(self._infer, self.check_windows(windows))
+
+    def _infer(self, raw: F32) -> InferenceResult:
         missing: npt.NDArray[np.bool_] | None = None
         if raw.shape[0] == 0:
             outputs = self._empty()

@@ -1,13 +1,16 @@
-"""Choosing the runtime that serves an artifact: ONNX Runtime on the CPU (no torch), torch on CUDA.
+"""Choosing the runtime that serves an artifact: ONNX Runtime on the CPU (no torch), torch on CUDA, numpy for the pca.
 
 API:
     load_for_serving(path, device="cpu", expected_sensors=None, precision="fp32", cpu_threads=1,
-                     max_weights_bytes=MAX_WEIGHTS_BYTES) -> ServingModel
-    ServingModel          # the interface both runtimes have (a typing Protocol; what the ScoringEngine uses)
+                     max_weights_bytes=MAX_WEIGHTS_BYTES) -> ScoringModel
+    ScoringModel          # the model contract every runtime meets (models.model_api; what the ScoringEngine uses)
     serving_device(choice)  # models.device: "cpu" without torch, or a CUDA torch.device
 
 The choice, per artifact:
 
+- a kind that is no network (``pca``, models.kinds.KINDS[kind].network False): models.pca_artifact's loader, a
+  PcaDetector scored with numpy on the CPU whatever the device and precision (float64 arithmetic on a few
+  components: nothing a GPU or a lower precision would speed up); no torch, no ONNX Runtime;
 - on the CPU, an artifact with an ONNX graph: models.onnx_model.load_onnx_artifact, an OnnxModel; torch is not
   imported (``python -c 'import models.serving'`` and a load leave it out of ``sys.modules``);
 - on the CPU, an artifact without one (written before the export existed): the torch LoadedModel
@@ -25,78 +28,45 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
-
-import numpy.typing as npt
+from typing import TYPE_CHECKING, Any
 
 from models.artifact_io import ArtifactError
 from models.device import ServingDevice, is_cpu, serving_device
+from models.kinds import KINDS
 from models.manifest import MANIFEST_NAME, MAX_WEIGHTS_BYTES, read_manifest
-from models.model_api import F32, InferenceResult
+from models.model_api import ScoringModel
 from models.onnx_model import has_onnx, load_onnx_artifact
-from models.preprocessing import Scaler
+from models.pca_artifact import load_pca_artifact
 
 if TYPE_CHECKING:
     from models.inference import LoadedModel
     from models.onnx_model import OnnxModel
+    from models.pca import PcaDetector
 
-__all__ = ["ServingModel", "load_for_serving", "serving_device"]
+__all__ = ["ScoringModel", "load_for_serving", "serving_device"]
 
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "fp16", "bf16")
 
 
-class ServingModel(Protocol):
-    """What the service uses of a loaded model, whichever runtime serves it (LoadedModel, OnnxModel)."""
-
-    name: str
-    kind: str
-    role: str
-    sensors: tuple[str, ...]
-    window: int
-    horizon: int
-    period_s: float
-    score_steps: int
-    threshold: float
-    threshold_method: str
-    has_attention: bool
-    manifest: dict[str, Any]
-    scaler: Scaler
-    precision: str
-
-    @property
-    def device(self) -> Any: ...
-
-    @property
-    def calibration(self) -> dict[str, Any]: ...
-
-    @property
-    def resolve_level(self) -> float: ...
-
-    @property
-    def critical_level(self) -> float: ...
-
-    @property
-    def envelope(self) -> dict[str, Any] | None: ...
-
-    def infer(self, windows: npt.ArrayLike) -> InferenceResult: ...
-
-    def residual_score(self, forecast: npt.ArrayLike, actual: npt.ArrayLike) -> tuple[F32, F32]: ...
-
-    def to(self, device: Any) -> ServingModel: ...
-
-
-def _has_onnx(directory: Path) -> bool:
-    """Whether the artifact's manifest names an ONNX graph (the manifest read as the loaders read it)."""
+def _read_manifest(directory: Path) -> dict[str, Any]:
+    """The artifact's manifest, read as the loaders read it (the loader chosen checks it again, in full)."""
     if not directory.is_dir():
         raise ArtifactError("directory does not exist", "missing", directory)
     try:
-        return has_onnx(read_manifest(directory))
+        return read_manifest(directory)
     except ArtifactError:
         raise
     except Exception as exc:  # as in the loaders: nothing an artifact holds escapes as anything else
         raise ArtifactError(f"unexpected {type(exc).__name__} while loading: {exc}", "corrupt", directory) from exc
+
+
+def _is_network(manifest: dict[str, Any]) -> bool:
+    """Whether the manifest's kind is a network; an unknown or mistyped kind goes to the loader that refuses it."""
+    kind = manifest.get("kind")
+    spec = KINDS.get(kind) if isinstance(kind, str) else None
+    return spec is None or spec.network
 
 
 def load_for_serving(
@@ -106,7 +76,7 @@ def load_for_serving(
     precision: str = "fp32",
     cpu_threads: int = 1,
     max_weights_bytes: int = MAX_WEIGHTS_BYTES,
-) -> ServingModel:
+) -> ScoringModel:
     """The artifact at ``path`` loaded by the runtime that serves it on ``device``; see the module docstring.
 
     ValueError for a bad device or precision (the caller's), ArtifactError for anything the artifact holds.
@@ -114,19 +84,23 @@ def load_for_serving(
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
     target = serving_device(device)
+    if is_cpu(target) and precision != "fp32":
+        raise ValueError(
+            f"precision {precision} applies on CUDA only: on the CPU ONNX Runtime scores the fp32 graph (set fp32)"
+        )
     directory = Path(path)
     if directory.name == MANIFEST_NAME:
         directory = directory.parent
+    manifest = _read_manifest(directory)
+    if not _is_network(manifest):
+        pca: PcaDetector = load_pca_artifact(directory, expected_sensors, max_weights_bytes)
+        return pca
     if not is_cpu(target):
         from models.artifacts import load_artifact
 
         cuda: LoadedModel = load_artifact(directory, target, expected_sensors, max_weights_bytes, precision)
         return cuda
-    if precision != "fp32":
-        raise ValueError(
-            f"precision {precision} applies on CUDA only: on the CPU ONNX Runtime scores the fp32 graph (set fp32)"
-        )
-    if _has_onnx(directory):
+    if has_onnx(manifest):
         onnx: OnnxModel = load_onnx_artifact(directory, expected_sensors, max_weights_bytes, cpu_threads)
         return onnx
     from models.artifacts import load_artifact

@@ -1,6 +1,7 @@
 """Programmatic training: normal data [T, S] in, one calibrated artifact directory out.
 
-Steps (``train_model``):
+Steps (``train_model``; the ``pca`` kind, no network, keeps steps 1, 2 and 6-8 as they are and replaces the scaler,
+the network's fit and its graph by the T²/Q statistics fitted with numpy: models/pca_train.py):
 
 1. Missing values: gaps of up to ``max_gap`` rows are forward-filled, rows that stay missing are
    unusable and no window contains one (models/preprocessing.py states the policy).
@@ -65,6 +66,7 @@ from models.calibration import CALIBRATION_METHODS, calibrate
 from models.device import resolve_device
 from models.envelope import compute_envelope
 from models.inference import LoadedModel
+from models.model_api import ScoringModel
 from models.networks import KINDS, build_model
 from models.onnx_export import export_onnx
 from models.preprocessing import (
@@ -339,6 +341,41 @@ def part_windows(
     return np.ascontiguousarray(x), np.ascontiguousarray(y)
 
 
+def prepare_rows(
+    raw: npt.NDArray[np.float64], config: TrainConfig, units: Sequence[UnitRows] | None
+) -> tuple[list[slice], npt.NDArray[np.float64], npt.NDArray[np.bool_], Split]:
+    """Steps 1 and 2: the pieces of consecutive rows, the rows forward-filled piece by piece (a unit's first rows
+    are never filled from the unit before it, nor across a cut), which rows are usable, and the split (per unit
+    and pooled with ``units``, models.segments.fleet_split; else models.preprocessing.interleaved_split)."""
+    pieces = segment_slices(units) if units is not None else [slice(0, raw.shape[0])]
+    filled = np.concatenate([forward_fill(raw[piece], config.max_gap) for piece in pieces])
+    usable = np.asarray(np.isfinite(filled).all(axis=1), dtype=bool)
+    fractions = (config.val_fraction, config.calib_fraction, config.holdout_fraction)
+    split = (
+        fleet_split(units, *fractions, min_block=window_span(config))
+        if units is not None
+        else interleaved_split(raw.shape[0], *fractions, min_block=window_span(config))
+    )
+    return pieces, filled, usable, split
+
+
+def add_fleet_record(
+    training: dict[str, Any],
+    raw: npt.NDArray[np.float64],
+    sensors: Sequence[str],
+    units: Sequence[UnitRows] | None,
+    timestamps: npt.ArrayLike | None,
+    period_s: float,
+    selection: Mapping[str, Any] | None,
+) -> None:
+    """The manifest's ``training.fleet`` (and its scaling warning) and ``training.selection``, where given."""
+    if units is not None:
+        training["fleet"] = fleet_record(raw, sensors, units, timestamps, period_s)
+        training["warnings"] += training["fleet"]["scaling"]["warnings"]
+    if selection is not None:
+        training["selection"] = dict(selection)
+
+
 def train_model(
     data: npt.ArrayLike,
     sensors: Sequence[str],
@@ -391,22 +428,27 @@ def train_model(
     fleet = tuple(units) if units is not None else None
     if fleet is not None:
         check_units(fleet, raw.shape[0], needed, config.window)
+    if not KINDS[config.kind].network:  # the pca: fitted with numpy, calibrated by the same code (models/pca_train.py)
+        from models.pca_train import train_pca
+
+        return train_pca(
+            raw,
+            sensors,
+            out_dir,
+            config,
+            period_s=period_s,
+            timestamps=timestamps,
+            require_supported=require_supported,
+            units=fleet,
+            selection=selection,
+        )
     seed_everything(config.seed)
     device = resolve_device(config.device)
     kind = config.kind
     horizon = config.resolved_horizon()
     role = KINDS[kind].role
 
-    pieces = segment_slices(fleet) if fleet is not None else [slice(0, raw.shape[0])]
-    # Filled piece by piece: a unit's first rows are never filled from the unit before it, nor across a cut.
-    filled = np.concatenate([forward_fill(raw[piece], config.max_gap) for piece in pieces])
-    usable = np.asarray(np.isfinite(filled).all(axis=1), dtype=bool)
-    fractions = (config.val_fraction, config.calib_fraction, config.holdout_fraction)
-    split: Split = (
-        fleet_split(fleet, *fractions, min_block=window_span(config))
-        if fleet is not None
-        else interleaved_split(raw.shape[0], *fractions, min_block=window_span(config))
-    )
+    pieces, filled, usable, split = prepare_rows(raw, config, fleet)
     train_rows = np.concatenate([filled[b][usable[b]] for b in split.train])
     scaler = Scaler.fit(train_rows, sensors, config.scaler)
     scaled = scaler.transform(np.nan_to_num(filled, nan=0.0))
@@ -470,11 +512,7 @@ def train_model(
         "device": str(device),
         "warnings": [*threshold["warnings"], *envelope["warnings"]],
     }
-    if fleet is not None:
-        manifest["training"]["fleet"] = fleet_record(raw, sensors, fleet, timestamps, period_s)
-        manifest["training"]["warnings"] += manifest["training"]["fleet"]["scaling"]["warnings"]
-    if selection is not None:
-        manifest["training"]["selection"] = dict(selection)
+    add_fleet_record(manifest["training"], raw, sensors, fleet, timestamps, period_s, selection)
     # Reference windows for the graph's verification: rows the model did not train or early-stop on (the
     # calibration part), one more row each for a forecaster (its residual score needs the actual row).
     spans = _raw_pairs(filled, usable, split.calibration, config.window + (1 if role == "forecaster" else 0))
@@ -484,7 +522,7 @@ def train_model(
 
 
 def calibrate_threshold(
-    model: LoadedModel,
+    model: ScoringModel,
     filled: npt.NDArray[np.float64],
     usable: npt.NDArray[np.bool_],
     split: Split,
@@ -598,7 +636,7 @@ def holdout_warning(holdout: dict[str, Any], target_far: float) -> str | None:
 
 
 def calibration_scores(
-    model: LoadedModel, filled: npt.NDArray[np.float64], usable: npt.NDArray[np.bool_], part: Part
+    model: ScoringModel, filled: npt.NDArray[np.float64], usable: npt.NDArray[np.bool_], part: Part
 ) -> npt.NDArray[np.float32]:
     """Scores of a model on one part (a slice, or blocks) of (filled) raw data, as the service computes them.
 

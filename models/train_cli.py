@@ -19,12 +19,23 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from models.kinds import DEFAULT_DETECTOR, KINDS
 from monitor.wire.csvfile import TIME_COLUMNS
 
 HELP = "train one model on normal data (a CSV or a recording directory; one unit or a fleet) and write its artifact"
 
-# Kept in step with models.networks.KINDS (not imported here: that would import torch).
-MODEL_KINDS: tuple[str, ...] = ("lstm_ae", "bilstm", "rnn", "lstm", "gru", "seq2seq", "attention_lstm")
+# The kind registry (models.kinds: no torch), detectors first.
+MODEL_KINDS: tuple[str, ...] = tuple(sorted(KINDS, key=lambda kind: KINDS[kind].role != "detector"))
+
+
+def kinds_help() -> str:
+    """``--model``'s help: every kind of the registry with its role."""
+
+    def named(role: str) -> str:
+        kinds = [k for k in MODEL_KINDS if KINDS[k].role == role]
+        return ", ".join(k + (" (default)" if k == DEFAULT_DETECTOR else "") for k in kinds)
+
+    return f"model kind: detectors {named('detector')}; forecasters {named('forecaster')} (models/kinds.py)"
 
 
 def _positive_int(text: str) -> int:
@@ -59,7 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "optionally unit, then one column per sensor (monitor/wire/csvfile.py); or a directory: every *.csv under "
         "it (a recording of the service), sorted by first timestamp and joined per unit",
     )
-    parser.add_argument("--model", required=True, choices=MODEL_KINDS, help="model kind (default detector: lstm_ae)")
+    parser.add_argument("--model", required=True, choices=MODEL_KINDS, help=kinds_help())
     parser.add_argument("--out", required=True, type=Path, help="artifact directory to write")
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--unit", help="train on this unit's rows (when the data has a unit column)")
@@ -218,21 +229,32 @@ def main(args: argparse.Namespace) -> int:
         return _fail(f"{exc}; train on more data, raise --target-far, or pass --allow-weak-calibration")
     except ValueError as exc:
         return _fail(str(exc))
-    from models.artifacts import load_artifact
+    from models.manifest import read_manifest
+    from models.serving import load_for_serving
 
-    model = load_artifact(out)
-    figures = model.manifest["training"]["figures"]
+    model = load_for_serving(out)  # the artifact as the service will load it: every check of its runtime
+    manifest = read_manifest(out)
     print(
         f"wrote {out}: {model.kind} ({model.role}), {len(model.sensors)} sensors, window {model.window}, "
-        f"horizon {model.horizon}, val loss {figures['val_loss']:.5f} after {figures['epochs_run']} epochs"
+        f"horizon {model.horizon}, {_fit_line(manifest['training']['figures'])}"
     )
-    print(_threshold_line(model.calibration))
+    print(_threshold_line(manifest["threshold"]))
     if len(rows.units) > 1:
         units = ", ".join(f"{u.unit} {u.rows}" for u in rows.units)
         print(f"fleet model of {len(rows.units)} units (rows {units}); one scaler fitted on their pooled training rows")
-    for note in model.manifest["training"].get("warnings", []):
+    for note in manifest["training"].get("warnings", []):
         print(f"plantwatch train: warning: {note}", file=sys.stderr)
     return 0
+
+
+def _fit_line(figures: dict[str, Any]) -> str:
+    """How the fit went: a network's validation loss and epochs, a pca's components."""
+    if "n_components" in figures:
+        return (
+            f"{figures['n_components']} components explaining {figures['explained_variance']:.1%} of the "
+            f"standardized variance, fitted on {figures['fit_rows']} rows"
+        )
+    return f"val loss {figures['val_loss']:.5f} after {figures['epochs_run']} epochs"
 
 
 def _threshold_line(record: dict[str, Any]) -> str:

@@ -12,8 +12,10 @@ Steps, per unit, in this order:
 
 1. Read: ``data`` is a CSV, or a directory: every ``*.csv`` under it (recursively), sorted by their first
    timestamp, each read with monitor.wire.csvfile's reader, a unit's rows concatenated and put in time order
-   (stable). Files without a data row, and score files (monitor.result_files' scores.csv header), are skipped. A
-   recording written by the service is such a directory: ``<dir>/<unit>/rows-<stamp>.csv``.
+   (stable). Files without a data row, and score files (monitor.result_files' scores.csv header), are skipped; a
+   last line without its newline is ignored (a file being written). A recording written by the service
+   (monitor/recording) is such a directory: ``<dir>/<unit>/rows-<stamp>.csv``, ``scores-<stamp>.csv`` and
+   ``alerts-<stamp>.jsonl``.
 2. Units: the one unit of the data, ``--unit X``, or ``--units all`` / ``--units A,B``.
 3. Range: rows with ``time_from <= ts < time_to`` are kept (either bound optional), before anything else.
 4. Exclusions (models.exclusions): rows of a unit inside a period named by a label CSV or alert records are left
@@ -90,7 +92,7 @@ def _tables(data: Path) -> tuple[list[CsvTable], list[str]]:
         raise CsvError(f"{data}: no *.csv file in the directory")
     tables, skipped = [], []
     for path in paths:
-        table = read_table(path)
+        table = read_table(path, whole_lines=True)  # a recording being written: its files' last line may be torn
         if set(table.columns) >= SCORE_FILE_COLUMNS or table.timestamps.size == 0:
             skipped.append(path.name)
             continue
@@ -191,7 +193,9 @@ def load_training_rows(selection: TrainingSelection) -> TrainingRows:
         alert_files = sorted(selection.data.rglob(ALERT_FILE_PATTERN))
         if alert_files and not selection.keep_alert_periods:
             exclusions.append(
-                alert_exclusion(alert_files, source=f"the {len(alert_files)} alert files in {selection.data}")
+                alert_exclusion(
+                    alert_files, source=f"the {len(alert_files)} alert files in {selection.data}", whole_lines=True
+                )
             )
             notes.append(
                 f"leaving out the alert episodes recorded in {selection.data} ({len(alert_files)} alerts*.jsonl "

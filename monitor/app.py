@@ -32,10 +32,13 @@ scores that batch again with them (no window lost), counts ``model_reloads{resul
 ERROR line naming the model; ``ready()`` follows the restored models' scores. A SIGHUP during a probation
 starts a new one against the same fallback (the last models that passed).
 
-Threads: paho's network thread (ingest), "buffers", "scheduler" (scoring and outputs), "http".
+Threads: paho's network thread (ingest), "buffers", "scheduler" (scoring and outputs), "http", and with
+``recording.path`` set the recording's writers ("recording-rows" here; "recording-alerts" / "-scores" beside the
+scheduler, in whichever process it runs; monitor/recording).
 Stop order: close the MQTT intake (unacknowledged messages are redelivered to the next session),
 drain the readings queue through the buffers, drain the job queue through the scheduler (alerts are
-published as they happen), publish retained `offline` and disconnect, stop the HTTP server.
+published as they happen), write and sync what the recording's writers hold, publish retained `offline` and
+disconnect, stop the HTTP server.
 """
 
 from __future__ import annotations
@@ -53,7 +56,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 
-from monitor.alerts import AlertBoard, AlertPolicy
+from monitor.alerts.board import AlertBoard
+from monitor.alerts.policy import AlertPolicy
 from monitor.buffers import RingBuffers, UnitSpec
 from monitor.config import PlantwatchConfig
 from monitor.health import HealthServer, cannot_listen
@@ -63,6 +67,7 @@ from monitor.metrics import Metrics
 from monitor.mqtt import MqttLink, client_settings_problem, read_retained
 from monitor.outputs import OutputStage
 from monitor.params import specs_from_config
+from monitor.recording import row_recorder
 from monitor.scheduler import JobQueue, Scheduler
 from monitor.scorer import MergedRegistry, ScorerGone, ScorerProcess, ScoringPlan, ScoringSide, table_zeros
 from monitor.scoring import ScoringEngine, UnitModels
@@ -72,7 +77,7 @@ from monitor.wire.topics import ANY, alert_state_topic, topic_filter
 if TYPE_CHECKING:
     import torch
 
-    from models.inference import LoadedModel
+    from models.model_api import ScoringModel
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +89,7 @@ class StartupError(Exception):
     """The service cannot start with this configuration (bad device, missing or invalid artifact)."""
 
 
-def load_models(cfg: PlantwatchConfig, device: torch.device | str) -> dict[str, LoadedModel]:
+def load_models(cfg: PlantwatchConfig, device: torch.device | str) -> dict[str, ScoringModel]:
     """Every configured artifact, loaded once per model name; StartupError names the unit and path.
 
     models.serving.load_for_serving picks the runtime: on the CPU the artifact's ONNX graph in ONNX Runtime (no
@@ -92,8 +97,6 @@ def load_models(cfg: PlantwatchConfig, device: torch.device | str) -> dict[str, 
     ``scheduler.precision``. A precision other than fp32 with a configured device that is the CPU is refused here
     (ONNX Runtime scores fp32); a CUDA service reloading after its out-of-memory fallback to the CPU loads fp32.
     """
-    from typing import cast
-
     from models.artifact_io import ArtifactError  # not models.artifacts: that module is the torch half
     from models.device import is_cpu, serving_device
     from models.serving import load_for_serving
@@ -107,7 +110,7 @@ def load_models(cfg: PlantwatchConfig, device: torch.device | str) -> dict[str, 
             )
         precision = "fp32"
     paths: dict[str, str] = {}
-    models: dict[str, LoadedModel] = {}
+    models: dict[str, ScoringModel] = {}
     for i, unit in enumerate(cfg.units):
         for role in ("detector", "forecaster"):
             ref = getattr(unit, role)
@@ -128,9 +131,7 @@ def load_models(cfg: PlantwatchConfig, device: torch.device | str) -> dict[str, 
                 raise StartupError(f"units.{i}.{role}.artifact: {exc}") from exc
             except OSError as exc:
                 raise StartupError(f"units.{i}.{role}.artifact: cannot load {path}: {exc}") from exc
-            # An OnnxModel on the CPU: it has what the monitor uses of LoadedModel (models.serving.ServingModel),
-            # whose name the monitor's annotations still carry.
-            models[ref.name] = cast("LoadedModel", loaded)
+            models[ref.name] = loaded
             paths[ref.name] = path
             if abs(models[ref.name].period_s - unit.period_s) > 1e-9:
                 log.warning(
@@ -143,7 +144,7 @@ def load_models(cfg: PlantwatchConfig, device: torch.device | str) -> dict[str, 
     return models
 
 
-def _check_units_against_models(cfg: PlantwatchConfig, models: dict[str, LoadedModel]) -> None:
+def _check_units_against_models(cfg: PlantwatchConfig, models: dict[str, ScoringModel]) -> None:
     """Each unit's models: the role it is configured in, and the unit's sensors (StartupError names the key).
 
     ScoringEngine refuses the same (it names the unit); checked here first to name the key path.
@@ -173,7 +174,7 @@ class Preflight:
     """What the service builds from the config before it connects."""
 
     device: torch.device | str  # "cpu" as a string: resolved without torch (models.device.serving_device)
-    models: dict[str, LoadedModel]
+    models: dict[str, ScoringModel]
     specs: dict[str, UnitSpec]
     policies: dict[str, AlertPolicy]
     units: dict[str, UnitModels]
@@ -286,7 +287,10 @@ class App:
         else:
             assert checked is not None
             self._side = ScoringSide(cfg, checked, self.metrics, self._publish, self.jobs, self.marks)
-        self.buffer_stage = BufferStage(RingBuffers(specs), self.readings, self.jobs, self.metrics)
+        # The aligned rows recorded as the buffers close them (monitor/recording), when recording.path is set.
+        self.row_recorder = row_recorder(cfg, self.metrics)
+        buffers = RingBuffers(specs, keep_rows=self.row_recorder is not None)
+        self.buffer_stage = BufferStage(buffers, self.readings, self.jobs, self.metrics, self.row_recorder)
         self.parser = Parser.from_config(cfg)
         self.ingest = IngestStage(self.parser, self.readings, self.metrics, self.journal)
         self.link = MqttLink(cfg.mqtt, self._subscriptions(), self.ingest.handle, self.metrics)
@@ -440,9 +444,12 @@ class App:
                 restored = self.outputs.restore(retained)
                 log.info("restored the alert state of %d unit(s) from the broker", restored)
         self._recover()
+        if self.row_recorder is not None:
+            self.row_recorder.start()
         if self._scorer is not None:
             self._spawn("feeder", self._feed, self._scheduler_stop)
         else:
+            self.side.start_recording()
             self._spawn("scheduler", self.scheduler.run, self._scheduler_stop)
         self._spawn("buffers", self.buffer_stage.run, self._buffers_stop)
         self.link.start()
@@ -474,8 +481,12 @@ class App:
                     if thread.is_alive():
                         log.error("thread %s did not stop before the deadline", name)
                         ok = False
-        if self._scorer is not None:  # it scores what it was sent, publishes, saves its marks and exits
+        if self._scorer is not None:  # it scores what it was sent, publishes, records, saves its marks and exits
             ok = self._scorer.join(remaining()) and ok
+        else:
+            ok = self.side.stop_recording(remaining()) and ok
+        if self.row_recorder is not None:  # the buffers are drained: every row they closed is queued
+            ok = self.row_recorder.stop(remaining()) and ok
         ok = self.link.stop(remaining()) and ok
         if self.journal is not None:
             self.journal.close()

@@ -28,8 +28,9 @@ scores them) are handed to ``Scheduler.process`` in row order, ``batch_size`` at
 reach its AlertTrackers in event-time order, exactly as in the live service. Three differences from the service,
 none of which changes what is scored or alerted: ``max_lag_s`` is infinite (a CSV is never "behind", so no window
 is skipped for freshness) and nothing runs on a thread; the models are used as given (the service wraps them in
-monitor.scheduler.timed for its inference histograms, which also pads batches to a few fixed sizes: the scores
-agree); the metrics live in a registry of their own, and alert log lines are off (the command prints every event).
+monitor.scheduler.timed for its inference histograms; either way each model pads its batches itself,
+models.model_api.padded_infer); the metrics live in a registry of their own, and alert log lines are off (the
+command prints every event).
 
 Outputs in ``out_dir``: ``scores.csv`` and ``alerts.jsonl`` (the format: monitor/result_files.py).
 tests/integration/test_parity.py runs one CSV through this and through the service over a broker and compares.
@@ -50,7 +51,7 @@ import numpy as np
 import numpy.typing as npt
 from prometheus_client import CollectorRegistry
 
-from monitor.alerts import AlertBoard
+from monitor.alerts.board import AlertBoard
 from monitor.buffers import RingBuffers
 from monitor.messages import AlertEvent, WindowJob
 from monitor.metrics import Metrics
@@ -65,7 +66,7 @@ from monitor.validation import unit_limits
 from monitor.wire.csvfile import CsvData
 
 if TYPE_CHECKING:
-    from models.inference import LoadedModel
+    from models.model_api import ScoringModel
     from monitor.config import PlantwatchConfig
 
 
@@ -83,7 +84,7 @@ class BacktestResult:
     wall_s: float = 0.0
 
 
-def _metrics(cfg: PlantwatchConfig, models: Mapping[str, LoadedModel]) -> Metrics:
+def _metrics(cfg: PlantwatchConfig, models: Mapping[str, ScoringModel]) -> Metrics:
     """The service's metrics for these units and models, in a registry nobody scrapes (the stages write them)."""
     horizons = {h for m in models.values() if m.role == "forecaster" for h in (1, m.horizon)}
     return Metrics(
@@ -96,7 +97,7 @@ def _metrics(cfg: PlantwatchConfig, models: Mapping[str, LoadedModel]) -> Metric
 
 def run_backtest(
     cfg: PlantwatchConfig,
-    models: Mapping[str, LoadedModel],
+    models: Mapping[str, ScoringModel],
     data: CsvData,
     out_dir: Path | None = None,
     batch_size: int = 1024,

@@ -14,6 +14,8 @@ API (pure, single-threaded; the buffer thread and the backtest own one instance 
                                        # by ingest's limits), late, duplicate, clock, and (what ingest should
                                        # have caught) unknown_unit, unknown_sensor, non_finite, schema
     result.skipped                     # {"gap": n}: closed rows whose window held an invalid row, not emitted
+    result.rows                        # with RingBuffers(specs, keep_rows=True): each closed row that received a
+                                       # value, as ClosedRow(unit, ts, values) (the service's recording)
     buffers.flush("R1")                # refuse held readings, close every open row (end of a CSV); None: all
     buffers.held("R1")                 # readings the clock guard holds now
     buffers.fill("R1")                 # 0..1, share of the ring holding closed rows (a metric)
@@ -64,6 +66,11 @@ than the hold-over. A mark only counts for a row that is still open, or a new ro
 newest placed reading (so an out-of-range stream cannot hold rows open ahead of the unit's time); one for a closed
 or passed row, or before the unit's first placed reading, is counted and forgotten. The door's verdict comes first:
 a redelivered message of out-of-range values counts as ``out_of_range`` again, not as ``duplicate``.
+
+Closed rows (``keep_rows``, monitor/recording): each row that closes with at least one value placed is handed on
+as it was received, NaN for a sensor with no value in it (no hold-over: that is the aligner's stand-in, not data),
+in closing order, which is row order per unit. Rows that close empty (a silence) are not: a recording shows the
+silence as missing row times.
 
 Memory per unit: the ring ``[capacity_rows, S]`` float32 plus row times and flags, preallocated, plus at most about
 ``max_lateness_s / period_s + 2`` open rows; it does not grow with traffic.
@@ -147,6 +154,16 @@ class UnitSpec:
         return self.window_rows + max(self.window_rows, REDELIVERY_MARGIN_ROWS)
 
 
+@dataclass(frozen=True, slots=True)
+class ClosedRow:
+    """An aligned row as it closed: its event time (the unit's row grid) and the values placed in it, config sensor
+    order, NaN where a sensor had none. ``values`` is the row's own list, handed over (nothing else holds it)."""
+
+    unit: str
+    ts: float
+    values: list[float]
+
+
 @dataclass(slots=True)
 class AddResult:
     """What one ``add`` (or ``flush``) produced.
@@ -164,6 +181,7 @@ class AddResult:
     skipped: dict[str, int] = field(default_factory=dict)
     # Everything due for scoring, in event-time order per unit: every job above, and the health-only records.
     records: list[WindowJob] = field(default_factory=list)
+    rows: list[ClosedRow] = field(default_factory=list)  # only with keep_rows (see the module docstring)
 
     def merge(self, other: AddResult) -> None:
         self.rejections.extend(other.rejections)
@@ -172,6 +190,7 @@ class AddResult:
         self.values_refused.extend(other.values_refused)
         self.jobs.extend(other.jobs)
         self.records.extend(other.records)
+        self.rows.extend(other.rows)
         for reason, n in other.skipped.items():
             self.skipped[reason] = self.skipped.get(reason, 0) + n
 
@@ -193,9 +212,10 @@ class _OpenRow:
 class _Unit:
     """One unit's aligner and ring. Not thread-safe: owned by one thread."""
 
-    def __init__(self, name: str, spec: UnitSpec) -> None:
+    def __init__(self, name: str, spec: UnitSpec, keep_rows: bool = False) -> None:
         self.name = name
         self.spec = spec
+        self.keep_rows = keep_rows
         self.n_sensors = len(spec.sensors)
         self.index = {s: i for i, s in enumerate(spec.sensors)}
         cap = spec.capacity
@@ -434,6 +454,8 @@ class _Unit:
             self.health_record(last_k, None, (self.head - 1) % self.cap, out)
 
     def close_row(self, k: int, row: _OpenRow | None, out: AddResult) -> None:
+        if self.keep_rows and row is not None and row.count > len(row.marks or ()):  # a value was placed in it
+            out.rows.append(ClosedRow(self.name, self.row_ts(k), row.values))
         slot = self.head
         n = self.n_sensors
         max_gap = self.spec.max_gap_periods
@@ -538,8 +560,9 @@ def _refuse_unknown_unit(reading: Reading, out: AddResult) -> None:
 class RingBuffers:
     """Every configured unit's aligner and ring buffer (see the module docstring)."""
 
-    def __init__(self, specs: Mapping[str, UnitSpec]) -> None:
-        self._units = {name: _Unit(name, spec) for name, spec in specs.items()}
+    def __init__(self, specs: Mapping[str, UnitSpec], keep_rows: bool = False) -> None:
+        """``keep_rows``: hand each closed row on in ``AddResult.rows`` (the recording; see the module docstring)."""
+        self._units = {name: _Unit(name, spec, keep_rows) for name, spec in specs.items()}
 
     @property
     def units(self) -> tuple[str, ...]:

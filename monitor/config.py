@@ -11,7 +11,7 @@ Precedence rises from YAML to the environment: ``PLANTWATCH__MQTT__HOST=broker``
 The MQTT password comes from ``PLANTWATCH__MQTT__PASSWORD`` or from ``mqtt.password_file``; a ``mqtt.password``
 in the YAML file is an error (load_config), since a config file is copied, diffed and shown in reviews.
 Every model rejects unknown keys, so a typo is an error, not an ignored setting. Relative file paths
-(artifacts, TLS files, password file) are resolved against the config file's directory.
+(artifacts, TLS files, password file, the recording's directory) are resolved against the config file's directory.
 """
 
 from __future__ import annotations
@@ -416,6 +416,56 @@ class OutputsConfig(Strict):
     publish_forecasts: bool = Field(default=True, description="Publish forecasts on <prefix>/forecast/{unit}.")
 
 
+class RecordingConfig(Strict):
+    """History from the service (monitor/recording): per unit, rotating files `plantwatch train --data` reads."""
+
+    path: Path | None = Field(
+        default=None,
+        description="Directory of the recording: <path>/<unit>/rows-<UTC stamp>.csv (the aligned rows), "
+        "alerts-<stamp>.jsonl, scores-<stamp>.csv. None: nothing is recorded.",
+    )
+    rows: bool = Field(default=True, description="Record each aligned row (ts, unit, the sensors' values).")
+    alerts: bool = Field(default=True, description="Record the alert events (the backtest's alerts.jsonl format).")
+    scores: bool = Field(
+        default=False, description="Record every score (the backtest's scores.csv format; large: a line per detector)."
+    )
+    rotate_mb: float = Field(default=64.0, gt=0, description="A unit's file of a kind ends once it holds this many MB.")
+    rotate_s: float = Field(default=86400.0, gt=0, description="... or once it is this many seconds old.")
+    max_mb: float | None = Field(
+        default=256.0,
+        gt=0,
+        description="Per unit and kind: the oldest files are deleted while they hold more than this many MB "
+        "(rows of 8 sensors at 1 Hz: about 14 MB a day, so 256 MB keeps about 18 days; the disk can hold up to "
+        "units x kinds recorded x max_mb). null: no size limit.",
+    )
+    max_age_s: float | None = Field(
+        default=7_776_000.0,
+        gt=0,
+        description="Files last written longer ago than this are deleted (default 90 days). null: no age limit.",
+    )
+    flush_s: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="The writers write what is queued this often: what a killed process can lose at most.",
+    )
+    queue: int = Field(
+        default=50000,
+        ge=1,
+        description="Records waiting per kind; beyond it new ones are dropped (plantwatch_recording_dropped_total).",
+    )
+
+    @model_validator(mode="after")
+    def _bounded(self) -> Self:
+        if self.max_mb is None and self.max_age_s is None:
+            raise ValueError("a recording must be bounded: set max_mb or max_age_s (or both)")
+        if self.max_mb is not None and self.rotate_mb > self.max_mb:
+            raise ValueError(f"rotate_mb ({self.rotate_mb}) must not exceed max_mb ({self.max_mb})")
+        if self.max_age_s is not None and self.rotate_s > self.max_age_s:
+            raise ValueError(f"rotate_s ({self.rotate_s}) must not exceed max_age_s ({self.max_age_s})")
+        return self
+
+
 class PlantwatchConfig(BaseSettings):
     """The whole configuration; environment variables PLANTWATCH__SECTION__FIELD override the YAML."""
 
@@ -434,6 +484,9 @@ class PlantwatchConfig(BaseSettings):
     limits: LimitsConfig = Field(default=LimitsConfig(), description="Bounds on input and memory.")
     outputs: OutputsConfig = Field(default=OutputsConfig(), description="Optional MQTT outputs.")
     state: StateConfig = Field(default=StateConfig(), description="Restart state (crash-only restarts).")
+    recording: RecordingConfig = Field(
+        default=RecordingConfig(), description="Recorded history per unit, for training (off unless a path is set)."
+    )
     shutdown_timeout_s: float = Field(default=10.0, gt=0, description="Deadline of a clean stop (SIGTERM/SIGINT).")
 
     @classmethod
@@ -493,6 +546,7 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
         if isinstance(unit, dict):
             fix(unit.get("detector"), "artifact")
             fix(unit.get("forecaster"), "artifact")
+    fix(data.get("recording"), "path")
     mqtt = data.get("mqtt")
     if isinstance(mqtt, dict):
         fix(mqtt, "password_file")

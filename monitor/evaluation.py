@@ -2,7 +2,7 @@
 
 API (pure numpy, no torch)::
 
-    labels = read_labels("faults.csv")                 # monitor.wire.labels: [Label(unit, kind, start, end, sensors)]
+    labels = read_labels("faults.csv")                 # monitor.wire.labels: [Label(unit, kind, start, end, ...)]
     episodes = episodes_from_events(events)            # AlertEvents -> one Episode per alert_id
     report = evaluate(episodes, labels, timelines={"R1": row_ts}, tolerance_s=60)
     print(report.format())
@@ -29,9 +29,14 @@ Definitions (all causal: an alert counts from the event time it was published at
   - ``missed``: neither.
 
   Event recall = (detected + already alerting) / counted faults; delay statistics cover detected faults only.
-- A false alarm is an episode announced outside every fault ``[start, end + tolerance_s]`` of its unit: before the
-  fault started, or after its end plus the tolerance, even when it then runs into a fault. False alarms per
-  unit-day divide by the summed time span of the units' timelines.
+- A settling alarm is an episode announced in a fault's settling span ``(end + tolerance_s, settled]`` of its unit
+  (``Label.settled``: when the plant was back to normal; the simulator measures it for process faults) and
+  inside no fault's ``[start, end + tolerance_s]``: the plant is still visibly off its normal state, so it is
+  neither a false alarm nor a detection (``Evaluation.settling_alarms``, counted apart). A label without a
+  settling span (``settled <= end + tolerance_s``) has none.
+- A false alarm is an episode announced outside every fault ``[start, end + tolerance_s]`` and every settling span
+  of its unit: before the fault started, or after it settled, even when it then runs into a fault. False alarms
+  per unit-day divide by the summed time span of the units' timelines.
 - Per detector (``evaluate_by_detector``): each detector's episodes alone, and ``"any"``, the service as a whole:
   the union of all detectors' active spans, merged per unit into one episode per stretch of overlapping (or
   touching) spans, announced when the first of them was. One incident seen by two detectors is one alarm; a
@@ -40,8 +45,9 @@ Definitions (all causal: an alert counts from the event time it was published at
   anomalous inside a fault ``[start, end]``; precision, recall, F1, and SKAB's FAR = FP / (FP + TN) and
   MAR = FN / (FN + TP), in percent (SKAB's leaderboard definitions: benchmarks/quality_skab.py relies on them).
   Beside them, the alert-time share on normal rows: of the rows outside every fault's ``[start, end +
-  tolerance_s]``, the share during which an episode was active. With ``tolerance_s = 0`` it is FAR / 100; a
-  tolerance leaves out the rows just after a fault, where an alert still resolving is expected.
+  tolerance_s]`` and settling span, the share during which an episode was active. With ``tolerance_s = 0`` and no
+  settling spans it is FAR / 100; a tolerance leaves out the rows just after a fault, where an alert still
+  resolving is expected, and a settling span the rows where the plant is still recovering.
 """
 
 from __future__ import annotations
@@ -136,9 +142,14 @@ class Evaluation:
     unit_days: float
     points: PointMetrics
     false_alarm_ids: tuple[str, ...] = field(default=())
+    settling_alarm_ids: tuple[str, ...] = field(default=())  # announced in a settling span: neither false nor found
     left_out: tuple[Label, ...] = field(default=())  # labels not counted: unit not in the data, or start outside it
-    normal_rows: int = 0  # rows outside every fault's [start, end + tolerance] of their unit
+    normal_rows: int = 0  # rows outside every fault's [start, end + tolerance] and settling span of their unit
     normal_rows_alerting: int = 0  # of those, rows during which an episode of the unit was active
+
+    @property
+    def settling_alarms(self) -> int:
+        return len(self.settling_alarm_ids)
 
     @property
     def n_faults(self) -> int:
@@ -192,12 +203,13 @@ class Evaluation:
             lines.append(f"labels left out ({why}): {len(self.left_out)}")
         lines += [
             f"alert episodes: {self.episodes}, false alarms: {self.false_alarms} over {self.unit_days:.3f} unit-days"
-            f" = {self.false_alarms_per_unit_day:.2f} per unit-day",
+            f" = {self.false_alarms_per_unit_day:.2f} per unit-day; in settling spans after a fault (neither false"
+            f" nor detections): {self.settling_alarms}",
             f"detection delay (detected faults): median {self.delay_median_s:.1f} s, p90 {self.delay_p90_s:.1f} s",
             f"point-wise: precision {p.precision:.3f}, recall {p.recall:.3f}, F1 {p.f1:.3f}, "
             f"FAR {p.far_pct:.2f} %, MAR {p.mar_pct:.2f} %",
             f"alert time on normal rows: {100 * self.alert_share_normal:.2f} % "
-            f"({self.normal_rows_alerting} of {self.normal_rows} rows outside faults + tolerance)",
+            f"({self.normal_rows_alerting} of {self.normal_rows} rows outside faults + tolerance and settling)",
         ]
         lines += [f"  {_label_line(r)}" for r in self.labels]
         return "\n".join(lines)
@@ -303,9 +315,19 @@ def _judge(lab: Label, unit_episodes: Sequence[Episode], tolerance_s: float) -> 
     return LabelResult(lab, "missed", None, None, None)
 
 
-def _is_false_alarm(ep: Episode, unit_labels: Sequence[Label], tolerance_s: float) -> bool:
-    """Announced outside every fault's [start, end + tolerance] of its unit (running into one later is no excuse)."""
-    return not any(lab.start <= ep.detected_at <= lab.end + tolerance_s for lab in unit_labels)
+def _in_fault(ep: Episode, unit_labels: Sequence[Label], tolerance_s: float) -> bool:
+    """Announced inside some fault's [start, end + tolerance] of its unit (running into one later is no excuse)."""
+    return any(lab.start <= ep.detected_at <= lab.end + tolerance_s for lab in unit_labels)
+
+
+def _in_settling(ep: Episode, unit_labels: Sequence[Label], tolerance_s: float) -> bool:
+    """Announced inside some fault's settling span (end + tolerance, settled] of its unit."""
+    return any(lab.end + tolerance_s < ep.detected_at <= lab.settled for lab in unit_labels)
+
+
+def _not_normal(lab: Label, tolerance_s: float) -> tuple[float, float]:
+    """The span a fault keeps from being normal: [start, end + tolerance], then its settling span."""
+    return lab.start, max(lab.end + tolerance_s, lab.settled)
 
 
 def evaluate(
@@ -319,7 +341,13 @@ def evaluate(
     labels_of = _by_unit(labels)  # every label, counted or not: a fault outside the counted ones still happened
     counted, left_out = restrict_labels(labels, timelines)
     results = [_judge(lab, eps_of.get(lab.unit, ()), tolerance_s) for lab in counted]
-    false_ids = [ep.alert_id for ep in episodes if _is_false_alarm(ep, labels_of.get(ep.unit, ()), tolerance_s)]
+    false_ids: list[str] = []
+    settling_ids: list[str] = []
+    for ep in episodes:
+        unit_labels = labels_of.get(ep.unit, ())
+        if _in_fault(ep, unit_labels, tolerance_s):
+            continue
+        (settling_ids if _in_settling(ep, unit_labels, tolerance_s) else false_ids).append(ep.alert_id)
 
     unit_days = 0.0
     tp = fp = tn = fn = normal = normal_alerting = 0
@@ -333,7 +361,7 @@ def evaluate(
         truth = _mask(ts, [(lab.start, lab.end) for lab in unit_labels], closed_end=True)
         m = pointwise(pred, truth)
         tp, fp, tn, fn = tp + m.tp, fp + m.fp, tn + m.tn, fn + m.fn
-        outside = ~_mask(ts, [(lab.start, lab.end + tolerance_s) for lab in unit_labels], closed_end=True)
+        outside = ~_mask(ts, [_not_normal(lab, tolerance_s) for lab in unit_labels], closed_end=True)
         normal += int(np.sum(outside))
         normal_alerting += int(np.sum(outside & pred))
     return Evaluation(
@@ -343,6 +371,7 @@ def evaluate(
         unit_days=unit_days,
         points=PointMetrics(tp, fp, tn, fn),
         false_alarm_ids=tuple(false_ids),
+        settling_alarm_ids=tuple(settling_ids),
         left_out=tuple(left_out),
         normal_rows=normal,
         normal_rows_alerting=normal_alerting,

@@ -48,6 +48,7 @@ RELOAD_RESULTS = ("ok", "error", "rolled_back")  # rolled_back: an `ok` reload w
 # not scored, queued again.
 REPLAY_RESULTS = ("placed", "refused", "rescored")
 CHECKPOINT_PARTS = ("journal", "marks")
+RECORDING_KINDS = ("rows", "scores", "alerts")  # monitor/recording: what a recording holds per unit
 # Seconds; scoring on CPU takes milliseconds, publish-to-score up to a few seconds when behind.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
@@ -475,6 +476,23 @@ class Metrics:
             ["what"],
             registry=r,
         )
+        # The recording (monitor/recording): rows are written by the front process, scores and alerts by the scorer;
+        # each process leaves the other's kinds at 0, so one scrape over both adds up (monitor/scorer.py).
+        self.recording_dropped = Counter(
+            "plantwatch_recording_dropped_total",
+            "Records not recorded because the recording's queue was full, by kind.",
+            ["kind"],
+            registry=r,
+        )
+        self.recording_errors = Counter(
+            "plantwatch_recording_errors_total",
+            "Failed writes of the recording (full disk, permissions); its records are lost, scoring goes on.",
+            ["kind"],
+            registry=r,
+        )
+        self.recording_bytes = Gauge(
+            "plantwatch_recording_bytes", "Bytes of the recording's files on disk, by kind.", ["kind"], registry=r
+        )
 
         for reject_reason in REJECT_REASONS:
             self.readings_rejected.labels(reject_reason)
@@ -494,6 +512,10 @@ class Metrics:
             self.journal_replayed.labels(replay_result)
         for what in CHECKPOINT_PARTS:
             self.checkpoint_failures.labels(what)
+        for kind in RECORDING_KINDS:
+            self.recording_dropped.labels(kind)
+            self.recording_errors.labels(kind)
+            self.recording_bytes.labels(kind)
         for detector in DETECTORS:
             self.windows_scored.labels(detector)
         for model in models:

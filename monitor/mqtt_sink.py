@@ -7,7 +7,7 @@ API::
 
 ``publish(topic, payload, qos, retain) -> bool`` is MqttLink.publish (monitor/mqtt.py): it never raises and never
 blocks the scheduler thread (paho queues; a disconnected link counts the message as dropped). Topics and payloads
-are monitor.wire's (DESIGN.md wire contract): alerts at QoS 1 (monitor.alerts.event_to_json), the unit's state at
+are monitor.wire's (DESIGN.md wire contract): alerts at QoS 1 (monitor.alerts.event_payload), the unit's state at
 QoS 1 retained, scores (monitor.wire.payloads.encode_row) and forecasts (encode_forecast) at QoS 0. A forecast of a
 unit whose sensors the sink was not given is not published (its columns would have no names).
 """
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
-from monitor.alerts import event_to_json
+from monitor.alerts.event_payload import event_to_json
 from monitor.messages import AlertEvent, Forecast
 from monitor.sinks import Sink
 from monitor.wire.payloads import ScoredRow, encode_forecast, encode_row

@@ -10,7 +10,7 @@ API::
 With ``scheduler.scorer: process`` (the service's default) the outputs are computed in the scorer process, so a
 sink in the front's process or in another program (the demo's live view and its files, the parity test) cannot be
 handed the objects directly. This client subscribes to ``<prefix>/alerts/+`` (QoS 1) and ``<prefix>/scores/+``
-(QoS 0), decodes each payload with the modules the MQTT sink encodes with (monitor.alerts.event_from_json,
+(QoS 0), decodes each payload with the modules the MQTT sink encodes with (monitor.alerts.event_payload,
 monitor.wire.payloads.decode_scores, whose detector names must be the service's: monitor.messages.DETECTORS) and
 calls the sinks' ``alert(event)`` and ``scored([row])`` on paho's network thread, in the order the broker
 delivers: per unit that is the order they were published. The retained alert state and the forecasts are not
@@ -31,7 +31,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from monitor.alerts import event_from_json
+from monitor.alerts.event_payload import event_from_json
 from monitor.messages import DETECTORS
 from monitor.sinks import Sink
 from monitor.wire.payloads import ScoredRow, decode_scores

@@ -26,7 +26,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 
-from monitor.alerts import AlertBoard
+from monitor.alerts.board import AlertBoard
 from monitor.messages import ALERT_STATES, DETECTORS, Score
 from monitor.metrics import Metrics
 from monitor.scoring import ScoringOutput

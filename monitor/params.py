@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from monitor.alerts import AlertPolicy
+from monitor.alerts.policy import AlertPolicy
 from monitor.buffers import UnitSpec
 from monitor.config import PlantwatchConfig
 from monitor.scoring import UnitModels, required_window_rows
@@ -17,11 +17,11 @@ from monitor.sensor_health import HealthSpec
 from monitor.thresholds import AdaptPolicy
 
 if TYPE_CHECKING:
-    from models.inference import LoadedModel
+    from models.model_api import ScoringModel
 
 
 def specs_from_config(
-    cfg: PlantwatchConfig, models: Mapping[str, LoadedModel]
+    cfg: PlantwatchConfig, models: Mapping[str, ScoringModel]
 ) -> tuple[dict[str, UnitSpec], dict[str, AlertPolicy], dict[str, UnitModels]]:
     """The pipeline's parameter records for every configured unit."""
     specs: dict[str, UnitSpec] = {}

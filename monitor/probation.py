@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 from monitor.scoring import ModelVerdict
 
 if TYPE_CHECKING:
-    from models.inference import LoadedModel
+    from models.model_api import ScoringModel
 
 PROBATION_WINDOWS = 100
 PROBATION_S = 60.0
@@ -49,7 +49,7 @@ class Failure:
 class Probation:
     """The models of one reload on trial; see the module docstring."""
 
-    fallback: Mapping[str, LoadedModel]
+    fallback: Mapping[str, ScoringModel]
     on_trial: frozenset[str]
     windows: int
     seconds: float

@@ -14,7 +14,7 @@ force that the alert tracker compared the score with (the calibrated one moved b
 ``<prefix>/scores/{unit}`` payload), ``top_sensor`` the sensor that contributed most ("" if none). Rows come in the
 order the OutputStage hands them on: per batch, per scored row, per detector.
 
-``alerts.jsonl``: one DESIGN.md alert payload (monitor.alerts.event_to_dict) per line, flushed as each one comes.
+``alerts.jsonl``: one DESIGN.md alert payload (monitor.alerts.event_payload) per line, flushed as each one comes.
 
 The writer takes calls from one thread at a time, and a lock makes ``flush`` safe from another (the demo's feed
 writes on paho's thread, its main loop flushes).
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,15 +34,43 @@ from types import TracebackType
 import numpy as np
 import numpy.typing as npt
 
-from monitor.alerts import event_from_dict, event_to_dict
+from monitor.alerts.event_payload import event_from_dict, event_to_dict
 from monitor.messages import AlertEvent
 from monitor.sinks import Sink
 from monitor.wire.payloads import ScoredRow
+
+log = logging.getLogger(__name__)
 
 SCORES_FILE = "scores.csv"
 ALERTS_FILE = "alerts.jsonl"
 SCORE_COLUMNS = ("unit", "ts", "detector", "model", "score", "threshold", "calibrated_threshold", "top_sensor")
 REQUIRED_COLUMNS = frozenset({"unit", "ts", "detector", "model", "score", "threshold"})
+
+
+def score_cells(row: ScoredRow) -> list[list[str]]:
+    """The scores.csv rows of one scored row (one per detector, columns SCORE_COLUMNS): the one encoder of the
+    format, shared with the service's recording (monitor/recording)."""
+    ts = f"{row.ts:.3f}"
+    cells = []
+    for detector, s in row.scores.items():
+        cells.append(
+            [
+                row.unit,
+                ts,
+                detector,
+                s.model,
+                f"{s.score:.6g}",
+                f"{s.threshold:.6g}",
+                f"{s.calibrated_threshold:.6g}",
+                row.top_sensor(detector),
+            ]
+        )
+    return cells
+
+
+def alert_line(event: AlertEvent) -> str:
+    """One alerts.jsonl line (newline included): the one encoder of the format, shared with the recording."""
+    return json.dumps(event_to_dict(event), allow_nan=False) + "\n"
 
 
 class FilesSink(Sink):
@@ -68,25 +97,12 @@ class FilesSink(Sink):
     def scored(self, rows: Sequence[ScoredRow]) -> None:
         with self._lock:
             for row in rows:
-                ts = f"{row.ts:.3f}"
-                for detector, s in row.scores.items():
-                    top = row.top_sensor(detector)
-                    self._scores.writerow(
-                        [
-                            row.unit,
-                            ts,
-                            detector,
-                            s.model,
-                            f"{s.score:.6g}",
-                            f"{s.threshold:.6g}",
-                            f"{s.calibrated_threshold:.6g}",
-                            top,
-                        ]
-                    )
-                    self.rows_written += 1
+                cells = score_cells(row)
+                self._scores.writerows(cells)
+                self.rows_written += len(cells)
 
     def alert(self, event: AlertEvent) -> None:
-        line = json.dumps(event_to_dict(event), allow_nan=False) + "\n"
+        line = alert_line(event)
         with self._lock:
             self._alerts_file.write(line)
             self._alerts_file.flush()  # rare, and what someone watching the file waits for
@@ -154,16 +170,20 @@ def read_scores(path: str | Path) -> dict[str, dict[str, ScoreSeries]]:
     return result
 
 
-def read_alerts(path: str | Path) -> list[AlertEvent]:
-    """Read an alerts.jsonl (one alert payload per line, blank lines ignored); ValueError names the bad line."""
+def read_alerts(path: str | Path, whole_lines: bool = False) -> list[AlertEvent]:
+    """Read an alerts.jsonl (one alert payload per line, blank lines ignored); ValueError names the bad line.
+    ``whole_lines``: a last line without its newline is ignored, with a WARNING (a recording's file being written)."""
     path = Path(path)
     events = []
     with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, start=1):
+        for number, line in enumerate(f, start=1):
             if not line.strip():
+                continue
+            if whole_lines and not line.endswith("\n"):
+                log.warning("%s: ignored line %d, the last: not whole (no newline: being written)", path, number)
                 continue
             try:
                 events.append(event_from_dict(json.loads(line)))
             except (ValueError, KeyError, TypeError) as exc:
-                raise ValueError(f"{path}:{line_no}: not an alert event: {exc}") from exc
+                raise ValueError(f"{path}:{number}: not an alert event: {exc}") from exc
     return events

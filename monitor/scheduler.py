@@ -25,7 +25,10 @@ The ScoringEngine (monitor.scoring) groups a batch by model: one ``infer`` per m
 
 CUDA out-of-memory halves the batch and retries; a single window that still does not fit moves the
 engine to the CPU for good (``plantwatch_gpu_oom_total``, ``plantwatch_cpu_fallback_total``).
-Pinned host memory and non-blocking copies are the models' business (LoadedModel.infer moves the batch).
+Pinned host memory, non-blocking copies and the padding of a batch to a few fixed sizes are the models' business
+(models.model_api.padded_infer; LoadedModel.infer moves the batch). The service hands the engine its models wrapped
+by monitor.timed_models.timed, so that their calls feed ``plantwatch_inference_seconds`` and
+``plantwatch_batch_size_windows``.
 
 Reload probation (monitor/probation.py): a swap keeps the models it replaced as the fallback. Until every
 model that changed has scored ``probation_windows`` complete windows and ``probation_s`` seconds have passed
@@ -42,7 +45,6 @@ that passed (or were loaded at start). After a probation passes the fallback is 
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import sys
@@ -51,10 +53,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any, Protocol
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, Protocol
 
 from monitor import memtrim
 from monitor.journal import ScoredMarks
@@ -64,7 +63,7 @@ from monitor.probation import PROBATION_S, PROBATION_WINDOWS, Failure, Probation
 from monitor.scoring import EngineState, ScoringEngine, ScoringOutput
 
 if TYPE_CHECKING:
-    from models.inference import InferenceResult, LoadedModel
+    from models.model_api import ScoringModel
 
 log = logging.getLogger(__name__)
 
@@ -159,68 +158,7 @@ def newest_per_unit(
     return keep, len(jobs) - len(keep)
 
 
-def padded_batch(n: int) -> int:
-    """The batch size ``n`` windows are scored at: the next power of two up to 32, then the next multiple of 32.
-
-    torch's CPU LSTM runs on oneDNN, which builds and caches a primitive (with its buffers) per input shape and
-    keeps it: with every batch size from 1 to max_batch turning up, the service's RSS grew by about 1 MB/s for
-    minutes (benchmarks/memory.py drift, 500 units). A few fixed sizes bound that cache and reuse its entries;
-    padding costs at most 31 windows (or a factor < 2 below 32).
-    """
-    if n <= 1:
-        return max(n, 0)
-    if n <= 32:
-        return 1 << (n - 1).bit_length()
-    return -(-n // 32) * 32
-
-
-def _head(value: Any, n: int) -> Any:
-    return None if value is None else value[:n]
-
-
-class TimedModel:
-    """A LoadedModel whose ``infer`` feeds the inference-time and batch-size histograms (batches padded to a
-    ``padded_batch`` size, results cut back to the windows given)."""
-
-    def __init__(self, model: LoadedModel, metrics: Metrics | None) -> None:
-        self._model = model
-        self._metrics = metrics
-        self._seconds = metrics.inference_seconds.labels(model.name) if metrics is not None else None
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._model, name)
-
-    @property
-    def wrapped(self) -> LoadedModel:
-        return self._model
-
-    def infer(self, windows: npt.NDArray[np.float32]) -> InferenceResult:
-        start = time.perf_counter()
-        n = len(windows)
-        size = padded_batch(n)
-        if size != n:  # repeat the last window: real data, so the padding rows cannot raise or produce NaN
-            windows = np.concatenate((windows, np.repeat(windows[-1:], size - n, axis=0)))
-        result = self._model.infer(windows)
-        if size != n:
-            result = dataclasses.replace(
-                result, **{f.name: _head(getattr(result, f.name), n) for f in dataclasses.fields(result)}
-            )
-        if self._seconds is not None and self._metrics is not None:
-            self._seconds.observe(time.perf_counter() - start)
-            self._metrics.batch_size.observe(n)
-        return result
-
-    def to(self, device: Any) -> TimedModel:
-        return TimedModel(self._model.to(device), self._metrics)
-
-
-def timed(models: Mapping[str, LoadedModel], metrics: Metrics | None) -> dict[str, LoadedModel]:
-    """Wrap every model for timing (typed as LoadedModel: the wrapper has its interface)."""
-    wrapped: dict[str, Any] = {name: TimedModel(model, metrics) for name, model in models.items()}
-    return wrapped
-
-
-def show_models(metrics: Metrics, models: Mapping[str, LoadedModel]) -> None:
+def show_models(metrics: Metrics, models: Mapping[str, ScoringModel]) -> None:
     """plantwatch_model_info: one series per model being served."""
     metrics.model_info.clear()
     for name, m in models.items():
@@ -261,7 +199,7 @@ class Scheduler:
         self._metrics = metrics
         self._max_batch = max_batch
         self._max_delay_s = max_delay_s
-        self._swap: tuple[Mapping[str, LoadedModel], Future[None]] | None = None
+        self._swap: tuple[Mapping[str, ScoringModel], Future[None]] | None = None
         self._swap_lock = threading.Lock()
         self._idle = threading.Event()
         self._next_trim = 0.0
@@ -387,7 +325,7 @@ class Scheduler:
 
     # reload
 
-    def replace_models(self, models: Mapping[str, LoadedModel], timeout_s: float = 10.0) -> None:
+    def replace_models(self, models: Mapping[str, ScoringModel], timeout_s: float = 10.0) -> None:
         """Swap the engine's models between two batches (on the scheduler thread); ValueError if refused."""
         future: Future[None] = Future()
         with self._swap_lock:
@@ -409,7 +347,7 @@ class Scheduler:
         self._start_probation(previous, models)
         future.set_result(None)
 
-    def _start_probation(self, previous: Mapping[str, LoadedModel], models: Mapping[str, LoadedModel]) -> None:
+    def _start_probation(self, previous: Mapping[str, ScoringModel], models: Mapping[str, ScoringModel]) -> None:
         # A reload during a probation replaces it; the fallback stays the models that passed (or started).
         fallback = previous if self._probation is None else self._probation.fallback
         on_trial = frozenset(name for name, model in models.items() if fallback.get(name) is not model)

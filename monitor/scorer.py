@@ -56,7 +56,7 @@ import numpy as np
 from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.core import Metric
 
-from monitor.alerts import AlertBoard
+from monitor.alerts.board import AlertBoard
 from monitor.buffers import UnitSpec
 from monitor.config import PlantwatchConfig
 from monitor.journal import ScoredMarks
@@ -64,9 +64,12 @@ from monitor.messages import WindowJob
 from monitor.metrics import Metrics, UnitTable
 from monitor.mqtt_sink import MqttSink, Publish
 from monitor.outputs import OutputStage
-from monitor.scheduler import JobQueue, JobSource, Scheduler, show_models, timed
+from monitor.recording import results_recording
+from monitor.scheduler import JobQueue, JobSource, Scheduler, show_models
 from monitor.scoring import ScoringEngine, required_window_rows
 from monitor.shared_block import SharedBlock
+from monitor.sinks import Sink
+from monitor.timed_models import timed
 from monitor.window_slots import SlotReader, SlotWriter, WindowSlots
 from monitor.wire.topics import ANY, alert_state_topic
 
@@ -123,7 +126,10 @@ class ScoringSide:
             publish_forecasts=cfg.outputs.publish_forecasts,
             sensors={u.name: tuple(u.sensors) for u in cfg.units},
         )
-        self.outputs = OutputStage(self.board, [mqtt_sink], metrics, prefix=topics.prefix)
+        # The scores and alert events recorded beside MQTT (monitor/recording), when recording.path is set.
+        self.recording = results_recording(cfg, metrics)
+        sinks: list[Sink] = [mqtt_sink] if self.recording is None else [mqtt_sink, self.recording]
+        self.outputs = OutputStage(self.board, sinks, metrics, prefix=topics.prefix)
         self.scheduler = Scheduler(
             self.engine,
             jobs,
@@ -136,6 +142,14 @@ class ScoringSide:
             probation_windows=cfg.scheduler.reload_probation_windows,
             probation_s=cfg.scheduler.reload_probation_s,
         )
+
+    def start_recording(self) -> None:
+        if self.recording is not None:
+            self.recording.start()
+
+    def stop_recording(self, timeout_s: float) -> bool:
+        """After the scheduler stopped: what is queued written, the files synced; False if past the deadline."""
+        return self.recording is None or self.recording.stop(timeout_s)
 
     def engine_device(self) -> Any:
         return "cpu" if self.scheduler.on_cpu_fallback else self.device
@@ -369,9 +383,11 @@ def scorer_main(cfg: PlantwatchConfig, wiring: _Wiring) -> None:
     if retained:
         log.info("restored the alert state of %d unit(s) from the broker", side.outputs.restore(retained))
     link.start()
+    side.start_recording()
     side.scheduler.run(reader.ended)  # until the front's end (or its death), then what is still queued
     # Orphaned (the front was killed): leave at once, the restarted service's scorer takes over from the marks.
     deadline = time.monotonic() + (1.0 if reader.orphaned else cfg.shutdown_timeout_s)
+    side.stop_recording(max(0.1, min(5.0, deadline - time.monotonic())))
     if not link.connected.wait(max(0.1, min(5.0, deadline - time.monotonic()))):
         log.warning("scorer: broker not connected at stop; unsent alerts are lost with the process")
     link.stop(max(0.1, deadline - time.monotonic()))

@@ -4,7 +4,7 @@ API (single-threaded: the scheduler thread owns one engine; the backtest calls i
 
     engine = ScoringEngine(
         units={"R1": UnitModels(sensors=("a", "b"), period_s=1.0, detector="lstm_ae", forecaster="lstm")},
-        models={"lstm_ae": loaded_detector, "lstm": loaded_forecaster},   # models.artifacts.load_artifact(...)
+        models={"lstm_ae": loaded_detector, "lstm": loaded_forecaster},   # models.serving.load_for_serving(...)
     )
     required_window_rows(units["R1"], models)  # rows a WindowJob must carry (UnitSpec.window_rows)
     out = engine.run(jobs)        # -> ScoringOutput(scores, forecasts, non_finite, judged); if it raises, no state
@@ -15,6 +15,10 @@ API (single-threaded: the scheduler thread owns one engine; the backtest calls i
     engine.failing_models         # frozenset: models whose latest complete windows came out NaN / inf (readiness)
     saved = engine.snapshot()     # the per-unit state run() changes (cheap: a dict copy) ...
     engine.restore(saved)         # ... put back: a batch rescored after a reload's rollback (monitor/probation.py)
+
+The models are any ScoringModel (models.model_api, the model contract: torch, ONNX Runtime or numpy, or the
+service's monitor.timed_models.TimedModel around one); their ``infer`` pads a batch itself, so nothing here
+depends on the runtime.
 
 One ``infer`` per model per call: the jobs of all units that share a model are stacked into one batch
 ``[B, model.window, S]`` (each job's newest ``model.window`` rows, columns permuted to the model's sensor order).
@@ -57,7 +61,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -65,8 +69,9 @@ import numpy.typing as npt
 from monitor.messages import Forecast, Score, WindowJob
 from monitor.sensor_health import HealthSpec, SensorHealth, envelope_bounds
 
-if TYPE_CHECKING:  # models imports torch; the import is for annotations only
-    from models.inference import LoadedModel
+if TYPE_CHECKING:  # the model contract (models.model_api, no torch); for annotations only
+    from models.device import ServingDevice
+    from models.model_api import InferenceResult, ScoringModel
 
 ATTENTION_TOP_STEPS = 3
 
@@ -130,7 +135,7 @@ class EngineState:
     failing: frozenset[str]
 
 
-def required_window_rows(unit: UnitModels, models: Mapping[str, LoadedModel]) -> int:
+def required_window_rows(unit: UnitModels, models: Mapping[str, ScoringModel]) -> int:
     """Rows each WindowJob of this unit must carry: the largest window among its models."""
     rows = [models[name].window for name in (unit.detector, unit.forecaster) if name is not None]
     if not rows:
@@ -138,7 +143,7 @@ def required_window_rows(unit: UnitModels, models: Mapping[str, LoadedModel]) ->
     return max(rows)
 
 
-def _permutation(unit_sensors: Sequence[str], model: LoadedModel, model_name: str) -> npt.NDArray[np.intp] | None:
+def _permutation(unit_sensors: Sequence[str], model: ScoringModel, model_name: str) -> npt.NDArray[np.intp] | None:
     """Columns of the unit's window in the model's sensor order; None when the orders already agree."""
     if tuple(model.sensors) == tuple(unit_sensors):
         return None
@@ -153,9 +158,9 @@ def _permutation(unit_sensors: Sequence[str], model: LoadedModel, model_name: st
 class ScoringEngine:
     """Batched scoring of WindowJobs for every configured unit; see the module docstring."""
 
-    def __init__(self, units: Mapping[str, UnitModels], models: Mapping[str, LoadedModel]) -> None:
+    def __init__(self, units: Mapping[str, UnitModels], models: Mapping[str, ScoringModel]) -> None:
         self._units = dict(units)
-        self._models: dict[str, LoadedModel] = {}
+        self._models: dict[str, ScoringModel] = {}
         self._perm: dict[tuple[str, str], npt.NDArray[np.intp] | None] = {}
         self._pending: dict[str, _Pending] = {}
         self._bounds: dict[tuple[str, str], tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]] = {}
@@ -172,7 +177,7 @@ class ScoringEngine:
         return self._failing
 
     @property
-    def models(self) -> Mapping[str, LoadedModel]:
+    def models(self) -> Mapping[str, ScoringModel]:
         return self._models
 
     def snapshot(self) -> EngineState:
@@ -184,7 +189,7 @@ class ScoringEngine:
         self._pending = dict(state.pending)
         self._failing = state.failing
 
-    def replace_models(self, models: Mapping[str, LoadedModel]) -> None:
+    def replace_models(self, models: Mapping[str, ScoringModel]) -> None:
         """Validate and swap in a new model set (all or nothing; ValueError names the problem)."""
         perm: dict[tuple[str, str], npt.NDArray[np.intp] | None] = {}
         for unit, spec in self._units.items():
@@ -220,7 +225,7 @@ class ScoringEngine:
                 del self._pending[unit]
         self._failing = frozenset(name for name in self._failing if old.get(name) is models.get(name))
 
-    def to(self, device: Any) -> ScoringEngine:
+    def to(self, device: ServingDevice) -> ScoringEngine:
         """Move every model to ``device`` ("auto" | "cpu" | "cuda" | torch.device); returns self."""
         self._models = {name: model.to(device) for name, model in self._models.items()}
         return self
@@ -293,7 +298,7 @@ class ScoringEngine:
         return verdicts
 
     def _stack(
-        self, jobs: Sequence[WindowJob], indices: list[int], name: str, model: LoadedModel
+        self, jobs: Sequence[WindowJob], indices: list[int], name: str, model: ScoringModel
     ) -> npt.NDArray[np.float32]:
         """[B, model.window, S] in the model's sensor order."""
         w = model.window
@@ -314,7 +319,7 @@ class ScoringEngine:
         jobs: Sequence[WindowJob],
         indices: list[int],
         name: str,
-        model: LoadedModel,
+        model: ScoringModel,
         windows: npt.NDArray[np.float32],
     ) -> list[tuple[str, ...]]:
         """Per job of the batch: the model's sensors whose newest value lies outside its training envelope."""
@@ -338,8 +343,8 @@ class ScoringEngine:
         jobs: Sequence[WindowJob],
         indices: list[int],
         name: str,
-        model: LoadedModel,
-        result: Any,
+        model: ScoringModel,
+        result: InferenceResult,
         keyed: list[tuple[int, int, Score]],
         outside: list[tuple[str, ...]],
     ) -> int:
@@ -383,8 +388,8 @@ class ScoringEngine:
         jobs: Sequence[WindowJob],
         indices: list[int],
         name: str,
-        model: LoadedModel,
-        result: Any,
+        model: ScoringModel,
+        result: InferenceResult,
         keyed: list[tuple[int, int, Score]],
         forecasts_out: list[Forecast],
         outside: list[tuple[str, ...]],

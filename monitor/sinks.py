@@ -43,7 +43,7 @@ class Sink:
         """An alert event: an episode firing, re-notified, escalated or resolved."""
 
     def alert_state(self, unit: str, payload: bytes) -> None:
-        """The unit's alert state (monitor.alerts.AlertBoard.state_payload): what a restart restores."""
+        """The unit's alert state (monitor.alerts.board.AlertBoard.state_payload): what a restart restores."""
 
     def scored(self, rows: Sequence[ScoredRow]) -> None:
         """The rows one batch scored, in the order their first score came."""

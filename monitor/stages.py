@@ -8,7 +8,9 @@ API:
     inbox.readings() -> Iterator[Reading]                   # the Source port: what is queued now, in order
     ingest = IngestStage(parser, inbox, metrics)
     ingest.handle(topic, payload, received_at) -> bool     # the MqttLink handler: parse, count, put_nowait
-    buffers = BufferStage(ring_buffers, inbox, job_queue, metrics)
+    buffers = BufferStage(ring_buffers, inbox, job_queue, metrics, recorder=None)
+                                                            # recorder: the rows' (monitor/recording), fed each
+                                                            # closed row (RingBuffers(specs, keep_rows=True))
     buffers.handle(reading)                                 # one message: align, count it, queue jobs
     replay = buffers.replay(parser, journal_dir, scored_upto)   # at start: the journal back into the buffers
     threading.Thread(target=buffers.run, args=(stop,), name="buffers")   # until stop, then drains the inbox
@@ -41,13 +43,17 @@ from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from monitor.buffers import RingBuffers
+from monitor.buffers import ClosedRow, RingBuffers
 from monitor.ingest import Parser
 from monitor.journal import Journal, read_journal
 from monitor.messages import REJECT_REASONS, Reading, Rejected, RejectReason, WindowJob
 from monitor.metrics import Metrics
 from monitor.scheduler import JobQueue
+
+if TYPE_CHECKING:
+    from monitor.recording import Recorder
 
 log = logging.getLogger(__name__)
 
@@ -156,8 +162,16 @@ class Replay:
 class BufferStage:
     """Feeds readings into the ring buffers and queues the windows that became due."""
 
-    def __init__(self, buffers: RingBuffers, readings: Inbox, jobs: JobQueue, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        buffers: RingBuffers,
+        readings: Inbox,
+        jobs: JobQueue,
+        metrics: Metrics,
+        recorder: Recorder[ClosedRow] | None = None,
+    ) -> None:
         self._buffers = buffers
+        self._recorder = recorder
         self._readings = readings
         self._jobs = jobs
         self._metrics = metrics
@@ -183,6 +197,9 @@ class BufferStage:
             self._metrics.windows_skipped.labels(reason_name).inc(count)
         for job in result.records:  # the jobs and the health-only records, in event-time order
             self._jobs.put(job)
+        if self._recorder is not None:
+            for row in result.rows:  # a bounded put: a full queue drops the row (counted), never waits
+                self._recorder.put(row)
         if result.jobs:
             # The newest aligned row is the "actual" that dashboards draw against the forecasts (once per row).
             newest = result.jobs[-1]

@@ -13,7 +13,8 @@ Offline, for training data, tests and backtests::
     result.timestamps   # [T] epoch seconds (start_epoch defaults to 2026-01-01T00:00:00Z)
     result.units        # unit names; result.sensors: sensor names (REACTOR_SENSORS for the reactor)
     result.data         # [U, T, S] float64 in sensor units, NaN where a dropout fault removed readings
-    result.labels       # tuple[Label(unit, kind, start, end, sensors)], epoch seconds, [start, end)
+    result.labels       # tuple[Label(unit, kind, start, end, sensors, settled)], epoch seconds, [start, end);
+                        # settled: process faults' recovery measured against the fault-free twin (simulators.settling)
     result.label_mask() # [U, T] bool, True inside any fault
     write_csv(result, "data.csv"); write_labels(result.labels, "labels.csv")
 

@@ -2,7 +2,8 @@
 
 A fault is active on the half-open interval ``[start, start + duration)`` in seconds from the
 start of the simulation; a sample at time t is faulty when start <= t < end. Every fault
-becomes one ground-truth ``Label`` (monitor.wire.labels: ``unit,kind,start,end,sensors``, epoch seconds).
+becomes one ground-truth ``Label`` (monitor.wire.labels: ``unit,kind,start,end,settled,sensors``, epoch seconds;
+``settled``, when the plant is back to normal, is measured for process faults by simulators.settling).
 
 Sensor faults change only their own sensors; the process and the controller never see them:
   bias      value + magnitude (sensor units)

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from monitor.wire.labels import write_labels
+from monitor.wire.labels import LABEL_HEADER, write_labels
 from monitor.wire.timestamps import parse_time
 from simulators.broker import add_broker_arguments, broker_options
 from simulators.csvio import write_csv
@@ -44,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     offline = parser.add_argument_group("offline")
     offline.add_argument("--out", metavar="CSV", help="write measurements here (timestamp,unit,<sensors>)")
-    offline.add_argument("--labels", metavar="CSV", help="write ground-truth labels here (unit,kind,start,end,sensors)")
+    offline.add_argument("--labels", metavar="CSV", help=f"write ground-truth labels here ({','.join(LABEL_HEADER)})")
     add_broker_arguments(parser, required=False)
     live = parser.add_argument_group("live")
     live.add_argument("--speed", type=float, default=1.0, help="simulated seconds per wall second (0 = max)")

@@ -19,10 +19,11 @@ import numpy.typing as npt
 
 from monitor.wire.labels import Label
 from simulators import reactor
-from simulators.faults import SENSOR_FAULT_KINDS, Fault, SensorFaultApplier, ramp
+from simulators.faults import SENSOR_FAULT_KINDS, Fault, SensorFaultApplier, is_process_fault, ramp
 from simulators.reactor import REACTOR_NOISE_SD, ReactorParams, ReactorState, StepInputs
 from simulators.scenario import Scenario
 from simulators.seed_profile import SEED_NOISE_SD, seed_means
+from simulators.settling import reactor_tolerance, settle_labels
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -40,7 +41,8 @@ class SimResult:
     """The output of an offline run.
 
     timestamps: [T] epoch seconds; data: [U, T, S] in sensor units, NaN where a dropout fault
-    removed a reading; labels: one per injected fault, clipped to the simulated interval.
+    removed a reading; labels: one per injected fault, clipped to the simulated interval, process faults with
+    their measured ``settled`` (simulators.settling).
     """
 
     scenario: Scenario
@@ -277,7 +279,9 @@ def simulate(
     """Simulate ``duration_s`` seconds offline. Deterministic in (scenario, seed, start_epoch).
 
     ``seed`` defaults to the scenario's ``seed`` (or 0). Returns a :class:`SimResult` with
-    ``T = ceil(duration_s / period_s)`` samples starting at ``start_epoch``.
+    ``T = ceil(duration_s / period_s)`` samples starting at ``start_epoch``. With a process fault, the
+    fault-free twin runs too (twice the time) to measure each process fault's ``settled``; live runs
+    (:meth:`Simulation.labels`) cannot look ahead and leave ``settled`` at ``end``.
     """
     if not np.isfinite(duration_s) or duration_s <= 0:
         raise ValueError(f"duration must be a positive number of seconds, got {duration_s!r}")
@@ -293,13 +297,24 @@ def simulate(
     all_times = np.concatenate(times)[:n]
     all_data = np.concatenate(blocks, axis=1)[:, :n, :]
     end_epoch = sim.start_epoch + n * scenario.period_s
+    data = np.ascontiguousarray(all_data)
+    labels = sim.labels(end_epoch)
+    if any(is_process_fault(label.kind) for label in labels):
+        # The same run without its faults (same seed, start and noise) shows how long each process fault's
+        # effect outlasts its label. All units are simulated: the vector integrator's substeps follow the
+        # stiffest unit, so a twin of fewer units would not be exact.
+        twin = Simulation(replace(scenario, faults=()), seed=sim.seed, start_epoch=sim.start_epoch)
+        tolerance = reactor_tolerance(scenario.sensors)
+        labels = settle_labels(
+            labels, all_times, data, scenario.units, twin.chunks(), tolerance, end_epoch, scenario.period_s
+        )
     return SimResult(
         scenario=scenario,
         timestamps=all_times,
         units=scenario.units,
         sensors=scenario.sensors,
-        data=np.ascontiguousarray(all_data),
-        labels=sim.labels(end_epoch),
+        data=data,
+        labels=labels,
         period_s=scenario.period_s,
     )
 

@@ -13,6 +13,7 @@ Modules::
 Why here: the package imports the standard library and numpy only, nothing else of ``monitor`` and no torch. So
 the service, the backtest, ``plantwatch train`` (models) and the simulators (which run on a machine without
 torch and import nothing of the service: DESIGN.md's "at most the wire-format module" is this package) all read
-and write the same formats from one place. The alert event and alert state payloads are encoded by
-monitor.alerts, as they are the AlertEvent record and the trackers' state; their schema is PAYLOAD_SCHEMA here.
+and write the same formats from one place. The alert event and alert state payloads are encoded in
+monitor.alerts (event_payload, board), as they are the AlertEvent record and the trackers' state; their schema
+is PAYLOAD_SCHEMA here.
 """

@@ -3,6 +3,7 @@
 API::
 
     table = read_table("run.csv")        # -> CsvTable, rows in file order; CsvError (a ValueError) if unusable
+    table = read_table(recorded, whole_lines=True)   # a file being written: its unterminated last line ignored
     table.timestamps, table.units, table.columns, table.values, table.lines
     data = table.for_units({"R1": ("temp", "flow")}, default_unit="R1")   # -> CsvData (the backtest's input)
     series = table.for_unit(("temp", "flow"), unit="R1")                   # -> UnitSeries (training input)
@@ -19,6 +20,12 @@ naming column and line (``for_unit(strict=True)``); the backtest, the report and
 the service takes a reading it refused. A blank line is skipped. A row with another number of fields than the
 header, a time that is not one, a header naming a column twice: a CsvError naming the file and line.
 
+A last line without its newline is read like any other, unless ``whole_lines=True``: then it is ignored with a
+WARNING naming the file and line. That is for files another process appends to (the service's recording,
+monitor/recording), where such a line is a write in progress or one a kill or a power cut stopped half-way: read, it
+could hold a number cut short; refused, it would make the whole file unusable. A file from elsewhere often ends
+without a newline, and its last row is whole: ``whole_lines`` stays off for those.
+
 A sensor is found by its column name, or by the name without the characters a config name cannot hold
 (``"Volume Flow RateRMS"`` is sensor ``VolumeFlowRateRMS``).
 """
@@ -27,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import logging
 import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -38,6 +46,8 @@ import numpy as np
 import numpy.typing as npt
 
 from monitor.wire.timestamps import parse_time
+
+log = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -210,18 +220,30 @@ def open_text(file: Path) -> Iterator[TextIO]:
         raise CsvError(f"{file}: not a CSV file: {exc}") from None
 
 
-def read_table(path: str | Path) -> CsvTable:
-    """Read a sensor CSV (see the module docstring); CsvError (a ValueError) names what makes it unusable."""
+def read_table(path: str | Path, whole_lines: bool = False) -> CsvTable:
+    """Read a sensor CSV (see the module docstring); CsvError (a ValueError) names what makes it unusable.
+    ``whole_lines``: a last line without its newline is ignored, with a WARNING (a file being appended to)."""
     file = Path(path)
     with open_text(file) as handle:
         head = handle.readline()
         if not head.strip():
             raise CsvError(f"{file}: empty file (no header row)")
+        if whole_lines and not head.endswith("\n"):
+            raise CsvError(f"{file}: its header row is not whole (no newline after it)")
         delimiter = ";" if head.count(";") > head.count(",") else ","
         handle.seek(0)
-        reader = csv.reader(handle, delimiter=delimiter)
+        reader = csv.reader(_whole_lines(file, handle) if whole_lines else handle, delimiter=delimiter)
         header = [name.strip() for name in next(reader)]
         return _parse(file, header, reader)
+
+
+def _whole_lines(file: Path, lines: Iterator[str]) -> Iterator[str]:
+    """The lines of ``lines`` that end with a newline; a last one that does not is dropped with a WARNING."""
+    for number, line in enumerate(lines, start=1):
+        if line.endswith("\n"):
+            yield line
+        else:
+            log.warning("%s: ignored line %d, the last: not whole (no newline; being written, or cut)", file, number)
 
 
 def _parse(file: Path, header: list[str], reader: Iterator[list[str]]) -> CsvTable:

@@ -5,9 +5,15 @@ API::
     write_labels(labels, "labels.csv") -> rows written
     labels = read_labels("labels.csv")      # -> [Label]; CsvError (a ValueError) names the file and line
 
-File: a header ``unit,kind,start,end,sensors`` (``sensors`` optional), one row per fault; ``start`` and ``end`` are
-epoch seconds or ISO 8601 (monitor.wire.timestamps, no zone = UTC) with ``start <= end``; ``sensors`` the sensors
-the fault acts on, ``;``-joined (empty: the process, not a sensor).
+File: a header ``unit,kind,start,end,settled,sensors`` (``settled`` and ``sensors`` optional: files without them
+read as before), one row per fault; ``start``, ``end`` and ``settled`` are epoch seconds or ISO 8601
+(monitor.wire.timestamps, no zone = UTC) with ``start <= end <= settled``; an empty ``settled`` means ``end``.
+``sensors`` the sensors the fault acts on, ``;``-joined (empty: the process, not a sensor). The writer always
+writes every column.
+
+``settled`` is when the plant was back to normal after the fault: a label ends with the fault's cause, and a
+process fault's effect outlasts it (the simulator measures how long: simulators.settling). The evaluation
+counts alarms raised in ``(end + tolerance, settled]`` apart, neither false nor detections (monitor.evaluation).
 """
 
 from __future__ import annotations
@@ -21,8 +27,8 @@ from pathlib import Path
 from monitor.wire.csvfile import CsvError, open_text
 from monitor.wire.timestamps import parse_time
 
-LABEL_HEADER: tuple[str, ...] = ("unit", "kind", "start", "end", "sensors")
-_REQUIRED = frozenset(LABEL_HEADER) - {"sensors"}
+LABEL_HEADER: tuple[str, ...] = ("unit", "kind", "start", "end", "settled", "sensors")
+_REQUIRED = frozenset(LABEL_HEADER[:4])  # unit, kind, start, end; settled and sensors may be absent
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +37,7 @@ class Label:
 
     The simulator's fault is active on ``[start, end)`` (simulators.faults); the evaluation counts a row stamped
     at ``end`` as faulty too (monitor.evaluation): one row at most, and it keeps a fault that ends on a row whole.
+    ``settled`` (>= end) is when the plant was back to normal; not given (NaN), it is ``end``: no settling span.
     """
 
     unit: str
@@ -38,6 +45,14 @@ class Label:
     start: float
     end: float
     sensors: tuple[str, ...] = ()
+    settled: float = math.nan
+
+    def __post_init__(self) -> None:
+        # NaN stands for "not given" so that `settled` is always a number once the label exists.
+        if math.isnan(self.settled):
+            object.__setattr__(self, "settled", self.end)
+        elif not self.settled >= self.end:
+            raise ValueError(f"label {self.unit} {self.kind}: settled {self.settled} is before its end {self.end}")
 
 
 def write_labels(labels: Iterable[Label], path: str | Path) -> int:
@@ -47,7 +62,8 @@ def write_labels(labels: Iterable[Label], path: str | Path) -> int:
         writer = csv.writer(f)
         writer.writerow(LABEL_HEADER)
         for label in labels:
-            writer.writerow([label.unit, label.kind, f"{label.start:.3f}", f"{label.end:.3f}", ";".join(label.sensors)])
+            times = (f"{t:.3f}" for t in (label.start, label.end, label.settled))
+            writer.writerow([label.unit, label.kind, *times, ";".join(label.sensors)])
             count += 1
     return count
 
@@ -73,5 +89,12 @@ def _label(file: Path, line: int, raw: dict[str | None, str | None]) -> Label:
         raise CsvError(f"{file}:{line}: start and end must be epoch seconds or ISO 8601: {exc}") from None
     if not (math.isfinite(start) and math.isfinite(end) and end >= start):
         raise CsvError(f"{file}:{line}: need start <= end, got {start}, {end}")
+    settled_text = row.get("settled", "")
+    try:
+        settled = parse_time(settled_text) if settled_text else end
+    except ValueError as exc:
+        raise CsvError(f"{file}:{line}: settled must be empty, epoch seconds or ISO 8601: {exc}") from None
+    if not settled >= end:
+        raise CsvError(f"{file}:{line}: need end <= settled, got {end}, {settled}")
     sensors = tuple(s.strip() for s in row.get("sensors", "").split(";") if s.strip())
-    return Label(row["unit"], row["kind"], start, end, sensors)
+    return Label(row["unit"], row["kind"], start, end, sensors, settled)

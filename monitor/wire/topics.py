@@ -11,8 +11,8 @@ subscription filter, ``topic_pattern`` the regex that takes a topic apart.
 Output, under ``prefix`` (``mqtt.topics.prefix``, default ``plantwatch``)::
 
     <prefix>/status                 retained online / offline (the will)
-    <prefix>/alerts/{unit}          alert events (monitor.alerts.event_to_json)
-    <prefix>/alerts/{unit}/state    retained alert state (monitor.alerts.AlertBoard.state_payload)
+    <prefix>/alerts/{unit}          alert events (monitor.alerts.event_payload.event_to_json)
+    <prefix>/alerts/{unit}/state    retained alert state (monitor.alerts.board.AlertBoard.state_payload)
     <prefix>/scores/{unit}          per scored row (monitor.wire.payloads.encode_scores)
     <prefix>/forecast/{unit}        per forecast (monitor.wire.payloads.encode_forecast)
     <prefix>/_sync/{marker}         empty: the end marker of reading the retained states back (monitor.mqtt)

@@ -48,7 +48,7 @@ def test_demo_with_duration_fires_for_the_scripted_fault_and_writes_the_report(
     assert "ALERT" in out and "reactor-01 reconstruction FIRING" in out
     # The ground truth the simulator injected, and the service's scores, were recorded for the report.
     labels = (tmp_path / "labels.csv").read_text().splitlines()
-    assert labels[0] == "unit,kind,start,end,sensors" and labels[1].startswith("reactor-01,bias,")
+    assert labels[0] == "unit,kind,start,end,settled,sensors" and labels[1].startswith("reactor-01,bias,")
     assert (tmp_path / "scores.csv").read_text().count("\n") > 100
     width, height = png_size(tmp_path / "report.png")
     assert width == 1500 and height > 1000

@@ -1,4 +1,4 @@
-"""README.md: the generated sections (configuration reference, metrics) equal what the code renders now."""
+"""README.md: the generated sections (configuration reference, metrics, model kinds) equal what the code renders now."""
 
 from __future__ import annotations
 
@@ -34,6 +34,15 @@ def test_metrics_list_matches_the_metrics_module() -> None:
     section = gen.section_of(README.read_text(), gen.METRICS_START, gen.METRICS_END)
     assert section == gen.render_metrics(), STALE
     assert "| `plantwatch_readings_rejected_total` | counter | `reason` |" in section
+
+
+def test_kinds_table_matches_the_registry() -> None:
+    from models.kinds import KINDS
+
+    gen = generator()
+    section = gen.section_of(README.read_text(), gen.KINDS_START, gen.KINDS_END)
+    assert section == gen.render_kinds(), STALE
+    assert all(f"| `{kind}` | {spec.role} |" in section for kind, spec in KINDS.items())
 
 
 def test_readme_starts_with_the_two_commands_and_shows_the_picture() -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from monitor.alerts import event_to_dict
+from monitor.alerts.event_payload import event_to_dict
 from monitor.commands import report as report_command
 from monitor.messages import AlertEvent
 from monitor.report import reduce_points

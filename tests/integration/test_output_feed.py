@@ -7,7 +7,7 @@ import uuid
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from monitor.alerts import event_to_json
+from monitor.alerts.event_payload import event_to_json
 from monitor.messages import AlertEvent
 from monitor.output_feed import OutputFeed
 from monitor.sinks import RecordingSink

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from models.kinds import KINDS
 from models.synthetic import normal_process
 from models.train import TrainConfig, train_model
 
@@ -30,14 +31,10 @@ def normal_data() -> np.ndarray:
 
 
 def tiny_config(kind: str, **overrides: object) -> TrainConfig:
-    params: dict[str, object] = {
-        "kind": kind,
-        "window": 16,
-        "hidden_size": 8,
-        "epochs": 2,
-        "progress": False,
-        "device": "cpu",
-    }
+    """The tiny training recipe of the model tests: window 16, hidden 8, 2 epochs (a pca has no sizes)."""
+    params: dict[str, object] = {"kind": kind, "window": 16, "epochs": 2, "progress": False, "device": "cpu"}
+    if KINDS[kind].network:
+        params["hidden_size"] = 8
     if kind in ("lstm_ae",):
         params["latent_size"] = 4
     params.update(overrides)

@@ -14,11 +14,11 @@ import torch
 
 from models.artifacts import ARTIFACT_ERROR_REASONS, ArtifactError, load_artifact, save_artifact
 from models.device import resolve_device
-from models.networks import KINDS
+from models.networks import KINDS, NETWORK_KINDS
 from models.preprocessing import sliding_windows
 from tests.models.conftest import SENSORS
 
-ALL_KINDS = tuple(KINDS)
+ALL_KINDS = NETWORK_KINDS  # the torch loader's kinds (the pca's artifact: tests/models/test_contract.py)
 
 
 def _windows(data: np.ndarray, window: int, count: int = 40) -> np.ndarray:

@@ -17,7 +17,7 @@ from models.train import TrainConfig, part_windows, window_span
 from models.train_data import TrainingSelection, load_training_rows
 from monitor.cli import main as cli_main
 from monitor.messages import AlertEvent
-from monitor.result_files import SCORES_FILE, FilesSink, read_scores
+from monitor.result_files import SCORE_COLUMNS, SCORES_FILE, FilesSink, read_scores
 from monitor.wire.csvfile import read_table
 from monitor.wire.labels import Label, write_labels
 
@@ -236,21 +236,23 @@ def test_a_recording_directory_trains_with_its_alert_periods_left_out(
     lines = (tmp_path / "all.csv").read_text().splitlines()
     header, body = lines[0], lines[1:]
     # Two row files whose names sort against their times (the reader orders them by first timestamp), with a 10 min
-    # stop of the recorder between them, and one with a header only (just rotated).
+    # stop of the recorder between them, the newest being written (a torn last line); one with a header only (just
+    # rotated); the recording's scores, which are not sensor data.
     (unit_dir / "rows-2.csv").write_text("\n".join([header, *body[:1500]]) + "\n")
-    (unit_dir / "rows-10.csv").write_text("\n".join([header, *body[2100:]]) + "\n")
+    (unit_dir / "rows-10.csv").write_text("\n".join([header, *body[2100:]]) + "\n" + body[0][:20])
     (unit_dir / "rows-11.csv").write_text(header + "\n")
+    (unit_dir / "scores-1.csv").write_text(",".join(SCORE_COLUMNS) + f"\n{t0},R-101,reconstruction,det,1,2,2,\n")
     alerts = _write_alerts(
         tmp_path / "episode",
         [_alert("R-101", "firing", t0 + 2510.0, t0 + 2500.0), _alert("R-101", "resolved", t0 + 2700.0, t0 + 2500.0)],
     )
-    (unit_dir / "alerts-1.jsonl").write_text(alerts.read_text())
+    (unit_dir / "alerts-1.jsonl").write_text(alerts.read_text() + '{"schema": 1, "alert_id": "R-1')
     out = tmp_path / "m"
     code, stdout, err = _train(["--data", str(recording), "--model", "lstm_ae", "--out", str(out), *TINY], capsys)
     assert code == 0, err
     kept = source.timestamps[np.r_[0:1500, 2100 : len(body)]]
     episode = int(((kept >= t0 + 2500.0) & (kept <= t0 + 2700.0)).sum())
-    assert "read 2 CSV files under" in stdout and "skipped 1 without data rows" in stdout
+    assert "read 2 CSV files under" in stdout and "skipped 2 without data rows or holding scores" in stdout
     assert "leaving out the alert episodes recorded in" in stdout and "--keep-alert-periods" in stdout
     assert f"excluded {episode} rows by the 1 alert files in {recording} (alerts, 1 period: R-101 {episode})" in stdout
     assert "cut at time gaps longer than 6 periods (no window spans one): R-101 1" in stdout

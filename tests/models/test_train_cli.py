@@ -160,3 +160,41 @@ def test_cli_kinds_match_the_registry() -> None:
     from models.train_cli import MODEL_KINDS
 
     assert set(MODEL_KINDS) == set(KINDS)
+
+
+def test_train_model_pca_writes_an_artifact_served_with_numpy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from models.pca import PcaDetector
+    from models.serving import load_for_serving
+
+    csv_path = _write_csv(tmp_path / "normal.csv")
+    out = tmp_path / "pca"
+    code, stdout, err = _run(
+        ["--data", str(csv_path), "--model", "pca", "--out", str(out), "--window", "8", *WEAK], capsys
+    )
+    assert code == 0, err
+    assert "wrote" in stdout and "pca (detector)" in stdout and "components explaining" in stdout
+    model = load_for_serving(out, expected_sensors=SENSORS)
+    assert isinstance(model, PcaDetector) and model.window == 8 and model.period_s == 2.0
+    manifest = json.loads((out / "manifest.json").read_text())
+    for key in ("format_version", "scaler", "score", "threshold", "envelope", "training", "weights", "versions"):
+        assert key in manifest, key
+    assert manifest["training"]["data"]["rows"] == 400 and manifest["threshold"]["holdout"] is not None
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "weights.safetensors"]
+    # a network's size does not apply to a pca: refused like any bad option
+    code, _, err = _run(
+        ["--data", str(csv_path), "--model", "pca", "--out", str(tmp_path / "x"), "--hidden-size", "4"], capsys
+    )
+    assert code == 2 and "hidden_size does not apply to model kind 'pca'" in err
+
+
+def test_train_help_lists_every_kind_of_the_registry(capsys: pytest.CaptureFixture[str]) -> None:
+    from models.kinds import KINDS
+
+    with pytest.raises(SystemExit):
+        cli_main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert all(kind in text for kind in KINDS) and "lstm_ae (default)" in text

@@ -317,3 +317,34 @@ def test_restore_puts_back_the_state_a_run_changed(artifacts: Artifacts) -> None
     again = engine.run(jobs[3:])
     assert [(s.detector, s.ts, s.score) for s in again.scores] == [(s.detector, s.ts, s.score) for s in expected.scores]
     assert sum(s.detector == "forecast" for s in again.scores) == 3  # each job paired with the forecast before it
+
+
+def test_timed_models_meet_the_contract_and_feed_the_histograms(artifacts: Artifacts) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from models.model_api import ScoringModel
+    from monitor.metrics import Metrics
+    from monitor.timed_models import TimedModel, timed
+
+    models = load(artifacts)
+    metrics = Metrics(CollectorRegistry(), units={"A": SENSORS}, models={n: m.role for n, m in models.items()})
+    wrapped = timed(models, metrics)
+    for name, model in wrapped.items():
+        assert isinstance(model, TimedModel) and isinstance(model, ScoringModel) and model.wrapped is models[name]
+        for attr in ("name", "kind", "role", "sensors", "window", "horizon", "period_s", "device", "threshold"):
+            assert getattr(model, attr) == getattr(models[name], attr), attr
+        assert (model.resolve_level, model.critical_level) == (models[name].resolve_level, models[name].critical_level)
+        assert model.envelope == models[name].envelope
+        assert isinstance(model.to("cpu"), TimedModel)
+    units = {"A": UnitModels(SENSORS, 1.0, detector="det", forecaster="fc")}
+    jobs = jobs_for("A", normal_data(100, np.random.default_rng(8)), 30, 10, 16)
+    timed_engine, plain_engine = ScoringEngine(units, wrapped), ScoringEngine(units, load(artifacts))
+    got = timed_engine.score(jobs[:5]) + timed_engine.score(jobs[5:])
+    expected = plain_engine.score(jobs[:5]) + plain_engine.score(jobs[5:])
+    assert [(s.detector, s.ts, s.score) for s in got] == [(s.detector, s.ts, s.score) for s in expected]
+    registry = metrics.registry
+    for name in ("det", "fc"):  # one call per model per run, timed whole
+        assert registry.get_sample_value("plantwatch_inference_seconds_count", {"model": name}) == 2
+    # the windows given, not the padded batch (5 windows run as 8): 2 runs x 2 models x 5 windows
+    assert registry.get_sample_value("plantwatch_batch_size_windows_count") == 4
+    assert registry.get_sample_value("plantwatch_batch_size_windows_sum") == 20

@@ -11,7 +11,7 @@ import pytest
 
 from benchmarks.quality_common import DetectorSpec, csv_data, fit_detector, make_config, run_and_evaluate
 from models.pca import PcaDetector
-from monitor.alerts import AlertPolicy
+from monitor.alerts.policy import AlertPolicy
 from monitor.evaluation import Label
 
 SENSORS = ("a", "b", "c", "d")
@@ -166,3 +166,37 @@ def test_sim_plan_deals_every_fault_kind_equally() -> None:
         mine = sorted((f.start_s, f.end_s) for f in faults if f.unit == unit)
         assert mine[0][0] >= 3600.0  # nothing in the training history
         assert all(a[1] < b[0] for a, b in itertools.pairwise(mine))  # no overlap within a unit
+
+
+def test_sim_tally_counts_settling_alarms_apart_from_false_ones(capsys: pytest.CaptureFixture[str]) -> None:
+    from collections import defaultdict
+
+    from benchmarks import quality_sim
+    from monitor.evaluation import Episode, evaluate
+
+    t0 = 1_800_000_000.0
+    ts = t0 + np.arange(0.0, 7200.0)
+    labels = [
+        Label("f", "feed_temp_step", t0 + 600, t0 + 1200, settled=t0 + 3000),  # settles inside the data
+        Label("f", "valve_stuck", t0 + 5000, t0 + 5600, settled=t0 + 7200),  # reached the end of the data
+        Label("f", "bias", t0 + 3500, t0 + 3600),
+    ]
+
+    def episode(alert_id: str, unit: str, at: float) -> Episode:
+        return Episode(unit, "any", alert_id, t0 + at, t0 + at + 60, None)
+
+    episodes = [episode("found", "f", 700), episode("settling", "f", 2000), episode("false", "f", 3100)]
+    episodes.append(episode("clean", "c", 2000))
+    ev = evaluate(episodes, labels, {"f": ts, "c": ts}, tolerance_s=quality_sim.TOLERANCE_S)
+    false = [e for e in episodes if e.alert_id in set(ev.false_alarm_ids)]
+    tally = quality_sim.Tally(defaultdict(list), defaultdict(list))
+    tally.add(ev, false, labels, ["c"], ts, 1.0)
+    assert (tally.faulty_false, tally.faulty_settling, tally.clean_false) == (1, 1, 1)
+
+    spans = quality_sim.SettlingSpans()
+    spans.add(11, labels, t0, t0 + 7200)
+    assert dict(spans.by_kind) == {"feed_temp_step": [1800.0], "valve_stuck": [1600.0]}  # the bias has none
+    assert dict(spans.capped) == {"feed_temp_step": 0, "valve_stuck": 1}
+    assert (
+        "f feed_temp_step ending at +20 min: 30.0; f valve_stuck ending at +93 min: >=26.7" in capsys.readouterr().err
+    )

@@ -349,7 +349,7 @@ def test_readiness_names_a_model_scoring_nan_and_a_reload_whose_probe_is_not_fin
     assert wait_until(lambda: scored(app) == 30 - WINDOW + 1, timeout_s=30)
 
     # The served detector's weights go bad (memory corruption, a bug): its scores are NaN, so it is not ready.
-    head = app.engine.models["det"].module.head  # type: ignore[attr-defined]
+    head = app.engine.models["det"].wrapped.module.head  # type: ignore[attr-defined]
     saved = head.bias.detach().clone()
     with torch.no_grad():
         head.bias.fill_(float("nan"))

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from monitor.alerts import AlertPolicy, AlertTracker
+from monitor.alerts.policy import AlertPolicy
+from monitor.alerts.tracker import AlertTracker
 from monitor.messages import AlertEvent, Detector, Score
 from monitor.thresholds import AdaptPolicy
 

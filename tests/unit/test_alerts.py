@@ -10,15 +10,10 @@ import pytest
 from pydantic import ValidationError
 
 from models.pca import PcaDetector
-from monitor.alerts import (
-    AlertBoard,
-    AlertPolicy,
-    AlertTracker,
-    event_from_json,
-    event_to_json,
-    make_alert_id,
-    top_contributors,
-)
+from monitor.alerts.board import AlertBoard
+from monitor.alerts.event_payload import event_from_json, event_to_json
+from monitor.alerts.policy import AlertPolicy
+from monitor.alerts.tracker import AlertTracker, make_alert_id, top_contributors
 from monitor.config import PlantwatchConfig
 from monitor.messages import AlertEvent, Score
 from monitor.params import specs_from_config

@@ -247,7 +247,8 @@ def test_alert_time_share_on_normal_rows() -> None:
     # Normal rows: outside [100, 249], 850. Alerting there: 250..259 (d past the tolerance) and 500..549 (fa).
     assert (report.normal_rows, report.normal_rows_alerting) == (850, 60)
     assert report.alert_share_normal == pytest.approx(60 / 850)
-    assert "alert time on normal rows: 7.06 % (60 of 850 rows outside faults + tolerance)" in report.format()
+    expected = "alert time on normal rows: 7.06 % (60 of 850 rows outside faults + tolerance and settling)"
+    assert expected in report.format()
     # SKAB's FAR keeps its definition: truth is [start, end] only, FP = 200..259 and 500..549.
     assert report.points.far_pct == pytest.approx(100 * 110 / 900)
     # Without a tolerance, the share is FAR / 100.
@@ -271,3 +272,50 @@ def test_pointwise_counts() -> None:
     assert m.far_pct == 50.0 and m.mar_pct == pytest.approx(100 / 3)
     with pytest.raises(ValueError, match="shape"):
         pointwise([1, 0], [1])
+
+
+def test_an_alarm_in_a_settling_span_is_counted_apart_and_one_after_it_is_false() -> None:
+    # A process fault [100, 199] whose effect lasts to 1200 (settled); tolerance 60 s.
+    labels = [Label("R1", "cooling", T0 + 100, T0 + 199, settled=T0 + 1200)]
+    events = [
+        event("found", "firing", 150),  # inside the fault: the detection
+        event("found", "resolved", 240),
+        event("edge", "firing", 259),  # end + tolerance: still a detection window, not settling
+        event("edge", "resolved", 280),
+        event("after", "firing", 600),  # the plant still off normal: neither false nor a detection
+        event("after", "resolved", 700),
+        event("last", "firing", 1200),  # at settled: the span is (end + tolerance, settled], closed at settled
+        event("last", "resolved", 1210),
+        event("late", "firing", 1201),  # after it settled: false
+        event("late", "resolved", 1250),
+        event("other", "firing", 600, unit="R2"),  # the same time on another unit: false
+        event("other", "resolved", 650, unit="R2"),
+    ]
+    timelines = {"R1": T0 + np.arange(0, 2000), "R2": T0 + np.arange(0, 2000)}
+    report = evaluate(episodes_from_events(events), labels, timelines, tolerance_s=60)
+    (r,) = report.labels
+    assert (r.status, r.delay_s, r.alert_id) == ("detected", 50.0, "found")  # judged on [start, end + tolerance]
+    assert report.settling_alarm_ids == ("after", "last")
+    assert report.false_alarm_ids == ("other", "late")  # in order of announcement
+    assert (report.episodes, report.false_alarms, report.settling_alarms) == (6, 2, 2)
+    assert "false alarms: 2 over" in report.format()
+    assert "in settling spans after a fault (neither false nor detections): 2" in report.format()
+    # Normal rows leave out the settling span too: R1 outside [100, 1200] (899 rows) and all of R2 (2000).
+    assert report.normal_rows == 899 + 2000
+    # Nothing detected in the settling span: a second fault there is judged on its own window only.
+    again = [*labels, Label("R1", "bias", T0 + 650, T0 + 660)]
+    second = evaluate(episodes_from_events(events), again, timelines, tolerance_s=60)
+    assert [x.status for x in second.labels] == ["detected", "already_alerting"]
+    assert second.settling_alarm_ids == ("after", "last")
+
+
+def test_without_settled_the_rules_are_unchanged() -> None:
+    labels = [Label("R1", "bias", T0 + 100, T0 + 199)]  # settled = end: no settling span
+    events = [event("after", "firing", 600), event("after", "resolved", 700)]
+    report = evaluate(episodes_from_events(events), labels, {"R1": T0 + np.arange(0, 2000)}, tolerance_s=60)
+    assert (report.false_alarm_ids, report.settling_alarms, report.normal_rows) == (("after",), 0, 2000 - 160)
+    # A span shorter than the tolerance adds nothing either.
+    short = [Label("R1", "bias", T0 + 100, T0 + 199, settled=T0 + 230)]
+    assert (
+        evaluate(episodes_from_events(events), short, {"R1": T0 + np.arange(0, 2000)}, tolerance_s=60).false_alarms == 1
+    )

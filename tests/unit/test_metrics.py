@@ -305,7 +305,8 @@ def test_scrape_during_concurrent_writes() -> None:
 
 
 def test_publish_to_score_is_measured_from_the_newest_reading_not_the_row_time() -> None:
-    from monitor.alerts import AlertBoard, AlertPolicy
+    from monitor.alerts.board import AlertBoard
+    from monitor.alerts.policy import AlertPolicy
     from monitor.mqtt_sink import MqttSink
     from monitor.outputs import OutputStage
     from monitor.scoring import ScoringOutput

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from models.pca import PcaDetector
-from monitor.alerts import AlertBoard, AlertPolicy
+from monitor.alerts.board import AlertBoard
+from monitor.alerts.policy import AlertPolicy
 from monitor.backtest import BacktestResult, run_backtest
 from monitor.buffers import RingBuffers, UnitSpec
 from monitor.config import PlantwatchConfig

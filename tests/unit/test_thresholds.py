@@ -7,7 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from monitor.alerts import AlertBoard, AlertPolicy, AlertTracker
+from monitor.alerts.board import AlertBoard
+from monitor.alerts.policy import AlertPolicy
+from monitor.alerts.tracker import AlertTracker
 from monitor.messages import AlertEvent, Score
 from monitor.thresholds import AdaptiveThreshold, AdaptPolicy, gpd_level
 

@@ -164,6 +164,47 @@ def test_read_labels(tmp_path: Path) -> None:
         read_labels(tmp_path / "absent.csv")
 
 
+def test_labels_round_trip_the_settled_column_and_old_files_without_it_still_read(tmp_path: Path) -> None:
+    path = tmp_path / "labels.csv"
+    labels = [
+        Label("R1", "cooling_degradation", 100.0, 200.0, ("temp",), settled=2000.5),
+        Label("R1", "bias", 3000.0, 3100.0, ("temp",)),  # no settling span given: settled is its end
+    ]
+    assert labels[1].settled == 3100.0
+    assert write_labels(labels, path) == 2
+    lines = path.read_text().splitlines()
+    assert lines == [
+        "unit,kind,start,end,settled,sensors",
+        "R1,cooling_degradation,100.000,200.000,2000.500,temp",
+        "R1,bias,3000.000,3100.000,3100.000,temp",
+    ]
+    assert read_labels(path) == labels
+    # A file written before the column existed: settled = end, the same labels as a file that states it.
+    path.write_text("unit,kind,start,end,sensors\nR1,drift,100,200,temp\n")
+    (old,) = read_labels(path)
+    assert (old.end, old.settled) == (200.0, 200.0)
+    # An empty cell is the end too; ISO 8601 works as for start and end.
+    path.write_text(
+        "unit,kind,start,end,settled\nR1,step,100,200,\nR1,step,1583748873,1583748933,2020-03-09T11:00:00Z\n"
+    )
+    assert [lab.settled for lab in read_labels(path)] == [200.0, 1583751600.0]
+
+
+def test_a_bad_settled_cell_names_the_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "labels.csv"
+    path.write_text("unit,kind,start,end,settled,sensors\nR1,drift,100,200,300,temp\nR1,drift,400,500,450,temp\n")
+    with pytest.raises(CsvError, match=r"labels\.csv:3: need end <= settled, got 500.0, 450.0"):
+        read_labels(path)
+    path.write_text("unit,kind,start,end,settled,sensors\nR1,drift,100,200,later,temp\n")
+    with pytest.raises(CsvError, match=r"labels\.csv:2: settled must be empty, epoch seconds or ISO 8601"):
+        read_labels(path)
+    path.write_text("unit,kind,start,end,settled,sensors\nR1,drift,100,200,inf,temp\n")
+    with pytest.raises(CsvError, match=r"labels\.csv:2: settled must be"):
+        read_labels(path)
+    with pytest.raises(ValueError, match=r"settled 150\.0 is before its end 200\.0"):
+        Label("R1", "drift", 100.0, 200.0, settled=150.0)
+
+
 # --- the package's boundary ----------------------------------------------------------------------------------------
 def test_the_wire_package_imports_nothing_of_the_service_and_no_torch() -> None:
     code = (

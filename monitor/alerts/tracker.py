@@ -1,19 +1,15 @@
-"""The per-(unit, detector) alert state machine, its retained state, and the alert event wire format.
+"""The alert state machine of one (unit, detector): levels, hits, evidence, episodes, and its retained state.
 
-API (pure, single-threaded; the alert stage and the backtest own the trackers)::
+API (pure, single-threaded; monitor.alerts.board holds one tracker per unit and detector)::
 
-    policy = AlertPolicy(fire_hits=3, fire_window=5, resolve_hits=10, min_duration_s=30, renotify_s=600,
-                         adapt=AdaptPolicy(), outside_envelope="warn", fire_evidence=5.0)
-    tracker = AlertTracker("R1", "reconstruction", policy)
+    tracker = AlertTracker("R1", "reconstruction", policy)   # policy: monitor.alerts.policy.AlertPolicy
     event = tracker.update(score)          # -> AlertEvent | None (firing, re-notify, escalation, resolved)
-    state = tracker.snapshot()             # JSON-able dict; publish it retained
+    state = tracker.snapshot()             # JSON-able dict; published retained inside the board's state payload
     tracker.restore(state)                 # at start: an episode already firing is not fired again
+    make_alert_id(unit, detector, started_at), top_contributors(sensor_errors, n)   # what an event carries
 
-    board = AlertBoard({"R1": policy})     # every tracker of every unit, routed by (score.unit, score.detector)
-    board.update(score) -> AlertEvent | None
-    board.state_payload("R1") -> bytes     # the retained plantwatch/alerts/{unit}/state payload
-    board.restore_payload("R1", payload)   # read back at start (ValueError if it is not ours)
-    event_to_json(event) -> bytes, event_from_json(bytes) -> AlertEvent   # the plantwatch/alerts/{unit} payload
+Why the retained state lives here and not with the board: snapshot and restore are the tracker's own fields, and
+restoring them is what makes an episode survive a restart without firing twice.
 
 Levels, all in the score's own terms. A Score carries its model's calibrated threshold and, from the same
 calibration, a resolve level (a high quantile of normal scores) and a critical level (the fitted tail at a far
@@ -53,76 +49,18 @@ a NaN score); so are scores not newer than the last one seen (a replay after a r
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal, cast
+from dataclasses import dataclass
+from typing import Any
 
-from monitor.messages import (
-    ALERT_STATES,
-    DETECTORS,
-    MODEL_DETECTORS,
-    SEVERITIES,
-    AlertEvent,
-    AlertState,
-    Detector,
-    Score,
-    Severity,
-)
+from monitor.alerts.event_payload import event_from_dict, event_to_dict
+from monitor.alerts.json_fields import finite_or_none, number, number_or, strict_bool
+from monitor.alerts.policy import AlertPolicy
+from monitor.messages import MODEL_DETECTORS, AlertEvent, AlertState, Detector, Score, Severity
 from monitor.thresholds import AdaptiveThreshold, AdaptPolicy
 from monitor.wire.payloads import PAYLOAD_SCHEMA
-
-EnvelopePolicy = Literal["alert", "warn", "suppress"]
-
-
-@dataclass(frozen=True, slots=True)
-class AlertPolicy:
-    """When an alert fires, resolves and repeats (converted from a unit's ``alerts`` config by the caller)."""
-
-    fire_hits: int = 3  # k: hits needed ...
-    fire_window: int = 5  # n: ... among the last n scores
-    resolve_hits: int = 10  # m consecutive scores under the resolve level resolve it
-    resolve_ratio: float = 0.8  # resolve level / threshold where the Score has no calibrated resolve level
-    min_duration_s: float = 30.0  # an episode lasts at least this long (event time)
-    renotify_s: float = 600.0  # repeat a firing event this often while it lasts; 0 = never
-    critical_ratio: float = 2.0  # critical level / threshold where the Score has no calibrated critical level
-    top_sensors: int = 3  # contributors listed in an event
-    adapt: AdaptPolicy = field(default_factory=AdaptPolicy)
-    outside_envelope: EnvelopePolicy = "warn"
-    persist_s: float = 300.0  # republish the retained state this often (event time) while thresholds adapt
-    # Evidence a model-score episode needs before it fires (reconstruction and forecast; the sensor detector's
-    # threshold is a rule, not a fitted tail): the accumulated normalised excess, a CUSUM of (score / threshold
-    # - 1) that cannot go below 0, must reach this level as well as fire_hits of fire_window. A big exceedance
-    # brings it at once (3 windows at 1.7 x the threshold: the k-of-n delay); scores a few per cent over the
-    # threshold for a minute do not. 0 = the k-of-n rule alone. See benchmarks/QUALITY.md for how it was chosen.
-    fire_evidence: float = 5.0
-    # The most one score under the threshold drains from the evidence: a noisy ramp whose scores straddle the
-    # threshold keeps what its hits brought (tests/unit/test_thresholds.py's 4 h ramp), a quiet stretch empties it.
-    evidence_drain: float = 0.1
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.fire_hits <= self.fire_window:
-            raise ValueError(f"need 1 <= fire_hits <= fire_window, got {self.fire_hits} of {self.fire_window}")
-        if self.resolve_hits < 1:
-            raise ValueError(f"resolve_hits must be >= 1, got {self.resolve_hits}")
-        if not 0 < self.resolve_ratio <= 1:
-            raise ValueError(f"resolve_ratio must be in (0, 1], got {self.resolve_ratio}")
-        if self.min_duration_s < 0 or self.renotify_s < 0:
-            raise ValueError("min_duration_s and renotify_s must be >= 0")
-        if self.critical_ratio < 1:
-            raise ValueError(f"critical_ratio must be >= 1, got {self.critical_ratio}")
-        if self.top_sensors < 1:
-            raise ValueError(f"top_sensors must be >= 1, got {self.top_sensors}")
-        if self.outside_envelope not in ("alert", "warn", "suppress"):
-            raise ValueError(f"outside_envelope must be alert, warn or suppress, got {self.outside_envelope!r}")
-        if self.persist_s <= 0:
-            raise ValueError("persist_s must be > 0")
-        if not (math.isfinite(self.evidence_drain) and self.evidence_drain > 0):
-            raise ValueError(f"evidence_drain must be a finite number > 0, got {self.evidence_drain}")
-        if not (math.isfinite(self.fire_evidence) and self.fire_evidence >= 0):
-            raise ValueError(f"fire_evidence must be a finite number >= 0, got {self.fire_evidence}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -363,9 +301,9 @@ class AlertTracker:
             "alert": event_to_dict(self._firing) if self._firing is not None else None,
             "hits": [[over, ts] for over, ts in self._hits],
             "quiet_run": self._quiet_run,
-            "last_notified_ts": _finite_or_none(self._last_notified_ts),
-            "last_ts": _finite_or_none(self._last_ts),
-            "last_resolved_ts": _finite_or_none(self._last_resolved_ts),
+            "last_notified_ts": finite_or_none(self._last_notified_ts),
+            "last_ts": finite_or_none(self._last_ts),
+            "last_resolved_ts": finite_or_none(self._last_resolved_ts),
             "evidence": self._evidence,
             "evidence_since": self._evidence_since,
             "threshold": self._adaptive.snapshot(),
@@ -386,14 +324,14 @@ class AlertTracker:
                 raise ValueError(f"state {state['state']!r} does not match the alert {alert!r}")
             if firing is not None and firing.state != "firing":
                 raise ValueError("the active alert of a firing state must be a firing event")
-            hits = [(bool(_strict_bool(o)), _num(ts)) for o, ts in state["hits"]]
+            hits = [(bool(strict_bool(o)), number(ts)) for o, ts in state["hits"]]
             quiet_run = int(state["quiet_run"])
-            last_notified = _num_or(state["last_notified_ts"], -math.inf)
-            last_ts = _num_or(state["last_ts"], -math.inf)
-            last_resolved = _num_or(state.get("last_resolved_ts"), -math.inf)
-            evidence = max(0.0, _num_or(state.get("evidence"), 0.0))  # absent in states written before it
+            last_notified = number_or(state["last_notified_ts"], -math.inf)
+            last_ts = number_or(state["last_ts"], -math.inf)
+            last_resolved = number_or(state.get("last_resolved_ts"), -math.inf)
+            evidence = max(0.0, number_or(state.get("evidence"), 0.0))  # absent in states written before it
             evidence_since = state.get("evidence_since")
-            evidence_since = None if evidence_since is None or evidence <= 0 else _num(evidence_since)
+            evidence_since = None if evidence_since is None or evidence <= 0 else number(evidence_since)
             threshold = state.get("threshold")  # absent in states written before thresholds adapted
             adaptive = AdaptiveThreshold(self._adaptive.policy)
             if threshold is not None:
@@ -411,182 +349,6 @@ class AlertTracker:
         self._evidence = evidence
         self._evidence_since = evidence_since
         self._adaptive = adaptive
-
-
-class AlertBoard:
-    """One AlertTracker per (unit, detector) of the configured units, created on first use."""
-
-    def __init__(self, policies: Mapping[str, AlertPolicy]) -> None:
-        self._policies = dict(policies)
-        self._trackers: dict[tuple[str, Detector], AlertTracker] = {}
-        self._persisted_at: dict[str, float] = {}  # unit -> event time its state was last handed out
-
-    def tracker(self, unit: str, detector: Detector) -> AlertTracker:
-        key = (unit, detector)
-        tracker = self._trackers.get(key)
-        if tracker is None:
-            policy = self._policies.get(unit)
-            if policy is None:
-                raise ValueError(f"unknown unit {unit!r}")
-            tracker = self._trackers[key] = AlertTracker(unit, detector, policy)
-        return tracker
-
-    def update(self, score: Score) -> AlertEvent | None:
-        return self.tracker(score.unit, score.detector).update(score)
-
-    def active(self, unit: str) -> list[AlertEvent]:
-        """The unit's episodes now firing, one per detector at most."""
-        out = []
-        for detector in DETECTORS:
-            tracker = self._trackers.get((unit, detector))
-            if tracker is not None and tracker.firing is not None:
-                out.append(tracker.firing)
-        return out
-
-    def persist_due(self, unit: str, ts: float) -> bool:
-        """Whether the unit's retained state should be republished at event time ``ts`` (adapted thresholds)."""
-        last = self._persisted_at.get(unit)
-        if last is None:
-            self._persisted_at[unit] = ts  # the first score: nothing learned yet worth keeping
-            return False
-        policy = self._policies.get(unit)
-        return policy is not None and policy.adapt.enabled and ts - last >= policy.persist_s
-
-    def state_payload(self, unit: str) -> bytes:
-        """The retained ``plantwatch/alerts/{unit}/state`` payload: the unit's active alerts and tracker states."""
-        trackers = {d: self.tracker(unit, d).snapshot() for d in DETECTORS}
-        self._persisted_at[unit] = max(
-            (t["last_ts"] for t in trackers.values() if t["last_ts"] is not None), default=-math.inf
-        )
-        body = {
-            "schema": PAYLOAD_SCHEMA,
-            "unit": unit,
-            "state": "firing" if self.active(unit) else "ok",
-            "active": [event_to_dict(e) for e in self.active(unit)],
-            "trackers": trackers,
-        }
-        return json.dumps(body, allow_nan=False, separators=(",", ":")).encode()
-
-    def restore_payload(self, unit: str, payload: bytes) -> None:
-        """Restore the unit's trackers from its retained state; ValueError if the payload is not a valid state."""
-        try:
-            body = json.loads(payload)
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise ValueError(f"alert state of {unit} is not JSON: {exc}") from exc
-        if not isinstance(body, dict) or body.get("schema") != PAYLOAD_SCHEMA or body.get("unit") != unit:
-            raise ValueError(f"not an alert state of unit {unit}")
-        trackers = body.get("trackers")
-        if not isinstance(trackers, dict):
-            raise ValueError(f"alert state of {unit} has no trackers")
-        for detector in DETECTORS:
-            state = trackers.get(detector)
-            if state is not None:
-                if not isinstance(state, dict):
-                    raise ValueError(f"alert state of {unit}.{detector} is not an object")
-                self.tracker(unit, detector).restore(state)
-
-
-# --- wire format -----------------------------------------------------------------------------------------------
-def event_to_dict(event: AlertEvent) -> dict[str, Any]:
-    """The DESIGN.md alert payload as a dict (``"schema"``: monitor.wire.payloads.PAYLOAD_SCHEMA)."""
-    return {
-        "schema": PAYLOAD_SCHEMA,
-        "alert_id": event.alert_id,
-        "unit": event.unit,
-        "state": event.state,
-        "detector": event.detector,
-        "ts": event.ts,
-        "started_at": event.started_at,
-        "score": event.score,
-        "threshold": event.threshold,
-        "severity": event.severity,
-        "sensors": [{"sensor": s, "share": share} for s, share in event.sensors],
-        "model": event.model,
-        "attention_steps": list(event.attention_steps),
-        "reason": event.reason,
-        "normalized_score": _finite_or_none(event.normalized_score),
-        "calibrated_threshold": _finite_or_none(event.calibrated_threshold),
-        # Whether the unit was inside the model's training envelope: outside, the model has never seen this
-        # operating point, and the alert may say more about the model than about the plant.
-        "envelope": {"inside": not event.outside_envelope, "sensors": list(event.outside_envelope)},
-    }
-
-
-def event_to_json(event: AlertEvent) -> bytes:
-    """The ``plantwatch/alerts/{unit}`` payload (UTF-8 JSON; ValueError on a non-finite number)."""
-    return json.dumps(event_to_dict(event), allow_nan=False, separators=(",", ":")).encode()
-
-
-def event_from_dict(body: Any) -> AlertEvent:
-    """Parse an alert payload dict; ValueError names what is wrong."""
-    if not isinstance(body, dict):
-        raise ValueError("an alert event must be a JSON object")
-    if body.get("schema") != PAYLOAD_SCHEMA:
-        raise ValueError(f"alert schema {body.get('schema')!r}, expected {PAYLOAD_SCHEMA}")
-    try:
-        state = body["state"]
-        detector = body["detector"]
-        severity = body["severity"]
-        if state not in ALERT_STATES:
-            raise ValueError(f"state {state!r}")
-        if detector not in DETECTORS:
-            raise ValueError(f"detector {detector!r}")
-        if severity not in SEVERITIES:
-            raise ValueError(f"severity {severity!r}")
-        sensors = tuple((_str(s["sensor"]), _num(s["share"])) for s in body["sensors"])
-        return AlertEvent(
-            alert_id=_str(body["alert_id"]),
-            unit=_str(body["unit"]),
-            state=cast(AlertState, state),
-            detector=cast(Detector, detector),
-            ts=_num(body["ts"]),
-            started_at=_num(body["started_at"]),
-            score=_num(body["score"]),
-            threshold=_num(body["threshold"]),
-            severity=cast(Severity, severity),
-            sensors=sensors,
-            model=_str(body["model"]),
-            attention_steps=tuple(int(_num(x)) for x in body.get("attention_steps", ())),
-            reason=_str(body.get("reason", "")),
-            calibrated_threshold=_num_or(body.get("calibrated_threshold"), math.nan),
-            outside_envelope=tuple(_str(s) for s in (body.get("envelope") or {}).get("sensors", ())),
-        )
-    except (KeyError, TypeError) as exc:
-        raise ValueError(f"malformed alert event: missing or wrong {exc}") from exc
-
-
-def event_from_json(payload: bytes) -> AlertEvent:
-    try:
-        body = json.loads(payload)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ValueError(f"alert event is not JSON: {exc}") from exc
-    return event_from_dict(body)
-
-
-def _num(x: Any) -> float:
-    if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x):
-        raise ValueError(f"expected a finite number, got {x!r}")
-    return float(x)
-
-
-def _num_or(x: Any, default: float) -> float:
-    return default if x is None else _num(x)
-
-
-def _str(x: Any) -> str:
-    if not isinstance(x, str):
-        raise ValueError(f"expected a string, got {x!r}")
-    return x
-
-
-def _strict_bool(x: Any) -> bool:
-    if not isinstance(x, bool):
-        raise ValueError(f"expected a boolean, got {x!r}")
-    return x
-
-
-def _finite_or_none(x: float) -> float | None:
-    return x if math.isfinite(x) else None
 
 
 def _positive(x: float) -> bool:
