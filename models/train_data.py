@@ -40,7 +40,7 @@ import numpy.typing as npt
 
 from models.exclusions import alert_exclusion, read_exclusion
 from models.segments import UnitRows
-from monitor.wire.csvfile import CsvError, CsvTable, read_table
+from monitor.wire.csvfile import CsvError, CsvTable, open_text, read_table
 
 FloatArray = npt.NDArray[np.float64]
 # The columns that make a CSV a score file (monitor.result_files.REQUIRED_COLUMNS), not sensor data.
@@ -83,6 +83,14 @@ class _Series:
     values: FloatArray
 
 
+def _is_score_file(path: Path) -> bool:
+    """Whether the CSV's header is a scores file's (not sensor data), judged before its rows are read."""
+    with open_text(path) as handle:
+        header = handle.readline()
+    delimiter = ";" if header.count(";") > header.count(",") else ","
+    return {name.strip() for name in header.split(delimiter)} >= SCORE_FILE_COLUMNS
+
+
 def _tables(data: Path) -> tuple[list[CsvTable], list[str]]:
     """The data tables of ``data`` (a file, or every CSV under a directory) by first timestamp, and notes."""
     if not data.is_dir():
@@ -92,8 +100,11 @@ def _tables(data: Path) -> tuple[list[CsvTable], list[str]]:
         raise CsvError(f"{data}: no *.csv file in the directory")
     tables, skipped = [], []
     for path in paths:
+        if _is_score_file(path):
+            skipped.append(path.name)
+            continue
         table = read_table(path, whole_lines=True)  # a recording being written: its files' last line may be torn
-        if set(table.columns) >= SCORE_FILE_COLUMNS or table.timestamps.size == 0:
+        if table.timestamps.size == 0:
             skipped.append(path.name)
             continue
         tables.append(table)

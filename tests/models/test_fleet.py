@@ -241,7 +241,7 @@ def test_a_recording_directory_trains_with_its_alert_periods_left_out(
     (unit_dir / "rows-2.csv").write_text("\n".join([header, *body[:1500]]) + "\n")
     (unit_dir / "rows-10.csv").write_text("\n".join([header, *body[2100:]]) + "\n" + body[0][:20])
     (unit_dir / "rows-11.csv").write_text(header + "\n")
-    (unit_dir / "scores-1.csv").write_text(",".join(SCORE_COLUMNS) + f"\n{t0},R-101,reconstruction,det,1,2,2,\n")
+    (unit_dir / "scores-1.csv").write_text(",".join(SCORE_COLUMNS) + f"\nR-101,{t0},reconstruction,det,1,2,2,\n")
     alerts = _write_alerts(
         tmp_path / "episode",
         [_alert("R-101", "firing", t0 + 2510.0, t0 + 2500.0), _alert("R-101", "resolved", t0 + 2700.0, t0 + 2500.0)],
@@ -355,3 +355,17 @@ def test_choosing_the_training_rows_imports_no_torch(two_units: Path, tmp_path: 
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["2", "False"]
+
+
+def test_a_pca_fleet_is_split_per_unit_too(two_units: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "pca"
+    argv = ["--data", str(two_units), "--units", "all", "--model", "pca", "--out", str(out), "--window", "8"]
+    code, stdout, err = _train([*argv, "--no-progress", "--allow-weak-calibration"], capsys)
+    assert code == 0, err
+    manifest = _manifest(out)
+    rows = [u["rows"] for u in manifest["training"]["fleet"]["units"]]
+    assert manifest["training"]["split"]["holdout"] == [
+        [rows[0] - round(rows[0] * 0.1), rows[0]],
+        [sum(rows) - round(rows[1] * 0.1), sum(rows)],
+    ]
+    assert "fleet model of 2 units" in stdout and "pooled within-unit standard deviations" in err
