@@ -8,6 +8,8 @@ Usage::
 
     # normal data [T, S] in raw units (NaN = missing), columns in sensor order, sampled every period_s
     path = train_model(data, sensors, "artifacts/r101", TrainConfig(kind="lstm_ae", window=50), period_s=1.0)
+    # a fleet: several units' rows one after the other, each kept apart (models.segments.UnitRows)
+    path = train_model(both, sensors, "artifacts/fleet", config, units=[UnitRows("R-101", n1), UnitRows("R-102", n2)])
 
     m = load_artifact(path, device="cpu", expected_sensors=sensors)   # ArtifactError (a ValueError) if refused
     r = m.infer(windows)            # windows [B, W, S] float32 raw units, rows oldest -> newest
@@ -30,12 +32,14 @@ Usage::
     train_model(data, sensors, "artifacts/r101-pca", TrainConfig(kind="pca", window=30))   # the baseline kind
     load_for_serving("artifacts/r101-pca")   # a PcaDetector, numpy on any device (no torch, no ONNX Runtime)
 
-Command line: ``plantwatch train --data FILE.csv --model KIND --out DIR`` (models/train_cli.py; the CSV is read by
+Command line: ``plantwatch train --data FILE.csv|DIR --model KIND --out DIR`` (models/train_cli.py; the rows it
+trains on, one unit or a fleet, in a time range, with exclusions, are chosen by models/train_data.py, and read by
 monitor.wire.csvfile, the one torch-free reader the backtest and the simulators share),
 ``plantwatch export-onnx DIR ...`` (models/export_cli.py: the graph for artifacts written before it).
 
 Modules: networks (nn.Modules), kinds (the kind registry: roles, runtimes, tensor shapes; no torch),
-preprocessing (scalers, missing values, interleaved splits, windows), train, calibration (quantile and
+preprocessing (scalers, missing values, interleaved splits, windows), segments (a fleet's units and cuts: the
+split, the pieces), train_data and exclusions (what `train` reads and leaves out), train, calibration (quantile and
 peaks-over-threshold, what the data supports), envelope (the training data's per-sensor envelope), model_api (the
 contract: ScoringModel, InferenceResult, the manifest's view of a model, batch padding; no torch), inference
 (LoadedModel, torch), onnx_export (the serving graph, torch), onnx_model (OnnxModel, ONNX Runtime, no torch), pca
@@ -45,7 +49,8 @@ manifest's and weights file's checks, no torch), artifacts (writing, and the tor
 artifact's files without trusting them, writing them atomically), hostile (a corpus of hostile artifacts for tests
 and benchmarks; the edits that make them: hostile_edits, hostile_onnx_edits), device.
 
-Torch-free: kinds, preprocessing, calibration, envelope, model_api, manifest, reference, onnx_model, pca,
-pca_artifact, serving, artifact_io and device import no torch (the CPU serving path; tests/models/test_onnx.py and
-tests/models/test_contract.py check it). tests/models/test_contract.py checks the contract on every kind and runtime.
+Torch-free: kinds, preprocessing, segments, train_data, exclusions, calibration, envelope, model_api, manifest,
+reference, onnx_model, pca, pca_artifact, serving, artifact_io and device import no torch (the CPU serving path;
+tests/models/test_onnx.py and tests/models/test_contract.py check it; tests/models/test_fleet.py train_data).
+tests/models/test_contract.py checks the contract on every kind and runtime.
 """

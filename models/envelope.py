@@ -6,10 +6,13 @@ against the history rather than against a model's score, e.g. a sensor-health ch
     {"sensors": {name: {"min", "max", "mean", "std", "p001", "p999", "min_window_std"}},
      "window": W, "first_ts", "last_ts", "span_s", "period_s", "rows", "warnings": [...]}
 
-``span_s``: last_ts - first_ts + period_s (rows x period_s without timestamps).
+``span_s``: last_ts - first_ts + period_s (rows x period_s without timestamps). Data in several ``segments``
+(a fleet's units, a history cut where an incident was left out): the time the segments cover together, each one
+from its first row to its last plus a period (units recorded at the same time count that time once); ``first_ts``
+and ``last_ts`` the earliest and the latest row.
 
 ``min_window_std``: the 0.1 % quantile of the sensor's standard deviation over all windows of ``window``
-rows (windows with a missing value of that sensor are left out): how little a healthy sensor varies
+rows inside one segment (windows with a missing value of that sensor are left out): how little a healthy sensor varies
 within a window. A stuck sensor's window std is 0; one below this level varies less than the history
 ever did. ``p001`` / ``p999``: the 0.1 % / 99.9 % quantiles. Numbers are finite or null (no values).
 
@@ -54,12 +57,16 @@ def window_std(column: npt.NDArray[np.float64], window: int, chunk: int = 65_536
     return out
 
 
-def sensor_envelope(column: npt.NDArray[np.float64], window: int) -> dict[str, float | None]:
-    """``{"min", "max", "mean", "std", "p001", "p999", "min_window_std"}`` of one sensor's raw values."""
+def sensor_envelope(
+    column: npt.NDArray[np.float64], window: int, segments: Sequence[slice] | None = None
+) -> dict[str, float | None]:
+    """``{"min", "max", "mean", "std", "p001", "p999", "min_window_std"}`` of one sensor's raw values; windows are
+    taken inside each of ``segments`` (default: the whole column), never across two."""
     values = column[np.isfinite(column)]
     if values.size == 0:
         return dict.fromkeys(("min", "max", "mean", "std", "p001", "p999", "min_window_std"))
-    stds = window_std(column, window)
+    pieces = segments if segments is not None else [slice(0, column.size)]
+    stds = np.concatenate([window_std(column[piece], window) for piece in pieces])
     stds = stds[np.isfinite(stds)]
     return {
         "min": float(values.min()),
@@ -78,20 +85,24 @@ def compute_envelope(
     window: int,
     period_s: float,
     timestamps: npt.ArrayLike | None = None,
+    segments: Sequence[slice] | None = None,
 ) -> dict[str, Any]:
-    """The envelope of raw ``data`` [T, S] (NaN = missing), windows of ``window`` rows; see the module docstring."""
+    """The envelope of raw ``data`` [T, S] (NaN = missing), windows of ``window`` rows inside each of ``segments``
+    (row ranges in time order each; default: all rows are one); see the module docstring."""
     raw = np.asarray(data, dtype=np.float64)
     rows = int(raw.shape[0])
+    pieces = list(segments) if segments is not None else [slice(0, rows)]
     # The time the rows cover, each row standing for one period: 86,400 rows at 1 s are 24 h.
     first_ts = last_ts = None
     span_s = rows * float(period_s)
     if timestamps is not None:
         ts = np.asarray(timestamps, dtype=np.float64)
-        if ts.size and np.isfinite(ts[[0, -1]]).all():
-            first_ts, last_ts = float(ts[0]), float(ts[-1])
-            span_s = last_ts - first_ts + float(period_s)
+        ends = [(float(ts[p][0]), float(ts[p][-1])) for p in pieces if ts[p].size]
+        if ends and np.isfinite(ends).all():
+            first_ts, last_ts = min(a for a, _ in ends), max(b for _, b in ends)
+            span_s = _covered([(a, b + float(period_s)) for a, b in ends])
     envelope: dict[str, Any] = {
-        "sensors": {name: sensor_envelope(raw[:, i], window) for i, name in enumerate(sensors)},
+        "sensors": {name: sensor_envelope(raw[:, i], window, pieces) for i, name in enumerate(sensors)},
         "window": int(window),
         "first_ts": first_ts,
         "last_ts": last_ts,
@@ -101,6 +112,16 @@ def compute_envelope(
     }
     envelope["warnings"] = data_warnings(raw, sensors, envelope)
     return envelope
+
+
+def _covered(spans: Sequence[tuple[float, float]]) -> float:
+    """The length of the union of time intervals [a, b)."""
+    total, reach = 0.0, -math.inf
+    for a, b in sorted(spans):
+        if b > reach:
+            total += b - max(a, reach)
+            reach = b
+    return total
 
 
 def data_warnings(raw: npt.NDArray[np.float64], sensors: Sequence[str], envelope: dict[str, Any]) -> list[str]:

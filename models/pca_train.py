@@ -4,7 +4,8 @@
 (and so ``plantwatch train --model pca``). The same steps as a network's, where they apply (models/train.py):
 
 1. the missing-value policy: gaps of up to ``max_gap`` rows forward-filled, rows still missing unusable;
-2. the interleaved split (train / validation / calibration blocks, the newest rows the holdout);
+2. the interleaved split (train / validation / calibration blocks, the newest rows the holdout); a fleet or a cut
+   history (``units``): per unit and pooled, no window across a unit or a cut (models.train.prepare_rows);
 3. the fit (models.pca.PcaDetector.fit_statistics) on the usable rows of the train and validation blocks (a PCA
    has nothing to stop early, so the validation rows fit it too): standardization, the components that keep
    95 % of the variance, the T² and Q limits at their 99 % quantile;
@@ -23,8 +24,9 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -32,14 +34,15 @@ import numpy.typing as npt
 from models.envelope import compute_envelope
 from models.pca import PcaDetector
 from models.pca_artifact import save_pca_artifact
-from models.preprocessing import forward_fill, interleaved_split
+from models.segments import UnitRows
 from models.train import (
     MISSING_VALUE_POLICY,
     CalibrationUnsupported,
     TrainConfig,
+    add_fleet_record,
     calibrate_threshold,
     fingerprint,
-    window_span,
+    prepare_rows,
 )
 
 
@@ -52,17 +55,16 @@ def train_pca(
     period_s: float,
     timestamps: npt.ArrayLike | None,
     require_supported: bool,
+    units: Sequence[UnitRows] | None = None,
+    selection: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Fit, calibrate and save a pca on ``raw`` [T, S] (checked by train_model); see the module docstring."""
+    """Fit, calibrate and save a pca on ``raw`` [T, S] (checked by train_model); see the module docstring. ``units``
+    and ``selection``: a fleet or a cut history, as for train_model (the same pieces, split and records)."""
     if config.scaler != "standard":
         raise ValueError("a pca standardizes its rows: train it with the standard scaler")
     sensors = tuple(sensors)
     started = time.perf_counter()
-    filled = forward_fill(raw, config.max_gap)
-    usable = np.asarray(np.isfinite(filled).all(axis=1), dtype=bool)
-    split = interleaved_split(
-        raw.shape[0], config.val_fraction, config.calib_fraction, config.holdout_fraction, min_block=window_span(config)
-    )
+    pieces, filled, usable, split = prepare_rows(raw, config, units)
     fit_blocks = (*split.train, *split.validation)
     fit_rows = np.concatenate([filled[b][usable[b]] for b in fit_blocks])
     detector = PcaDetector.fit_statistics(
@@ -77,7 +79,7 @@ def train_pca(
     if require_supported and not threshold["supported"]:
         raise CalibrationUnsupported(threshold["message"])
     detector.set_threshold(threshold)
-    envelope = compute_envelope(raw, sensors, config.window, period_s, timestamps)
+    envelope = compute_envelope(raw, sensors, config.window, period_s, timestamps, pieces)
     manifest = detector.manifest
     manifest["missing_values"] = {"policy": MISSING_VALUE_POLICY, "max_gap": config.max_gap}
     manifest["envelope"] = envelope
@@ -96,4 +98,5 @@ def train_pca(
         "device": "cpu",
         "warnings": [*threshold["warnings"], *envelope["warnings"]],
     }
+    add_fleet_record(manifest["training"], raw, sensors, units, timestamps, period_s, selection)
     return save_pca_artifact(out_dir, detector)

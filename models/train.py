@@ -7,7 +7,9 @@ the network's fit and its graph by the T²/Q statistics fitted with numpy: model
    unusable and no window contains one (models/preprocessing.py states the policy).
 2. Split (models.preprocessing.interleaved_split): the newest ``holdout_fraction`` of the rows is the
    holdout; the rest is cut into contiguous blocks dealt to train / validation / calibration in an
-   interleaved pattern, so every part spans the history's whole time range (its daily cycle).
+   interleaved pattern, so every part spans the history's whole time range (its daily cycle). Several
+   units (a fleet model) or a history cut where rows were left out: each unit split on its own, the parts
+   pooled, the blocks cut at the cuts (models.segments; ``train_model``'s ``units``).
 3. Scaler (standard or min-max) fitted on the training rows only.
 4. Vectorized windows per block (no window spans two blocks, hence never two parts).
 5. Minibatch Adam on MSE in scaled units, gradient-norm clipping, early stopping on the
@@ -48,7 +50,7 @@ import hashlib
 import math
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,6 +80,7 @@ from models.preprocessing import (
     valid_window_mask,
 )
 from models.reference import pick_reference
+from models.segments import UnitRows, check_units, fleet_record, fleet_split, segment_slices
 
 MISSING_VALUE_POLICY = (
     "forward-fill gaps of at most max_gap rows per sensor; rows still missing are unusable and "
@@ -210,9 +213,9 @@ def fingerprint(data: npt.NDArray[Any], sensors: Sequence[str], timestamps: npt.
     }
     if timestamps is not None:
         ts = np.asarray(timestamps, dtype=np.float64)
-        if ts.size:
-            result["first_ts"] = float(ts[0])
-            result["last_ts"] = float(ts[-1])
+        if ts.size:  # the earliest and the latest row (a fleet's rows are in time order unit by unit)
+            result["first_ts"] = float(np.min(ts))
+            result["last_ts"] = float(np.max(ts))
     return result
 
 
@@ -317,6 +320,62 @@ def _raw_pairs(
     return np.concatenate(chunks) if chunks else np.zeros((0, length, filled.shape[1]), np.float32)
 
 
+def part_windows(
+    scaled: npt.NDArray[Any], usable: npt.NDArray[np.bool_], part: Part, window: int, horizon: int, step: int = 1
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32] | None]:
+    """The training windows of a split part: every block windowed on its own (so no window spans two blocks, two
+    parts, two units or a cut), only usable rows, every ``step``-th, concatenated in block order. Detectors
+    (``horizon`` 0): X [N, window, S] and None; forecasters: X and the ``horizon`` rows after each, Y [N, H, S].
+    ValueError when the part holds no window."""
+    blocks = _slices(part)
+    if horizon == 0:
+        x = np.concatenate([reconstruction_windows(scaled[b], usable[b], window, step) for b in blocks])
+        if x.shape[0] == 0:
+            raise ValueError(f"too few usable rows in a split part for window {window}")
+        return x, None
+    pairs = [forecast_pairs(scaled[b], usable[b], window, horizon) for b in blocks]
+    x = np.concatenate([p[0][::step] for p in pairs])
+    y = np.concatenate([p[1][::step] for p in pairs])
+    if x.shape[0] == 0:
+        raise ValueError(f"too few usable rows in a split part for window {window} + horizon {horizon}")
+    return np.ascontiguousarray(x), np.ascontiguousarray(y)
+
+
+def prepare_rows(
+    raw: npt.NDArray[np.float64], config: TrainConfig, units: Sequence[UnitRows] | None
+) -> tuple[list[slice], npt.NDArray[np.float64], npt.NDArray[np.bool_], Split]:
+    """Steps 1 and 2: the pieces of consecutive rows, the rows forward-filled piece by piece (a unit's first rows
+    are never filled from the unit before it, nor across a cut), which rows are usable, and the split (per unit
+    and pooled with ``units``, models.segments.fleet_split; else models.preprocessing.interleaved_split)."""
+    pieces = segment_slices(units) if units is not None else [slice(0, raw.shape[0])]
+    filled = np.concatenate([forward_fill(raw[piece], config.max_gap) for piece in pieces])
+    usable = np.asarray(np.isfinite(filled).all(axis=1), dtype=bool)
+    fractions = (config.val_fraction, config.calib_fraction, config.holdout_fraction)
+    split = (
+        fleet_split(units, *fractions, min_block=window_span(config))
+        if units is not None
+        else interleaved_split(raw.shape[0], *fractions, min_block=window_span(config))
+    )
+    return pieces, filled, usable, split
+
+
+def add_fleet_record(
+    training: dict[str, Any],
+    raw: npt.NDArray[np.float64],
+    sensors: Sequence[str],
+    units: Sequence[UnitRows] | None,
+    timestamps: npt.ArrayLike | None,
+    period_s: float,
+    selection: Mapping[str, Any] | None,
+) -> None:
+    """The manifest's ``training.fleet`` (and its scaling warning) and ``training.selection``, where given."""
+    if units is not None:
+        training["fleet"] = fleet_record(raw, sensors, units, timestamps, period_s)
+        training["warnings"] += training["fleet"]["scaling"]["warnings"]
+    if selection is not None:
+        training["selection"] = dict(selection)
+
+
 def train_model(
     data: npt.ArrayLike,
     sensors: Sequence[str],
@@ -326,6 +385,8 @@ def train_model(
     period_s: float = 1.0,
     timestamps: npt.ArrayLike | None = None,
     require_supported: bool = False,
+    units: Sequence[UnitRows] | None = None,
+    selection: Mapping[str, Any] | None = None,
 ) -> Path:
     """Train one model on normal data and write its calibrated artifact to ``out_dir``; returns the directory.
 
@@ -334,6 +395,19 @@ def train_model(
     and ``CalibrationUnsupported`` (nothing written) when ``require_supported`` and the data does
     not support the target false-alarm rate; otherwise that is recorded in the manifest
     (``threshold.supported``, ``threshold.warnings``) and the artifact written.
+
+    ``units`` (a fleet model, or one unit's history with rows left out): ``data`` is those units' rows one unit
+    after the other, each unit in time order and cut at its ``breaks`` (models.segments.UnitRows); no row is
+    forward-filled from another piece and no window spans two. Each unit is split on its own and the parts
+    pooled (models.segments.fleet_split), so every unit is in training, validation, calibration and the
+    holdout. Scaling is shared: one scaler fitted on the pooled training rows, because the served model has
+    one scaler folded into its graph and the scheduler batches every unit's windows through it; per-unit
+    scaling would need per-unit scaler state at serving time, which is not built. The price: a unit whose
+    operating point lies apart from the others' is learnt as another operating point, so ``training.warnings``
+    says when the units' sensor means differ by more than models.segments.MEAN_SPREAD_WARNING pooled
+    within-unit standard deviations. The manifest's ``training.fleet`` records the units, their rows, time
+    spans and pieces, and that scaling; ``selection`` (what the caller left out: time range, exclusions) is
+    stored as ``training.selection``. Without ``units``: one unit, all rows consecutive, as before.
     """
     config = config or TrainConfig()
     config.validate()
@@ -351,11 +425,22 @@ def train_model(
             f"too few rows: {raw.shape[0]} rows, window {config.window} needs at least {needed} "
             "(train / validation / calibration blocks)"
         )
+    fleet = tuple(units) if units is not None else None
+    if fleet is not None:
+        check_units(fleet, raw.shape[0], needed, config.window)
     if not KINDS[config.kind].network:  # the pca: fitted with numpy, calibrated by the same code (models/pca_train.py)
         from models.pca_train import train_pca
 
         return train_pca(
-            raw, sensors, out_dir, config, period_s=period_s, timestamps=timestamps, require_supported=require_supported
+            raw,
+            sensors,
+            out_dir,
+            config,
+            period_s=period_s,
+            timestamps=timestamps,
+            require_supported=require_supported,
+            units=fleet,
+            selection=selection,
         )
     seed_everything(config.seed)
     device = resolve_device(config.device)
@@ -363,28 +448,14 @@ def train_model(
     horizon = config.resolved_horizon()
     role = KINDS[kind].role
 
-    filled = forward_fill(raw, config.max_gap)
-    usable = np.asarray(np.isfinite(filled).all(axis=1), dtype=bool)
-    split: Split = interleaved_split(
-        raw.shape[0], config.val_fraction, config.calib_fraction, config.holdout_fraction, min_block=window_span(config)
-    )
+    pieces, filled, usable, split = prepare_rows(raw, config, fleet)
     train_rows = np.concatenate([filled[b][usable[b]] for b in split.train])
     scaler = Scaler.fit(train_rows, sensors, config.scaler)
     scaled = scaler.transform(np.nan_to_num(filled, nan=0.0))
 
     def tensors(part: tuple[slice, ...], step: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Windows of every block of a part (each block windowed on its own), concatenated."""
-        if role == "detector":
-            x = np.concatenate([reconstruction_windows(scaled[b], usable[b], config.window, step) for b in part])
-            if x.shape[0] == 0:
-                raise ValueError(f"too few usable rows in a split part for window {config.window}")
-            return torch.from_numpy(x).to(device), None
-        pairs = [forecast_pairs(scaled[b], usable[b], config.window, horizon) for b in part]
-        x = np.concatenate([p[0][::step] for p in pairs])
-        y = np.concatenate([p[1][::step] for p in pairs])
-        if x.shape[0] == 0:
-            raise ValueError(f"too few usable rows in a split part for window {config.window} + horizon {horizon}")
-        return torch.from_numpy(x).to(device), torch.from_numpy(np.ascontiguousarray(y)).to(device)
+        x, y = part_windows(scaled, usable, part, config.window, horizon, step)
+        return torch.from_numpy(x).to(device), None if y is None else torch.from_numpy(y).to(device)
 
     train_xy = tensors(split.train, config.train_step)
     val_xy = tensors(split.validation, 1)
@@ -393,6 +464,7 @@ def train_model(
     module = build_model(kind, len(sensors), config.window, horizon, **hyper).to(device)
     figures = fit_module(module, kind, train_xy, val_xy, config)
     figures["windows"] = {"train": int(train_xy[0].shape[0]), "validation": int(val_xy[0].shape[0])}
+    figures["torch_threads"] = torch.get_num_threads()
     if role == "forecaster":
         # Persistence (repeat the last row) on the same validation windows: the bar a forecaster must beat.
         x_val, y_val = val_xy
@@ -429,7 +501,7 @@ def train_model(
     # The envelope covers all rows, the holdout included: it describes the history live data is judged
     # against, and the newest normal rows are the most like what comes next (leaving them out would only
     # narrow the range; nothing checks the envelope on the holdout the way the threshold is checked).
-    envelope = compute_envelope(raw, sensors, config.window, period_s, timestamps)
+    envelope = compute_envelope(raw, sensors, config.window, period_s, timestamps, pieces)
     manifest["threshold"] = threshold
     manifest["envelope"] = envelope
     manifest["training"] = {
@@ -440,6 +512,7 @@ def train_model(
         "device": str(device),
         "warnings": [*threshold["warnings"], *envelope["warnings"]],
     }
+    add_fleet_record(manifest["training"], raw, sensors, fleet, timestamps, period_s, selection)
     # Reference windows for the graph's verification: rows the model did not train or early-stop on (the
     # calibration part), one more row each for a forecaster (its residual score needs the actual row).
     spans = _raw_pairs(filled, usable, split.calibration, config.window + (1 if role == "forecaster" else 0))
@@ -475,8 +548,8 @@ def calibrate_threshold(
             f"no holdout check: the newest {config.holdout_fraction:.0%} of the rows is shorter than a window"
         )
     if split.holdout:
-        holdout_scores = calibration_scores(model, filled, usable, split.holdout[0])
-        record["holdout"] = holdout_check(holdout_scores, split.holdout[0], record)
+        holdout_scores = calibration_scores(model, filled, usable, split.holdout)
+        record["holdout"] = holdout_check(holdout_scores, split.holdout, record)
         warning = holdout_warning(record["holdout"], config.target_far)
         if warning:
             record["warnings"].append(warning)
@@ -525,14 +598,14 @@ def unsupported_message(record: dict[str, Any], rows: int, period_s: float) -> s
     )
 
 
-def holdout_check(scores: npt.NDArray[np.float32], part: slice, record: dict[str, Any]) -> dict[str, Any]:
+def holdout_check(scores: npt.NDArray[np.float32], part: Part, record: dict[str, Any]) -> dict[str, Any]:
     """The share of the holdout's windows (``scores``: the holdout scored by the calibration's code) above the
-    threshold."""
+    threshold. ``rows``: the holdout's row ranges, ``[[start, stop], ...]`` (one per unit and piece)."""
     scores = scores[np.isfinite(scores)]
     n = int(scores.size)
     above = int(np.count_nonzero(scores > record["value"]))
     return {
-        "rows": [int(part.start), int(part.stop)],
+        "rows": [[int(s.start), int(s.stop)] for s in _slices(part)],
         "n": n,
         "exceedances": above,
         "far": above / n if n else None,

@@ -1,5 +1,10 @@
 """`plantwatch train --data FILE.csv --model KIND --out DIR`: train one model on normal data, write its artifact.
 
+The data (models/train_data.py): a CSV or a directory of them (a recording of the service), one unit
+(``--unit``) or a fleet of units of one design (``--units all`` / ``--units A,B``: one model, each unit's rows
+kept apart, one shared scaler: models/train.py says why), restricted to ``--from`` / ``--to``, with the
+periods of label CSVs and alert records left out (``--exclude``; a directory's own alert files by default).
+
 Exit codes: 0 written, 2 bad input (file, columns, values, too few rows, options) or a target
 false-alarm rate the data cannot support (nothing written; ``--allow-weak-calibration`` writes the
 artifact anyway, with the warning), 1 unexpected failure. Other findings (the holdout's FAR far above
@@ -17,7 +22,7 @@ from typing import Any
 from models.kinds import DEFAULT_DETECTOR, KINDS
 from monitor.wire.csvfile import TIME_COLUMNS
 
-HELP = "train one model on a CSV of normal data and write its artifact directory"
+HELP = "train one model on normal data (a CSV or a recording directory; one unit or a fleet) and write its artifact"
 
 # The kind registry (models.kinds: no torch), detectors first.
 MODEL_KINDS: tuple[str, ...] = tuple(sorted(KINDS, key=lambda kind: KINDS[kind].role != "detector"))
@@ -40,17 +45,73 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _time(text: str) -> float:
+    from monitor.wire.timestamps import parse_time
+
+    try:
+        return parse_time(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither epoch seconds nor ISO 8601") from None
+
+
+def _units(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("expected 'all' or a comma-separated list of units")
+    return names
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data",
         required=True,
         type=Path,
         help=f"CSV of normal operation: a time column ({', '.join(TIME_COLUMNS)}: epoch seconds or ISO 8601), "
-        "optionally unit, then one column per sensor (monitor/wire/csvfile.py)",
+        "optionally unit, then one column per sensor (monitor/wire/csvfile.py); or a directory: every *.csv under "
+        "it (a recording of the service), sorted by first timestamp and joined per unit",
     )
     parser.add_argument("--model", required=True, choices=MODEL_KINDS, help=kinds_help())
     parser.add_argument("--out", required=True, type=Path, help="artifact directory to write")
-    parser.add_argument("--unit", help="train on this unit's rows (when the CSV has a unit column)")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--unit", help="train on this unit's rows (when the data has a unit column)")
+    which.add_argument(
+        "--units",
+        type=_units,
+        metavar="all|A,B,...",
+        help="one fleet model for several units of one design (same sensors): every unit, or these; each unit's "
+        "rows stay apart (no window spans two units) and every unit is in the training, validation, calibration "
+        "and holdout parts; one scaler fitted on the pooled training rows (a warning when the units' means lie far "
+        "apart)",
+    )
+    parser.add_argument(
+        "--from",
+        dest="time_from",
+        type=_time,
+        metavar="TIME",
+        help="train on rows at or after TIME (epoch seconds or ISO 8601, no zone = UTC), per unit, before all else",
+    )
+    parser.add_argument("--to", dest="time_to", type=_time, metavar="TIME", help="... and before TIME")
+    parser.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FILE",
+        help="leave out the periods FILE names (repeatable): a label CSV (unit,kind,start,end: [start, end]) or "
+        "alert records (alerts.jsonl: each episode from its start to its resolve, to the end of the data if it never "
+        "resolved); no window spans a cut. Prints the rows each file removed",
+    )
+    parser.add_argument(
+        "--keep-alert-periods",
+        action="store_true",
+        help="--data DIR: train on the periods of the alerts*.jsonl files found in it too (left out by default)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=_positive_int,
+        metavar="N",
+        help="torch intra-op threads for training (default: torch's own, one per CPU core, or OMP_NUM_THREADS)",
+    )
     parser.add_argument("--sensors", help="comma-separated sensor columns, in model order (default: all)")
     parser.add_argument("--name", help="model name, used as the metric label (default: the kind)")
     parser.add_argument("--window", type=_positive_int, default=50, help="input rows per window (default 50)")
@@ -89,23 +150,38 @@ def _fail(message: str) -> int:
 
 
 def main(args: argparse.Namespace) -> int:
-    from monitor.wire.csvfile import CsvError, read_table
+    from models.train_data import TrainingSelection, load_training_rows
 
     sensors = None
     if args.sensors is not None:
         sensors = [name.strip() for name in args.sensors.split(",") if name.strip()]
         if not sensors:
             return _fail("--sensors is empty")
+    selection = TrainingSelection(
+        data=args.data,
+        sensors=sensors,
+        units=[args.unit] if args.unit is not None else args.units,
+        time_from=args.time_from,
+        time_to=args.time_to,
+        exclude=tuple(args.exclude),
+        keep_alert_periods=args.keep_alert_periods,
+    )
     try:
-        table = read_table(args.data).for_unit(sensors, args.unit)
-    except CsvError as exc:
+        rows = load_training_rows(selection)
+    except ValueError as exc:  # CsvError and the alert reader's errors: one line naming the file
         return _fail(str(exc))
-    if table.values.shape[0] == 0:
+    if rows.values.shape[0] == 0:
         return _fail(f"{args.data}: no data rows")
+    for note in rows.notes:
+        print(note)
 
-    import torch  # noqa: F401  (imported here, never at module import: `plantwatch --help` stays light)
+    import torch  # imported here, never at module import: `plantwatch --help` stays light
 
     from models.train import CalibrationUnsupported, TrainConfig, min_rows, train_model
+
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    print(f"torch threads: {torch.get_num_threads()}{'' if args.threads else ' (torch default; --threads N)'}")
 
     try:
         config = TrainConfig(
@@ -131,19 +207,23 @@ def main(args: argparse.Namespace) -> int:
         )
         config.validate()
         needed = min_rows(config)
-        if table.values.shape[0] < needed:
-            return _fail(
-                f"{args.data}: too few rows for window {config.window}: {table.values.shape[0]} rows, need at least "
-                f"{needed} (training, validation and calibration blocks)"
-            )
+        for unit in rows.units:
+            if unit.rows < needed:
+                which = f" unit {unit.unit}:" if len(rows.units) > 1 else ""
+                return _fail(
+                    f"{args.data}:{which} too few rows for window {config.window}: {unit.rows} rows, need at least "
+                    f"{needed} (training, validation and calibration blocks)"
+                )
         out = train_model(
-            table.values,
-            table.sensors,
+            rows.values,
+            rows.sensors,
             args.out,
             config,
-            period_s=table.period_s(),
-            timestamps=table.timestamps,
+            period_s=rows.period_s,
+            timestamps=rows.timestamps,
             require_supported=not args.allow_weak_calibration,
+            units=rows.units,
+            selection=rows.selection,
         )
     except CalibrationUnsupported as exc:
         return _fail(f"{exc}; train on more data, raise --target-far, or pass --allow-weak-calibration")
@@ -159,6 +239,9 @@ def main(args: argparse.Namespace) -> int:
         f"horizon {model.horizon}, {_fit_line(manifest['training']['figures'])}"
     )
     print(_threshold_line(manifest["threshold"]))
+    if len(rows.units) > 1:
+        units = ", ".join(f"{u.unit} {u.rows}" for u in rows.units)
+        print(f"fleet model of {len(rows.units)} units (rows {units}); one scaler fitted on their pooled training rows")
     for note in manifest["training"].get("warnings", []):
         print(f"plantwatch train: warning: {note}", file=sys.stderr)
     return 0

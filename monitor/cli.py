@@ -25,7 +25,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "print-config": ("monitor.commands.print_config", "Print the effective config (secrets masked)."),
     "backtest": ("monitor.commands.backtest", "Score a CSV offline through the service's pipeline."),
-    "train": ("models.train_cli", "Train a model on a CSV of normal data and write an artifact."),
+    "train": (
+        "models.train_cli",
+        "Train a model on normal data (a CSV or a recording directory; one unit or a fleet) and write an artifact.",
+    ),
     "export-onnx": (
         "models.export_cli",
         "Add the ONNX serving graph (CPU scoring without torch) to artifacts written before it existed.",

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,6 +38,8 @@ from monitor.alerts.event_payload import event_from_dict, event_to_dict
 from monitor.messages import AlertEvent
 from monitor.sinks import Sink
 from monitor.wire.payloads import ScoredRow
+
+log = logging.getLogger(__name__)
 
 SCORES_FILE = "scores.csv"
 ALERTS_FILE = "alerts.jsonl"
@@ -167,16 +170,20 @@ def read_scores(path: str | Path) -> dict[str, dict[str, ScoreSeries]]:
     return result
 
 
-def read_alerts(path: str | Path) -> list[AlertEvent]:
-    """Read an alerts.jsonl (one alert payload per line, blank lines ignored); ValueError names the bad line."""
+def read_alerts(path: str | Path, whole_lines: bool = False) -> list[AlertEvent]:
+    """Read an alerts.jsonl (one alert payload per line, blank lines ignored); ValueError names the bad line.
+    ``whole_lines``: a last line without its newline is ignored, with a WARNING (a recording's file being written)."""
     path = Path(path)
     events = []
     with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, start=1):
+        for number, line in enumerate(f, start=1):
             if not line.strip():
+                continue
+            if whole_lines and not line.endswith("\n"):
+                log.warning("%s: ignored line %d, the last: not whole (no newline: being written)", path, number)
                 continue
             try:
                 events.append(event_from_dict(json.loads(line)))
             except (ValueError, KeyError, TypeError) as exc:
-                raise ValueError(f"{path}:{line_no}: not an alert event: {exc}") from exc
+                raise ValueError(f"{path}:{number}: not an alert event: {exc}") from exc
     return events

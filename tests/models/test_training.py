@@ -107,7 +107,7 @@ def test_split_blocks_are_windowed_on_their_own(normal_data: np.ndarray, tmp_pat
     held_out = [*split["calibration"], *split["holdout"]]
     assert threshold["n_final"] == sum(b - a - window + 1 for a, b in held_out)
     assert threshold["calibration_rows"] == split["calibration"]
-    assert split["holdout"] == [[2700, 3000]] and threshold["holdout"]["rows"] == [2700, 3000]
+    assert split["holdout"] == [[2700, 3000]] and threshold["holdout"]["rows"] == [[2700, 3000]]
     for name in ("train", "validation", "calibration"):
         assert split[name][0][0] < 2700 / 4 and split[name][-1][1] > 3 * 2700 / 4, name
 
@@ -115,7 +115,7 @@ def test_split_blocks_are_windowed_on_their_own(normal_data: np.ndarray, tmp_pat
 def test_holdout_far_is_what_the_holdout_scores_say(normal_data: np.ndarray, tmp_path: Path) -> None:
     model = load_artifact(train_model(normal_data, SENSORS, tmp_path / "m", tiny_config("lstm_ae", target_far=0.01)))
     record = model.calibration
-    a, b = record["holdout"]["rows"]
+    [(a, b)] = record["holdout"]["rows"]
     scores = model.infer(np.ascontiguousarray(sliding_windows(normal_data[a:b], model.window), np.float32)).scores
     assert scores is not None
     # The check is of the threshold the calibration blocks alone gave (the one written also learned the holdout).
