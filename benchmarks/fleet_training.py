@@ -1,7 +1,7 @@
 """Fleet training cost: one fleet model for N units of H hours each vs one unit's model on H hours, per unit-hour.
 
-    .venv/bin/python benchmarks/fleet_training.py                  # 10 units x 24 h, lstm_ae, 8 epochs (minutes)
-    .venv/bin/python benchmarks/fleet_training.py --quick          # a smoke run: 2 units x 0.5 h, 1 epoch
+    .venv/bin/python -m benchmarks.fleet_training                  # 10 units x 24 h, lstm_ae, 8 epochs (minutes)
+    .venv/bin/python -m benchmarks.fleet_training --quick          # a smoke run: 2 units x 0.5 h, 1 epoch
 
 Both models are trained by `plantwatch train` as a subprocess (the CLI defaults but ``--epochs``; the unit's model
 with ``--unit``, the fleet with ``--units all``; ``--allow-weak-calibration`` since 24 h do not support the default
@@ -26,10 +26,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from simulators import parse_scenario, simulate, write_csv
 
-from simulators import parse_scenario, simulate, write_csv  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 TARGET_RATIO = 1.5
 
