@@ -32,6 +32,7 @@ from simulators.live import LivePublisher, Row
 from tests.conftest import Broker, can_connect, free_port, wait_until
 from tests.deploy.conftest import ROOT
 from tests.service.conftest import SENSORS, epoch_base, normal_rows, with_fault
+from tests.service.test_shadow import sensitive_copy
 
 DASHBOARD = ROOT / "config" / "grafana" / "dashboards" / "plantwatch.json"
 RULES = ROOT / "config" / "prometheus" / "rules" / "plantwatch.yml"
@@ -67,8 +68,12 @@ def prometheus_exe() -> str:
 
 
 @pytest.fixture
-def service(service_config: Callable[..., PlantwatchConfig]) -> Iterator[App]:
-    app = App(service_config())
+def service(service_config: Callable[..., PlantwatchConfig], artifacts: dict[str, Path], tmp_path: Path) -> Iterator[App]:
+    # R1 has a shadow candidate (the detector with lowered levels): the shadow panels have series to show.
+    units = [u.model_dump(mode="json") for u in service_config().units]
+    candidate = sensitive_copy(artifacts["det"], tmp_path / "candidate")
+    units[0]["shadow"] = {"detector": {"name": "det-sensitive", "artifact": str(candidate)}}
+    app = App(service_config(units=units))
     app.start()
     try:
         assert wait_until(lambda: app.ready()[0], timeout_s=15), app.ready()
