@@ -20,7 +20,8 @@ HELP, types, labels and values are what one prometheus_client child per series g
 Labels come only from the configuration (unit, sensor, model) or fixed enums (reason, detector, queue,
 stage), never from message content, so the series count is a function of the config: for U units of S
 sensors with forecast horizons H and D detectors (DETECTORS) it is U * (S * (D + 1 + len(H)) + 4 * D + 3), plus
-D + 1 ``_created`` samples per unit.
+D + 1 ``_created`` samples per unit; a unit with a shadow candidate (monitor/shadow.py) adds 3 series per
+candidate model (``plantwatch_shadow_*{unit, detector, model}``, created by ``show_shadows`` when it is served).
 Every label value exists from the start (value 0), so dashboards never see a missing series.
 """
 
