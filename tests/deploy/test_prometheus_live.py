@@ -68,7 +68,9 @@ def prometheus_exe() -> str:
 
 
 @pytest.fixture
-def service(service_config: Callable[..., PlantwatchConfig], artifacts: dict[str, Path], tmp_path: Path) -> Iterator[App]:
+def service(
+    service_config: Callable[..., PlantwatchConfig], artifacts: dict[str, Path], tmp_path: Path
+) -> Iterator[App]:
     # R1 has a shadow candidate (the detector with lowered levels): the shadow panels have series to show.
     units = [u.model_dump(mode="json") for u in service_config().units]
     candidate = sensitive_copy(artifacts["det"], tmp_path / "candidate")
