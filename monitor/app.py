@@ -5,8 +5,9 @@ API:
     app = App(cfg, registry=None)      # binds the metrics port, then preflight(); StartupError (exit 2) on either
     app.start()                        # http, retained alert state, the journal replayed (state.dir), scheduler,
                                        # buffers, then MQTT
-    app.reload() -> bool               # SIGHUP: reload every artifact; an invalid one keeps the old models; the
-                                       # new ones are on probation (rolled back if they score NaN / inf live)
+    app.reload(cfg=None) -> bool       # SIGHUP: reload every artifact (of cfg: the file read again, its units' model
+                                       # sections); an invalid one keeps the old models; the new ones are on
+                                       # probation (rolled back if they score NaN / inf live)
     app.failed                         # threading.Event: a worker thread died (the process should exit 1)
     app.stop(deadline_s) -> int        # 0 clean, 1 if a step missed the deadline
     app.ready() -> (bool, reason)      # /readyz: broker connected, models loaded and scoring to finite numbers
@@ -145,6 +146,55 @@ def load_models(cfg: PlantwatchConfig, device: torch.device | str) -> dict[str, 
     return models
 
 
+@dataclass(frozen=True)
+class ShadowLoad:
+    """The units' shadow candidates as loaded: the models, and those refused (the service runs without them)."""
+
+    models: dict[str, ScoringModel]
+    problems: tuple[str, ...]  # one "key.path: reason" line per refused candidate
+    refused: frozenset[tuple[str, str]]  # (unit, role) of each refused candidate
+
+
+def load_shadows(cfg: PlantwatchConfig, device: torch.device | str, models: Mapping[str, ScoringModel]) -> ShadowLoad:
+    """The units' shadow candidates (UnitConfig.shadow) that load and fit their unit; a candidate that does not is
+    refused, never an error: the service runs without it (README "Shadow models").
+
+    ``models``: the active ones (load_models); a candidate named as one of them is that model, if the artifact is
+    the same."""
+    from models.artifact_io import ArtifactError
+    from models.device import is_cpu
+    from models.serving import load_for_serving
+
+    known = {ref.name: str(ref.artifact) for u in cfg.units for ref in (u.detector, u.forecaster) if ref is not None}
+    shadows: dict[str, ScoringModel] = {}
+    problems: list[str] = []
+    refused: set[tuple[str, str]] = set()
+    precision = "fp32" if is_cpu(device) else cfg.scheduler.precision
+    for i, unit in enumerate(cfg.units):
+        for role, ref in unit.shadow_refs().items():
+            key, path = f"units.{i}.shadow.{role}", str(ref.artifact)
+            problem = None
+            model = models.get(ref.name) or shadows.get(ref.name)
+            if known.setdefault(ref.name, path) != path:
+                problem = f"{key}: model {ref.name!r} is configured with two artifacts: {known[ref.name]} and {path}"
+            elif model is None:
+                try:
+                    model = load_for_serving(path, device, precision=precision, cpu_threads=cfg.scheduler.cpu_threads)
+                except (ArtifactError, OSError) as exc:  # an ArtifactError's message names the path
+                    problem = f"{key}.artifact: {exc}"
+            if problem is None and model is not None:
+                if model.role != role:
+                    problem = f"{key}: model {ref.name!r} ({path}) is a {model.role}, configured as the {role}"
+                elif sorted(model.sensors) != sorted(unit.sensors):
+                    problem = f"{key}: model {ref.name!r} was trained on other sensors than unit {unit.name} has"
+            if problem is not None or model is None:
+                problems.append(problem or f"{key}: not loaded")
+                refused.add((unit.name, role))
+            elif ref.name not in models:
+                shadows[ref.name] = model
+    return ShadowLoad(shadows, tuple(problems), frozenset(refused))
+
+
 def _check_units_against_models(cfg: PlantwatchConfig, models: dict[str, ScoringModel]) -> None:
     """Each unit's models: the role it is configured in, and the unit's sensors (StartupError names the key).
 
@@ -179,6 +229,8 @@ class Preflight:
     specs: dict[str, UnitSpec]
     policies: dict[str, AlertPolicy]
     units: dict[str, UnitModels]
+    # A shadow candidate that did not load or fit its unit, "key.path: reason": the service runs without it.
+    shadow_problems: tuple[str, ...] = ()
 
 
 def state_dir_problem(directory: Path | None) -> str | None:
@@ -215,12 +267,14 @@ def preflight(cfg: PlantwatchConfig) -> Preflight:
         raise StartupError(f"scheduler.device: {exc}") from exc
     models = load_models(cfg, device)
     _check_units_against_models(cfg, models)
+    shadows = load_shadows(cfg, device, models)
+    models.update(shadows.models)
     try:
-        specs, policies, units = specs_from_config(cfg, models)
+        specs, policies, units = specs_from_config(cfg, models, shadows.refused)
         ScoringEngine(units, models)  # its own checks; App builds the one it scores with around timed models
     except ValueError as exc:
         raise StartupError(str(exc)) from exc
-    return Preflight(device, models, specs, policies, units)
+    return Preflight(device, models, specs, policies, units, shadows.problems)
 
 
 class App:
@@ -455,14 +509,19 @@ class App:
         self._spawn("buffers", self.buffer_stage.run, self._buffers_stop)
         self.link.start()
 
-    def reload(self) -> bool:
+    def reload(self, cfg: PlantwatchConfig | None = None) -> bool:
         """Reload every artifact (SIGHUP); buffers and alert state are kept. False if the old models stay.
 
+        ``cfg``: the config read again (monitor.config.with_model_sections: the running one with the units'
+        detector, forecaster and shadow sections of the file), so that a promotion takes effect; None: the
+        running config's artifacts, read again from their paths.
         True: the new models are scoring, on probation (a later rollback is the scheduler's; see the module
         docstring). In process mode the scorer process reloads (ScoringSide.reload, the same code)."""
-        if self._scorer is not None:
-            return self._scorer.reload()
-        return self.side.reload(self.cfg)
+        fresh = self.cfg if cfg is None else cfg
+        ok = self._scorer.reload(fresh) if self._scorer is not None else self.side.reload(fresh)
+        if ok:
+            self.cfg = fresh
+        return ok
 
     def stop(self, deadline_s: float) -> int:
         deadline = time.monotonic() + deadline_s

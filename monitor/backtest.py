@@ -32,7 +32,9 @@ monitor.scheduler.timed for its inference histograms; either way each model pads
 models.model_api.padded_infer); the metrics live in a registry of their own, and alert log lines are off (the
 command prints every event).
 
-Outputs in ``out_dir``: ``scores.csv`` and ``alerts.jsonl`` (the format: monitor/result_files.py).
+Outputs in ``out_dir``: ``scores.csv`` and ``alerts.jsonl`` (the format: monitor/result_files.py), and with a shadow
+candidate configured (UnitConfig.shadow, monitor/shadow.py) its would-be events apart in ``shadow-alerts.jsonl``
+(``result.shadow_events``); the shadows' scores are in neither scores.csv nor ``result.scores``.
 tests/integration/test_parity.py runs one CSV through this and through the service over a broker and compares.
 """
 
@@ -76,8 +78,10 @@ class BacktestResult:
     jobs: int = 0
     scores: int = 0
     scores_by_detector: Counter[str] = field(default_factory=Counter)  # which detectors ran, even without alerts
+    shadow_scores_by_detector: Counter[str] = field(default_factory=Counter)  # the same for the shadow candidates
     non_finite: int = 0
     events: list[AlertEvent] = field(default_factory=list)
+    shadow_events: list[AlertEvent] = field(default_factory=list)  # the shadow candidates' (monitor/shadow.py)
     skipped: Counter[str] = field(default_factory=Counter)
     rejected: Counter[str] = field(default_factory=Counter)
     timelines: dict[str, npt.NDArray[np.float64]] = field(default_factory=dict)
@@ -105,7 +109,9 @@ def run_backtest(
 ) -> BacktestResult:
     """Feed the CSV through the service's stages (module docstring); write scores.csv and alerts.jsonl when
     ``out_dir`` is set; ``sinks`` take the outputs too (after the result's and the files')."""
-    specs, policies, unit_models = specs_from_config(cfg, models)
+    # A shadow candidate not among ``models`` (load_shadows refused it) is left out, as the service does.
+    refused = {(u.name, role) for u in cfg.units for role, ref in u.shadow_refs().items() if ref.name not in models}
+    specs, policies, unit_models = specs_from_config(cfg, models, refused)
     source = CsvSource(data, {u: s.sensors for u, s in specs.items()}, unit_limits(cfg))
     buffers = RingBuffers(specs)
     metrics = _metrics(cfg, models)
@@ -114,13 +120,16 @@ def run_backtest(
     recording = RecordingSink()
     start = time.perf_counter()
     with ExitStack() as stack:
-        files = [stack.enter_context(FilesSink(out_dir))] if out_dir is not None else []
+        has_shadows = any(spec.shadow_detector or spec.shadow_forecaster for spec in unit_models.values())
+        files = [stack.enter_context(FilesSink(out_dir, shadows=has_shadows))] if out_dir is not None else []
         outputs = OutputStage(AlertBoard(policies), [recording, *files, *sinks], metrics, log_alerts=False)
+        outputs.shadows.show(unit_models)
 
         def tally_and_output(out: ScoringOutput) -> None:
-            result.scores += len(out.scores)
+            result.scores += sum(1 for s in out.scores if not s.shadow)
             result.non_finite += out.non_finite
-            result.scores_by_detector.update(s.detector for s in out.scores)
+            result.scores_by_detector.update(s.detector for s in out.scores if not s.shadow)
+            result.shadow_scores_by_detector.update(s.detector for s in out.scores if s.shadow)
             outputs.handle(out)
 
         # The backtest hands its windows to process() itself: the job queue is never read (run() is not called).
@@ -148,5 +157,6 @@ def run_backtest(
         if pending:
             process(pending)
     result.events = recording.events
+    result.shadow_events = recording.shadow_events
     result.wall_s = time.perf_counter() - start
     return result

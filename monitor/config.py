@@ -185,6 +185,24 @@ class SensorHealthConfig(Strict):
         return value
 
 
+class ShadowConfig(Strict):
+    """Candidate artifacts that score a unit's windows beside its active models, alerting nowhere but in metrics and
+    records (README "Shadow models"). Promotion: make the candidate the unit's detector / forecaster, SIGHUP."""
+
+    detector: ModelRef | None = Field(
+        default=None, description="Candidate reconstruction detector, scored beside `detector`."
+    )
+    forecaster: ModelRef | None = Field(
+        default=None, description="Candidate forecaster, scored beside `forecaster` (or alone, when there is none)."
+    )
+
+    @model_validator(mode="after")
+    def _names_one(self) -> Self:
+        if self.detector is None and self.forecaster is None:
+            raise ValueError("a shadow names a detector, a forecaster or both")
+        return self
+
+
 class UnitConfig(Strict):
     name: str = Field(
         pattern=UNIT_NAME_PATTERN, description="Unit id: topic segment and metric label (letters, digits, _ -)."
@@ -210,6 +228,11 @@ class UnitConfig(Strict):
     detector: ModelRef = Field(description="Reconstruction detector artifact (scores every new row).")
     forecaster: ModelRef | None = Field(
         default=None, description="Forecaster artifact (forecasts + residual detector)."
+    )
+    shadow: ShadowConfig | None = Field(
+        default=None,
+        description="Candidate models scored beside the active ones: their would-be alerts are counted and "
+        "recorded, never published.",
     )
     alerts: AlertsConfig = Field(default=AlertsConfig(), description="Alert policy for every detector.")
     limits: dict[str, SensorLimits] = Field(
@@ -237,6 +260,23 @@ class UnitConfig(Strict):
         if unknown:
             raise ValueError(f"limits name sensors the unit does not have: {', '.join(unknown)}")
         return self
+
+    @model_validator(mode="after")
+    def _shadow_is_another_model(self) -> Self:
+        if self.shadow is None:
+            return self
+        for role in ("detector", "forecaster"):
+            active, candidate = getattr(self, role), getattr(self.shadow, role)
+            if active is not None and candidate is not None and active.name == candidate.name:
+                raise ValueError(f"shadow.{role} must have another name than the active {role} ({active.name!r})")
+        return self
+
+    def shadow_refs(self) -> dict[str, ModelRef]:
+        """The unit's shadow candidates by role ("detector", "forecaster"); empty without a shadow."""
+        if self.shadow is None:
+            return {}
+        refs = {"detector": self.shadow.detector, "forecaster": self.shadow.forecaster}
+        return {role: ref for role, ref in refs.items() if ref is not None}
 
 
 class TlsConfig(Strict):
@@ -546,6 +586,10 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
         if isinstance(unit, dict):
             fix(unit.get("detector"), "artifact")
             fix(unit.get("forecaster"), "artifact")
+            shadow = unit.get("shadow")
+            if isinstance(shadow, dict):
+                fix(shadow.get("detector"), "artifact")
+                fix(shadow.get("forecaster"), "artifact")
     fix(data.get("recording"), "path")
     mqtt = data.get("mqtt")
     if isinstance(mqtt, dict):
@@ -623,6 +667,29 @@ def check_artifacts(cfg: PlantwatchConfig) -> list[str]:
             if ref is not None and not (ref.artifact / "manifest.json").is_file():
                 problems.append(f"units.{i}.{role}.artifact: no artifact (manifest.json) in {ref.artifact}")
     return problems
+
+
+def check_shadow_artifacts(cfg: PlantwatchConfig) -> list[str]:
+    """As check_artifacts, for the shadow candidates: warnings (the service runs without a missing shadow)."""
+    problems = []
+    for i, unit in enumerate(cfg.units):
+        for role, ref in unit.shadow_refs().items():
+            if not (ref.artifact / "manifest.json").is_file():
+                problems.append(f"units.{i}.shadow.{role}.artifact: no artifact (manifest.json) in {ref.artifact}")
+    return problems
+
+
+def with_model_sections(cfg: PlantwatchConfig, new: PlantwatchConfig) -> PlantwatchConfig:
+    """``cfg`` with each unit's detector, forecaster and shadow taken from ``new`` (what a SIGHUP applies).
+
+    ValueError when ``new`` does not configure the same units in the same order."""
+    if [u.name for u in new.units] != [u.name for u in cfg.units]:
+        raise ValueError("a reload cannot add, remove or reorder units; restart the service for that")
+    units = [
+        old.model_copy(update={"detector": fresh.detector, "forecaster": fresh.forecaster, "shadow": fresh.shadow})
+        for old, fresh in zip(cfg.units, new.units, strict=True)
+    ]
+    return cfg.model_copy(update={"units": units})
 
 
 def mask_secrets(cfg: PlantwatchConfig) -> dict[str, Any]:

@@ -136,6 +136,8 @@ class Score:
     outside_envelope: tuple[str, ...] = ()
     # The sensor detector: what is wrong with the top sensor ("silent", "stuck", "out_of_range"); "" otherwise.
     reason: str = ""
+    # Scored by the unit's shadow candidate (UnitConfig.shadow): its own trackers and metrics, never published.
+    shadow: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,8 @@ HELP, types, labels and values are what one prometheus_client child per series g
 Labels come only from the configuration (unit, sensor, model) or fixed enums (reason, detector, queue,
 stage), never from message content, so the series count is a function of the config: for U units of S
 sensors with forecast horizons H and D detectors (DETECTORS) it is U * (S * (D + 1 + len(H)) + 4 * D + 3), plus
-D + 1 ``_created`` samples per unit.
+D + 1 ``_created`` samples per unit; a unit with a shadow candidate (monitor/shadow.py) adds 3 series per
+candidate model (``plantwatch_shadow_*{unit, detector, model}``, created by ``show_shadows`` when it is served).
 Every label value exists from the start (value 0), so dashboards never see a missing series.
 """
 
@@ -48,7 +49,8 @@ RELOAD_RESULTS = ("ok", "error", "rolled_back")  # rolled_back: an `ok` reload w
 # not scored, queued again.
 REPLAY_RESULTS = ("placed", "refused", "rescored")
 CHECKPOINT_PARTS = ("journal", "marks")
-RECORDING_KINDS = ("rows", "scores", "alerts")  # monitor/recording: what a recording holds per unit
+RECORDING_KINDS = ("rows", "scores", "alerts", "shadow-alerts")  # monitor/recording: what it holds per unit
+SHADOW_FAILURES = ("load", "non_finite")  # why a shadow candidate is not scoring (monitor/shadow.py)
 # Seconds; scoring on CPU takes milliseconds, publish-to-score up to a few seconds when behind.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
@@ -494,6 +496,35 @@ class Metrics:
             "plantwatch_recording_bytes", "Bytes of the recording's files on disk, by kind.", ["kind"], registry=r
         )
 
+        # Shadow candidates (monitor/shadow.py): one series per (unit, detector, model) of a unit that has one,
+        # created when its shadow is served (show_shadows), removed when it is not any more.
+        shadow_labels = ["unit", "detector", "model"]
+        self.shadow_alerts_fired = Counter(
+            "plantwatch_shadow_alerts_fired_total",
+            "Alert episodes a shadow candidate would have fired (never published).",
+            shadow_labels,
+            registry=r,
+        )
+        self.shadow_alerts_active = Gauge(
+            "plantwatch_shadow_alerts_active",
+            "1 while a shadow candidate's would-be alert is firing (never published).",
+            shadow_labels,
+            registry=r,
+        )
+        self.shadow_score_normalized = Gauge(
+            "plantwatch_shadow_anomaly_score_normalized",
+            "Latest shadow candidate score / its threshold in force (beside plantwatch_anomaly_score_normalized).",
+            shadow_labels,
+            registry=r,
+        )
+        self.shadow_failures = Counter(
+            "plantwatch_shadow_failures_total",
+            "Shadow candidates not scoring: refused at load, or stopped after a NaN / inf score.",
+            ["reason"],
+            registry=r,
+        )
+        self.shadow_series: frozenset[tuple[str, str, str]] = frozenset()
+
         for reject_reason in REJECT_REASONS:
             self.readings_rejected.labels(reject_reason)
             self.values_rejected.labels(reject_reason)
@@ -518,8 +549,23 @@ class Metrics:
             self.recording_bytes.labels(kind)
         for detector in DETECTORS:
             self.windows_scored.labels(detector)
+        for failure in SHADOW_FAILURES:
+            self.shadow_failures.labels(failure)
         for model in models:
             self.inference_seconds.labels(model)
         self.per_unit = UnitTable(units, horizons, per_unit_zeros, exported=export_per_unit)
         if export_per_unit:  # the scorer process writes its table into the front's shared block, which exports it
             registry.register(self.per_unit)
+
+    def show_shadows(self, series: Iterable[tuple[str, str, str]]) -> None:
+        """The (unit, detector, model) series of the shadows now served: new ones at 0, gone ones removed."""
+        wanted = frozenset(series)
+        families = (self.shadow_alerts_fired, self.shadow_alerts_active, self.shadow_score_normalized)
+        for labels in self.shadow_series - wanted:
+            for family in families:
+                family.remove(*labels)
+        for labels in wanted - self.shadow_series:
+            for family in families:
+                family.labels(*labels)
+            self.shadow_score_normalized.labels(*labels).set(math.nan)  # not scored yet
+        self.shadow_series = wanted

@@ -5,7 +5,9 @@ API:
     outputs.handle(scoring_output)       # on the scheduler thread, after each batch
     outputs.restore(retained)            # at start: {"<prefix>/alerts/R1/state": payload} read back from the broker
 
-Per batch: each Score goes to its unit's AlertTracker (monitor.alerts) and into the per-unit metrics; an alert
+Per batch: each Score of a shadow candidate goes to the ShadowStage (monitor/shadow.py: trackers of its own,
+metrics, the sinks' ``shadow_alert``; nothing published); each other Score goes to its unit's AlertTracker
+(monitor.alerts) and into the per-unit metrics; an alert
 event (firing, re-notified, escalated, resolved) goes to every sink with the unit's new alert state, and so does
 the state alone when the adapted thresholds are due to be kept across a restart; then the batch's scored rows
 (monitor.wire.payloads.ScoredRow: each detector's score with the threshold in force it was judged against) and its
@@ -30,6 +32,7 @@ from monitor.alerts.board import AlertBoard
 from monitor.messages import ALERT_STATES, DETECTORS, Score
 from monitor.metrics import Metrics
 from monitor.scoring import ScoringOutput
+from monitor.shadow import ShadowStage
 from monitor.sinks import Sink
 from monitor.wire.payloads import DetectorScore, ScoredRow
 from monitor.wire.topics import OUTPUT_PREFIX, unit_of_alert_state
@@ -58,6 +61,8 @@ class OutputStage:
         self._table = metrics.per_unit
         self._fired = {state: metrics.alerts_published.labels(state) for state in ALERT_STATES}
         self._scored = {detector: metrics.windows_scored.labels(detector) for detector in DETECTORS}
+        # Shadow candidates' Scores: the same policies, trackers of their own, never the MQTT sink's alerts.
+        self.shadows = ShadowStage(board.policies, self._sinks, metrics)
 
     def restore(self, retained: Mapping[str, bytes]) -> int:
         """Restore the trackers from retained state payloads; returns how many units were restored."""
@@ -82,7 +87,10 @@ class OutputStage:
         in_force: list[float] = []
         want_rows = bool(self._row_sinks)  # no row objects built when nothing takes them
         rows: dict[tuple[str, float], dict[str, DetectorScore]] = {}
-        for score in out.scores:
+        scores = [s for s in out.scores if not s.shadow]
+        if len(scores) < len(out.scores) or out.shadows_stopped:
+            self.shadows.handle([s for s in out.scores if s.shadow], out.shadows_stopped)
+        for score in scores:
             scored[score.detector] += 1
             if score.detector == "reconstruction":  # one latency sample per scored row
                 # The newest reading's own event time, not the row's: a source sampling off the row grid (half a
@@ -94,7 +102,7 @@ class OutputStage:
                 rows.setdefault((score.unit, score.ts), {})[score.detector] = DetectorScore(
                     score.score, in_force[-1], score.threshold, score.model, dict(score.sensor_errors)
                 )
-        self._table.set_scores(out.scores, in_force)
+        self._table.set_scores(scores, in_force)
         for detector, count in scored.items():
             if count:
                 self._scored[detector].inc(count)

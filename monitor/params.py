@@ -6,7 +6,7 @@ they stay testable on their own; this module is the one place that maps config f
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from typing import TYPE_CHECKING
 
 from monitor.alerts.policy import AlertPolicy
@@ -21,9 +21,11 @@ if TYPE_CHECKING:
 
 
 def specs_from_config(
-    cfg: PlantwatchConfig, models: Mapping[str, ScoringModel]
+    cfg: PlantwatchConfig, models: Mapping[str, ScoringModel], refused_shadows: Set[tuple[str, str]] = frozenset()
 ) -> tuple[dict[str, UnitSpec], dict[str, AlertPolicy], dict[str, UnitModels]]:
-    """The pipeline's parameter records for every configured unit."""
+    """The pipeline's parameter records for every configured unit.
+
+    ``refused_shadows``: (unit, role) of shadow candidates that did not load (monitor.app.load_shadows): left out."""
     specs: dict[str, UnitSpec] = {}
     policies: dict[str, AlertPolicy] = {}
     unit_models: dict[str, UnitModels] = {}
@@ -41,6 +43,7 @@ def specs_from_config(
                 limits={s: (lim.min, lim.max) for s, lim in u.limits.items()},
                 envelope_range_k=h.envelope_range_k,
             )
+        shadows = {role: ref.name for role, ref in u.shadow_refs().items() if (u.name, role) not in refused_shadows}
         um = UnitModels(
             sensors=tuple(u.sensors),
             period_s=u.period_s,
@@ -48,6 +51,8 @@ def specs_from_config(
             forecaster=u.forecaster.name if u.forecaster is not None else None,
             health=health,
             envelope_margin=h.envelope_margin,
+            shadow_detector=shadows.get("detector"),
+            shadow_forecaster=shadows.get("forecaster"),
         )
         unit_models[u.name] = um
         specs[u.name] = UnitSpec(

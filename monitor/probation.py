@@ -6,6 +6,7 @@ API (pure bookkeeping: the scheduler thread owns at most one, and does the swapp
     failure = trial.observe(out.judged)   # ScoringOutput.judged of a batch -> Failure | None
     trial.passed(time.monotonic())        # every model on trial scored `windows` complete windows, `seconds` gone by
     trial.fallback                        # the models to swap back on a failure (the last ones that passed)
+    trial.fallback_units                  # and which of them scored each unit (a promotion names other models)
     trial.scored                          # model on trial -> complete windows it has scored so far
 
 What fails a model on trial: one complete window (every sensor has a value in it) whose output came out NaN or
@@ -28,7 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from monitor.scoring import ModelVerdict
+from monitor.scoring import ModelVerdict, UnitModels
 
 if TYPE_CHECKING:
     from models.model_api import ScoringModel
@@ -54,6 +55,7 @@ class Probation:
     windows: int
     seconds: float
     started: float  # time.monotonic() of the swap
+    fallback_units: Mapping[str, UnitModels] | None = None  # which models scored each unit then (None: the same)
     scored: dict[str, int] = field(default_factory=dict)
 
     def observe(self, judged: Mapping[str, ModelVerdict]) -> Failure | None:

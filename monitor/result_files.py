@@ -15,6 +15,8 @@ force that the alert tracker compared the score with (the calibrated one moved b
 order the OutputStage hands them on: per batch, per scored row, per detector.
 
 ``alerts.jsonl``: one DESIGN.md alert payload (monitor.alerts.event_payload) per line, flushed as each one comes.
+``shadow-alerts.jsonl`` (``FilesSink(out_dir, shadows=True)``: a unit has a shadow candidate): the same lines for
+the shadows' would-be events, kept apart from the active models' (their ``model`` names the candidate).
 
 The writer takes calls from one thread at a time, and a lock makes ``flush`` safe from another (the demo's feed
 writes on paho's thread, its main loop flushes).
@@ -43,6 +45,7 @@ log = logging.getLogger(__name__)
 
 SCORES_FILE = "scores.csv"
 ALERTS_FILE = "alerts.jsonl"
+SHADOW_ALERTS_FILE = "shadow-alerts.jsonl"  # a shadow candidate's would-be events (monitor/shadow.py), same format
 SCORE_COLUMNS = ("unit", "ts", "detector", "model", "score", "threshold", "calibrated_threshold", "top_sensor")
 REQUIRED_COLUMNS = frozenset({"unit", "ts", "detector", "model", "score", "threshold"})
 
@@ -74,18 +77,23 @@ def alert_line(event: AlertEvent) -> str:
 
 
 class FilesSink(Sink):
-    """Writes the scored rows to ``scores.csv`` and the alert events to ``alerts.jsonl`` in ``directory``."""
+    """Writes the scored rows to ``scores.csv`` and the alert events to ``alerts.jsonl`` in ``directory`` (and with
+    ``shadows`` the shadow candidates' events to ``shadow-alerts.jsonl``)."""
 
     takes_forecasts = False
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, shadows: bool = False) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.scores_path = directory / SCORES_FILE
         self.alerts_path = directory / ALERTS_FILE
+        self.shadow_alerts_path = directory / SHADOW_ALERTS_FILE if shadows else None
         self._lock = threading.Lock()
         self._scores_file = open(self.scores_path, "w", newline="", encoding="utf-8")  # noqa: SIM115 (closed in close)
+        self._shadow_file = None
         try:
             self._alerts_file = open(self.alerts_path, "w", encoding="utf-8")  # noqa: SIM115
+            if self.shadow_alerts_path is not None:
+                self._shadow_file = open(self.shadow_alerts_path, "w", encoding="utf-8")  # noqa: SIM115
         except BaseException:
             self._scores_file.close()
             raise
@@ -108,6 +116,14 @@ class FilesSink(Sink):
             self._alerts_file.flush()  # rare, and what someone watching the file waits for
             self.events_written += 1
 
+    def shadow_alert(self, event: AlertEvent) -> None:
+        if self._shadow_file is None:
+            return
+        line = alert_line(event)
+        with self._lock:
+            self._shadow_file.write(line)
+            self._shadow_file.flush()
+
     def flush(self) -> None:
         with self._lock:
             if not self._scores_file.closed:
@@ -117,6 +133,8 @@ class FilesSink(Sink):
         with self._lock:
             self._scores_file.close()
             self._alerts_file.close()
+            if self._shadow_file is not None:
+                self._shadow_file.close()
 
     def __enter__(self) -> FilesSink:
         return self

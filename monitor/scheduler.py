@@ -60,7 +60,7 @@ from monitor.journal import ScoredMarks
 from monitor.messages import WindowJob
 from monitor.metrics import Metrics
 from monitor.probation import PROBATION_S, PROBATION_WINDOWS, Failure, Probation
-from monitor.scoring import EngineState, ScoringEngine, ScoringOutput
+from monitor.scoring import EngineState, ScoringEngine, ScoringOutput, UnitModels
 
 if TYPE_CHECKING:
     from models.model_api import ScoringModel
@@ -199,7 +199,7 @@ class Scheduler:
         self._metrics = metrics
         self._max_batch = max_batch
         self._max_delay_s = max_delay_s
-        self._swap: tuple[Mapping[str, ScoringModel], Future[None]] | None = None
+        self._swap: tuple[Mapping[str, ScoringModel], Mapping[str, UnitModels] | None, Future[None]] | None = None
         self._swap_lock = threading.Lock()
         self._idle = threading.Event()
         self._next_trim = 0.0
@@ -283,7 +283,7 @@ class Scheduler:
     def _roll_back(self, trial: Probation, failure: Failure, saved: EngineState) -> None:
         self._probation = None
         self._engine.restore(saved)
-        self._engine.replace_models(trial.fallback)  # served before: the engine accepted it once
+        self._engine.replace_models(trial.fallback, trial.fallback_units)  # served before: the engine accepted it
         if self.on_cpu_fallback:  # the fallback was loaded before a CUDA OOM moved scoring to the CPU
             self._engine.to("cpu")
         verdict = failure.verdict
@@ -325,11 +325,17 @@ class Scheduler:
 
     # reload
 
-    def replace_models(self, models: Mapping[str, ScoringModel], timeout_s: float = 10.0) -> None:
-        """Swap the engine's models between two batches (on the scheduler thread); ValueError if refused."""
+    def replace_models(
+        self,
+        models: Mapping[str, ScoringModel],
+        timeout_s: float = 10.0,
+        units: Mapping[str, UnitModels] | None = None,
+    ) -> None:
+        """Swap the engine's models (and with ``units`` which models score each unit) between two batches, on the
+        scheduler thread; ValueError if refused."""
         future: Future[None] = Future()
         with self._swap_lock:
-            self._swap = (models, future)
+            self._swap = (models, units, future)
         future.result(timeout=timeout_s)  # re-raises the engine's ValueError
 
     def _apply_swap(self) -> None:
@@ -337,24 +343,37 @@ class Scheduler:
             swap, self._swap = self._swap, None
         if swap is None:
             return
-        models, future = swap
-        previous = dict(self._engine.models)
+        models, units, future = swap
+        previous, previous_units = dict(self._engine.models), dict(self._engine.units)
         try:
-            self._engine.replace_models(models)
+            self._engine.replace_models(models, units)
         except Exception as exc:
             future.set_exception(exc)
             return
-        self._start_probation(previous, models)
+        self._start_probation(previous, previous_units, models)
         future.set_result(None)
 
-    def _start_probation(self, previous: Mapping[str, ScoringModel], models: Mapping[str, ScoringModel]) -> None:
+    def _start_probation(
+        self,
+        previous: Mapping[str, ScoringModel],
+        previous_units: Mapping[str, UnitModels] | None,
+        models: Mapping[str, ScoringModel],
+    ) -> None:
         # A reload during a probation replaces it; the fallback stays the models that passed (or started).
-        fallback = previous if self._probation is None else self._probation.fallback
-        on_trial = frozenset(name for name, model in models.items() if fallback.get(name) is not model)
+        if self._probation is not None:
+            previous, previous_units = self._probation.fallback, self._probation.fallback_units
+        # A model that only shadows is not on trial: a NaN / inf stops its shadow scoring (ScoringEngine), it never
+        # rolls back the active models; a candidate promoted to active is a new model, on trial as any other.
+        shadow_only = self._engine.shadow_only
+        on_trial = frozenset(
+            name for name, model in models.items() if previous.get(name) is not model and name not in shadow_only
+        )
         if not on_trial or (self._probation_windows <= 0 and self._probation_s <= 0):
             self._probation = None
             return
-        self._probation = Probation(fallback, on_trial, self._probation_windows, self._probation_s, time.monotonic())
+        self._probation = Probation(
+            previous, on_trial, self._probation_windows, self._probation_s, time.monotonic(), previous_units
+        )
         log.info(
             "reloaded model(s) %s on probation: the previous models stay until each has scored %d complete windows "
             "and %.0f s have passed",

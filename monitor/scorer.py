@@ -48,7 +48,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
@@ -64,9 +64,10 @@ from monitor.messages import WindowJob
 from monitor.metrics import Metrics, UnitTable
 from monitor.mqtt_sink import MqttSink, Publish
 from monitor.outputs import OutputStage
+from monitor.params import specs_from_config
 from monitor.recording import results_recording
 from monitor.scheduler import JobQueue, JobSource, Scheduler, show_models
-from monitor.scoring import ScoringEngine, required_window_rows
+from monitor.scoring import ScoringEngine, UnitModels, required_window_rows
 from monitor.shared_block import SharedBlock
 from monitor.sinks import Sink
 from monitor.timed_models import timed
@@ -74,6 +75,7 @@ from monitor.window_slots import SlotReader, SlotWriter, WindowSlots
 from monitor.wire.topics import ANY, alert_state_topic
 
 if TYPE_CHECKING:
+    from models.model_api import ScoringModel
     from monitor.app import Preflight
 
 log = logging.getLogger(__name__)
@@ -118,6 +120,7 @@ class ScoringSide:
         except ValueError as exc:
             raise StartupError(str(exc)) from exc
         self.board = AlertBoard(checked.policies)
+        self._refuse_shadows(checked.shadow_problems)
         topics = cfg.mqtt.topics
         mqtt_sink = MqttSink(
             publish,
@@ -130,6 +133,7 @@ class ScoringSide:
         self.recording = results_recording(cfg, metrics)
         sinks: list[Sink] = [mqtt_sink] if self.recording is None else [mqtt_sink, self.recording]
         self.outputs = OutputStage(self.board, sinks, metrics, prefix=topics.prefix)
+        self.outputs.shadows.show(self.engine.units)
         self.scheduler = Scheduler(
             self.engine,
             jobs,
@@ -154,30 +158,68 @@ class ScoringSide:
     def engine_device(self) -> Any:
         return "cpu" if self.scheduler.on_cpu_fallback else self.device
 
+    def _refuse_shadows(self, problems: Iterable[str]) -> None:
+        for line in problems:
+            log.error("shadow model not served (the active models are): %s", line)
+            self._metrics.shadow_failures.labels("load").inc()
+
     def reload(self, cfg: PlantwatchConfig) -> bool:
-        """Reload every artifact (SIGHUP); buffers and alert state are kept. False if the old models stay.
+        """Reload every artifact of ``cfg`` (SIGHUP; its units' detector, forecaster and shadow sections: a
+        promotion names the candidate as the active model); buffers and alert state are kept. False if the old
+        models stay. A shadow candidate that does not load is left out, the reload goes on without it.
 
         True: the new models are scoring, on probation (a later rollback is the scheduler's)."""
-        from monitor.app import StartupError, load_models
+        from monitor.app import StartupError, load_models, load_shadows
 
         try:
             models = load_models(cfg, self.engine_device())
-            for unit, spec in self.units.items():
-                needed = required_window_rows(spec, models)
+            shadows = load_shadows(cfg, self.engine_device(), models)
+            problems = list(shadows.problems)
+            models.update(shadows.models)
+            _, _, units = specs_from_config(cfg, models, shadows.refused)
+            for unit, spec in units.items():
+                active = replace(spec, shadow_detector=None, shadow_forecaster=None)
+                needed = required_window_rows(active, models)
                 if needed > self.window_rows[unit]:
                     raise ValueError(
                         f"unit {unit}: new models need {needed}-row windows, the buffers hold {self.window_rows[unit]}"
                     )
-            self.scheduler.replace_models(timed(models, self._metrics), timeout_s=30.0)
+                units[unit] = _shadows_that_fit(unit, spec, models, self.window_rows[unit], problems)
+            self.scheduler.replace_models(timed(models, self._metrics), timeout_s=30.0, units=units)
         except Exception as exc:  # whatever an artifact does, the service keeps running on the old models
             detail = str(exc) if isinstance(exc, StartupError | ValueError | TimeoutError) else repr(exc)
             log.error("model reload refused, keeping the loaded models: %s", detail)
             self._metrics.model_reloads.labels("error").inc()
             return False
+        self.units = units
+        self._refuse_shadows(problems)
         show_models(self._metrics, models)
+        self.outputs.shadows.show(units)
         self._metrics.model_reloads.labels("ok").inc()
         log.info("models reloaded: %s", ", ".join(sorted(models)))
         return True
+
+
+def _shadows_that_fit(
+    unit: str, spec: UnitModels, models: Mapping[str, ScoringModel], rows: int, problems: list[str]
+) -> UnitModels:
+    """``spec`` without the shadows whose window is longer than the unit's buffers hold (a problem line each)."""
+
+    def fits(name: str | None) -> bool:
+        if name is None or models[name].window <= rows:
+            return True
+        problems.append(
+            f"unit {unit}: shadow {name} needs {models[name].window}-row windows, the buffers hold {rows} "
+            "(a restart serves it)"
+        )
+        return False
+
+    detector, forecaster = spec.shadow_detector, spec.shadow_forecaster
+    return replace(
+        spec,
+        shadow_detector=detector if fits(detector) else None,
+        shadow_forecaster=forecaster if fits(forecaster) else None,
+    )
 
 
 # --- metrics: one scrape over both processes ---
@@ -375,7 +417,7 @@ def scorer_main(cfg: PlantwatchConfig, wiring: _Wiring) -> None:
     handlers: dict[str, Callable[..., Any]] = {
         "collect": lambda: list(registry.collect()),
         "status": lambda: (link.connected.is_set(), tuple(sorted(side.engine.failing_models))),
-        "reload": lambda: side.reload(cfg),
+        "reload": lambda fresh=None: side.reload(fresh or cfg),
     }
     threading.Thread(target=_serve, args=(control, handlers, stopped), name="control", daemon=True).start()
     state_filter = alert_state_topic(cfg.mqtt.topics.prefix, ANY)
@@ -495,9 +537,10 @@ class ScorerProcess:
             return ScorerStatus(alive=True)
         return ScorerStatus(alive=True, connected=bool(connected), failing=tuple(failing))
 
-    def reload(self) -> bool:
+    def reload(self, cfg: PlantwatchConfig | None = None) -> bool:
+        """The scorer reloads ``cfg``'s artifacts (None: the config it was started with)."""
         try:
-            return bool(self.request("reload", timeout_s=RELOAD_TIMEOUT_S))
+            return bool(self.request("reload", *([] if cfg is None else [cfg]), timeout_s=RELOAD_TIMEOUT_S))
         except RuntimeError as exc:
             log.error("model reload not done: %s", exc)
             return False

@@ -12,6 +12,8 @@ API (single-threaded: the scheduler thread owns one engine; the backtest calls i
     engine.score(jobs)            # -> list[Score]: run(jobs).scores
     engine.to("cuda")             # move every model (OOM fallback: engine.to("cpu")); returns self
     engine.replace_models(models) # SIGHUP reload: validate, swap, keep the forecast state of unchanged forecasters
+    engine.replace_models(models, units)   # ... with new UnitModels too (a promotion: the unit names other models)
+    engine.shadow_only            # frozenset: models that only shadow (UnitModels.shadow_*), never active for a unit
     engine.failing_models         # frozenset: models whose latest complete windows came out NaN / inf (readiness)
     saved = engine.snapshot()     # the per-unit state run() changes (cheap: a dict copy) ...
     engine.restore(saved)         # ... put back: a batch rescored after a reload's rollback (monitor/probation.py)
@@ -44,6 +46,15 @@ value lies outside ``[min - m*span, max + m*span]`` of the scoring model's ``env
 Scores come back in job order (reconstruction, then forecast, then sensor for the same job), so each (unit,
 detector) stream is in event-time order for the AlertTracker. A non-finite score (a model output gone bad) is
 dropped and counted in ``ScoringOutput.non_finite``: never a NaN into the alert stage.
+
+Shadow models (UnitModels.shadow_detector / shadow_forecaster): a candidate scores the same jobs as the unit's
+active models, in the same one ``infer`` per model (a shadow is just another model in the map: one more forward
+per batch, not per unit). Its Scores carry ``shadow=True`` (the output stage keeps them apart: their own trackers,
+never published); a shadow forecaster's forecasts are not in ``ScoringOutput.forecasts``, and its pending forecast
+is kept per (unit, model) as every forecaster's is. A model that only shadows (``shadow_only``) is not judged
+into ``judged`` or ``failing_models`` (readiness and a reload's probation are the active models'): when one of its
+complete windows comes out NaN / inf it is stopped instead -- named in ``ScoringOutput.shadows_stopped``, scored
+no more until a reload gives a new model of that name.
 
 Failing models: a window with a sensor that has no value at all scores NaN by design (models/inference.py), so
 only *complete* windows (every sensor has a value somewhere in it) judge a model. A complete window's output is
@@ -86,6 +97,18 @@ class UnitModels:
     forecaster: str | None = None
     health: HealthSpec | None = None  # the sensor detector's rules; None: no sensor Scores
     envelope_margin: float | None = 0.05  # outside_envelope margin, share of the training span; None: off
+    shadow_detector: str | None = None  # candidate models scored beside the active ones (module docstring)
+    shadow_forecaster: str | None = None
+
+    def roles(self) -> list[tuple[str, str, bool]]:
+        """(role, model name, shadow) of every model that scores this unit, active ones first."""
+        named = (
+            ("detector", self.detector, False),
+            ("forecaster", self.forecaster, False),
+            ("detector", self.shadow_detector, True),
+            ("forecaster", self.shadow_forecaster, True),
+        )
+        return [(role, name, shadow) for role, name, shadow in named if name is not None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +130,7 @@ class ScoringOutput:
     forecasts: list[Forecast] = field(default_factory=list)
     non_finite: int = 0  # scores dropped because the model produced NaN / inf
     judged: dict[str, ModelVerdict] = field(default_factory=dict)  # model -> its complete windows in this run
+    shadows_stopped: dict[str, ModelVerdict] = field(default_factory=dict)  # shadow-only models stopped in this run
 
     def extend(self, other: ScoringOutput) -> None:
         """Append a later run's output (a batch scored in parts)."""
@@ -116,6 +140,7 @@ class ScoringOutput:
         for name, verdict in other.judged.items():
             mine = self.judged.get(name)
             self.judged[name] = verdict if mine is None else mine.plus(verdict)
+        self.shadows_stopped.update(other.shadows_stopped)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,16 +156,16 @@ class _Pending:
 class EngineState:
     """What ``run`` changes: each unit's pending forecast and the failing models (both immutable values)."""
 
-    pending: Mapping[str, _Pending]
+    pending: Mapping[tuple[str, str], _Pending]  # (unit, forecaster) -> its forecast for the unit's next row
     failing: frozenset[str]
+    stopped: frozenset[str]  # shadow-only models stopped for a NaN / inf
 
 
 def required_window_rows(unit: UnitModels, models: Mapping[str, ScoringModel]) -> int:
     """Rows each WindowJob of this unit must carry: the largest window among its models."""
-    rows = [models[name].window for name in (unit.detector, unit.forecaster) if name is not None]
-    if not rows:
+    if unit.detector is None and unit.forecaster is None:
         raise ValueError("a unit needs a detector or a forecaster")
-    return max(rows)
+    return max(models[name].window for _, name, _ in unit.roles())
 
 
 def _permutation(unit_sensors: Sequence[str], model: ScoringModel, model_name: str) -> npt.NDArray[np.intp] | None:
@@ -162,14 +187,15 @@ class ScoringEngine:
         self._units = dict(units)
         self._models: dict[str, ScoringModel] = {}
         self._perm: dict[tuple[str, str], npt.NDArray[np.intp] | None] = {}
-        self._pending: dict[str, _Pending] = {}
+        self._pending: dict[tuple[str, str], _Pending] = {}
         self._bounds: dict[tuple[str, str], tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]] = {}
         self._health = SensorHealth(
             {unit: (spec.sensors, spec.health) for unit, spec in self._units.items() if spec.health is not None}
         )
-        self._health_model = {unit: spec.detector or spec.forecaster or "sensor" for unit, spec in self._units.items()}
         self._failing: frozenset[str] = frozenset()
-        self.replace_models(models)
+        self._stopped: frozenset[str] = frozenset()
+        self._shadow_only: frozenset[str] = frozenset()
+        self.replace_models(models, units)
 
     @property
     def failing_models(self) -> frozenset[str]:
@@ -180,50 +206,72 @@ class ScoringEngine:
     def models(self) -> Mapping[str, ScoringModel]:
         return self._models
 
+    @property
+    def units(self) -> Mapping[str, UnitModels]:
+        return self._units
+
+    @property
+    def shadow_only(self) -> frozenset[str]:
+        """Models that score only as a unit's shadow: judged apart (module docstring, "Shadow models")."""
+        return self._shadow_only
+
+    @property
+    def stopped_shadows(self) -> frozenset[str]:
+        """Shadow-only models stopped after a NaN / inf on a complete window, until a reload replaces them."""
+        return self._stopped
+
     def snapshot(self) -> EngineState:
         """The state ``run`` changes, for ``restore`` (a batch to be scored again with other models)."""
-        return EngineState(dict(self._pending), self._failing)
+        return EngineState(dict(self._pending), self._failing, self._stopped)
 
     def restore(self, state: EngineState) -> None:
         """Back to ``state`` (taken with ``snapshot``); call ``replace_models`` after it when the models change."""
         self._pending = dict(state.pending)
         self._failing = state.failing
+        self._stopped = state.stopped
 
-    def replace_models(self, models: Mapping[str, ScoringModel]) -> None:
-        """Validate and swap in a new model set (all or nothing; ValueError names the problem)."""
+    def replace_models(self, models: Mapping[str, ScoringModel], units: Mapping[str, UnitModels] | None = None) -> None:
+        """Validate and swap in a new model set, and with ``units`` new UnitModels for the same units (all or
+        nothing; ValueError names the problem)."""
+        if units is None:
+            units = self._units
+        elif set(units) != set(self._units):
+            raise ValueError("a reload scores the same units")
         perm: dict[tuple[str, str], npt.NDArray[np.intp] | None] = {}
-        for unit, spec in self._units.items():
-            for role, name in (("detector", spec.detector), ("forecaster", spec.forecaster)):
-                if name is None:
-                    continue
-                model = models.get(name)
-                if model is None:
-                    raise ValueError(f"unit {unit!r}: {role} {name!r} is not among the loaded models")
-                if model.role != role:
-                    raise ValueError(f"unit {unit!r}: model {name!r} is a {model.role}, configured as the {role}")
-                perm[(unit, name)] = _permutation(spec.sensors, model, name)
         bounds = {}
-        for unit, spec in self._units.items():
-            for name in (spec.detector, spec.forecaster):
-                envelope = models[name].envelope if name is not None else None
-                if name is not None and envelope is not None and spec.envelope_margin is not None:
-                    bounds[(unit, name)] = envelope_bounds(envelope, models[name].sensors, spec.envelope_margin)
+        for unit, spec in units.items():
+            for role, name, shadow in spec.roles():
+                model = models.get(name)
+                what = f"shadow {role}" if shadow else role
+                if model is None:
+                    raise ValueError(f"unit {unit!r}: {what} {name!r} is not among the loaded models")
+                if model.role != role:
+                    raise ValueError(f"unit {unit!r}: model {name!r} is a {model.role}, configured as the {what}")
+                perm[(unit, name)] = _permutation(spec.sensors, model, name)
+                if model.envelope is not None and spec.envelope_margin is not None:
+                    bounds[(unit, name)] = envelope_bounds(model.envelope, model.sensors, spec.envelope_margin)
+        health_model = {unit: spec.detector or spec.forecaster or "sensor" for unit, spec in units.items()}
         self._health.set_envelopes(
-            {
-                unit: models[self._health_model[unit]].envelope if self._health_model[unit] in models else None
-                for unit in self._units
-            }
+            {unit: models[name].envelope if name in models else None for unit, name in health_model.items()}
         )
+        active = {name for spec in units.values() for _, name, shadow in spec.roles() if not shadow}
+        shadows = {name for spec in units.values() for _, name, shadow in spec.roles() if shadow}
+        self._health_model = health_model
         self._bounds = bounds
         old = self._models
         self._models = dict(models)
+        self._units = dict(units)
         self._perm = perm
+        self._shadow_only = frozenset(shadows - active)
         # A forecast made by a model that has been replaced is not compared with the new model's threshold.
-        for unit in list(self._pending):
-            name = self._units[unit].forecaster
-            if name is None or old.get(name) is not models.get(name):
-                del self._pending[unit]
-        self._failing = frozenset(name for name in self._failing if old.get(name) is models.get(name))
+        for unit, name in list(self._pending):
+            spec = self._units[unit]
+            if name not in (spec.forecaster, spec.shadow_forecaster) or old.get(name) is not models.get(name):
+                del self._pending[(unit, name)]
+        self._failing = frozenset(
+            name for name in self._failing if old.get(name) is models.get(name) and name not in self._shadow_only
+        )
+        self._stopped = frozenset(name for name in self._stopped if old.get(name) is models.get(name))
 
     def to(self, device: ServingDevice) -> ScoringEngine:
         """Move every model to ``device`` ("auto" | "cpu" | "cuda" | torch.device); returns self."""
@@ -245,8 +293,8 @@ class ScoringEngine:
                 raise ValueError(f"job for unknown unit {job.unit!r}")
             if not job.valid:  # a health-only record: the sensor detector's, never the models'
                 continue
-            for name in (spec.detector, spec.forecaster):
-                if name is not None:
+            for _, name, shadow in spec.roles():
+                if not (shadow and name in self._stopped):
                     by_model.setdefault(name, []).append(i)
         # Every forward first, state changes after: a run that raises (CUDA out of memory, say) leaves the
         # per-unit forecasts untouched, so the caller can retry the same jobs (in halves, or on the CPU).
@@ -268,7 +316,7 @@ class ScoringEngine:
                     jobs, indices, name, model, result, keyed, out.forecasts, outside
                 )
                 out.non_finite += dropped
-        out.judged = self._judge(stacks, outputs)
+        out.judged, out.shadows_stopped = self._judge(stacks, outputs)
         for i, score in self._health.score(jobs, self._health_model):
             keyed.append((i, 2, score))
         keyed.sort(key=lambda k: (k[0], k[1]))
@@ -277,10 +325,12 @@ class ScoringEngine:
 
     def _judge(
         self, stacks: Mapping[str, npt.NDArray[np.float32]], outputs: Mapping[str, npt.NDArray[np.float64]]
-    ) -> dict[str, ModelVerdict]:
-        """Each model's verdict on this call's complete windows; ``failing_models`` updated from them."""
+    ) -> tuple[dict[str, ModelVerdict], dict[str, ModelVerdict]]:
+        """Each active model's verdict on this call's complete windows (``failing_models`` updated from them), and
+        the shadow-only models stopped for a non-finite output."""
         failing = set(self._failing)
         verdicts: dict[str, ModelVerdict] = {}
+        stopped: dict[str, ModelVerdict] = {}
         for name, windows in stacks.items():
             # [B]: every sensor has a value somewhere in the window
             complete = np.asarray(np.isfinite(windows).any(axis=1), dtype=bool).all(axis=1)
@@ -288,14 +338,21 @@ class ScoringEngine:
                 continue
             judged = outputs[name][complete]
             bad = judged[~np.isfinite(judged)]
-            verdicts[name] = ModelVerdict(int(judged.size), int(bad.size), float(bad[0]) if bad.size else math.nan)
+            verdict = ModelVerdict(int(judged.size), int(bad.size), float(bad[0]) if bad.size else math.nan)
+            if name in self._shadow_only:
+                if bad.size:
+                    stopped[name] = verdict
+                continue
+            verdicts[name] = verdict
             if bad.size:
                 failing.add(name)
             else:
                 failing.discard(name)
         if failing != self._failing:
             self._failing = frozenset(failing)
-        return verdicts
+        if stopped:
+            self._stopped = self._stopped | frozenset(stopped)
+        return verdicts, stopped
 
     def _stack(
         self, jobs: Sequence[WindowJob], indices: list[int], name: str, model: ScoringModel
@@ -360,6 +417,7 @@ class ScoringEngine:
                 dropped += 1
                 continue
             job = jobs[i]
+            shadow = self._units[job.unit].shadow_detector == name
             per_sensor = dict(zip(sensors, errors[b].tolist(), strict=True))
             keyed.append(
                 (
@@ -378,6 +436,7 @@ class ScoringEngine:
                         outside_envelope=outside[b],
                         resolve_level=resolve,
                         critical_level=critical,
+                        shadow=shadow,
                     ),
                 )
             )
@@ -410,7 +469,7 @@ class ScoringEngine:
             spec = self._units[job.unit]
             perm = self._perm[(job.unit, name)]
             actual = job.window[-1] if perm is None else job.window[-1, perm]  # [S] model order
-            pending = self._pending.get(job.unit)
+            pending = self._pending.get((job.unit, name))
             if pending is not None and abs(job.end_ts - pending.made_at - spec.period_s) < 0.5 * spec.period_s:
                 pairs_forecast.append(pending.values)
                 pairs_actual.append(actual)
@@ -421,7 +480,9 @@ class ScoringEngine:
                 top = np.argsort(-attention[b], kind="stable")[:ATTENTION_TOP_STEPS]
                 # Index j of the window ending at row t-1 is (w - j) rows before row t, the row scored next.
                 steps = tuple(int(w - j) for j in top)
-            self._pending[job.unit] = _Pending(job.end_ts, forecasts[b, 0].copy(), steps)
+            self._pending[(job.unit, name)] = _Pending(job.end_ts, forecasts[b, 0].copy(), steps)
+            if spec.shadow_forecaster == name:
+                continue  # a shadow's forecasts are never published
             values = forecasts[b] if perm is None else forecasts[b][:, np.argsort(perm)]
             forecasts_out.append(Forecast(job.unit, name, job.end_ts, spec.period_s, values.copy(), job.received_at))
         if not pairs_meta:
@@ -445,6 +506,7 @@ class ScoringEngine:
                 dropped += 1
                 continue
             job = jobs[i]
+            shadow = self._units[job.unit].shadow_forecaster == name
             errors = dict(zip(sensors, per_sensor[p].astype(np.float64).tolist(), strict=True))
             keyed.append(
                 (
@@ -464,6 +526,7 @@ class ScoringEngine:
                         outside_envelope=outside[b],
                         resolve_level=resolve,
                         critical_level=critical,
+                        shadow=shadow,
                     ),
                 )
             )

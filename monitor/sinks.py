@@ -10,7 +10,8 @@ What a sink is given: AlertEvents (monitor.messages), the unit's alert state pay
 (monitor.wire.payloads.ScoredRow: per detector the score, the threshold in force it was judged against, the
 calibrated one, the model and the sensors' errors) and Forecasts. The OutputStage (monitor/outputs.py) calls, on the
 scheduler thread, in this order for each batch: ``alert(event)`` and ``alert_state(unit, payload)`` as each score
-changes a unit's alert state (the state also when the adapted thresholds are due to be kept), then
+changes a unit's alert state (``shadow_alert(event)``: a shadow candidate's would-be event, monitor/shadow.py;
+the state also when the adapted thresholds are due to be kept), then
 ``scored(rows)`` once with the batch's rows, then ``forecasts(forecasts)``. A sink that does not take scores
 (``takes_scores = False``) or forecasts is not given them, and the OutputStage builds no rows when no sink takes
 them (the service with ``outputs.publish_scores: false``).
@@ -42,6 +43,9 @@ class Sink:
     def alert(self, event: AlertEvent) -> None:
         """An alert event: an episode firing, re-notified, escalated or resolved."""
 
+    def shadow_alert(self, event: AlertEvent) -> None:
+        """A shadow candidate's would-be alert event (monitor/shadow.py): recorded, never published."""
+
     def alert_state(self, unit: str, payload: bytes) -> None:
         """The unit's alert state (monitor.alerts.board.AlertBoard.state_payload): what a restart restores."""
 
@@ -60,10 +64,14 @@ class RecordingSink(Sink):
     def __init__(self, keep_rows: bool = False) -> None:
         self.takes_scores = keep_rows
         self.events: list[AlertEvent] = []
+        self.shadow_events: list[AlertEvent] = []
         self.rows: list[ScoredRow] = []
 
     def alert(self, event: AlertEvent) -> None:
         self.events.append(event)
+
+    def shadow_alert(self, event: AlertEvent) -> None:
+        self.shadow_events.append(event)
 
     def scored(self, rows: Sequence[ScoredRow]) -> None:
         self.rows.extend(rows)

@@ -34,6 +34,10 @@ class AlertBoard:
         self._trackers: dict[tuple[str, Detector], AlertTracker] = {}
         self._persisted_at: dict[str, float] = {}  # unit -> event time its state was last handed out
 
+    @property
+    def policies(self) -> Mapping[str, AlertPolicy]:
+        return self._policies
+
     def tracker(self, unit: str, detector: Detector) -> AlertTracker:
         key = (unit, detector)
         tracker = self._trackers.get(key)

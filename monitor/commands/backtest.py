@@ -2,7 +2,9 @@
 
 Prints the throughput, the skipped windows and the alerts; with labels, event recall, false alarms per
 unit-day, detection delay and point-wise figures (monitor.evaluation), for each detector that scored and for the
-service as a whole ("any": every detector's alerts merged per unit). Exit 0 ok, 2 bad config / data / artifact.
+service as a whole ("any": every detector's alerts merged per unit). A unit's shadow candidate (UnitConfig.shadow)
+scores beside its active models: its would-be events are printed apart (and written to shadow-alerts.jsonl), and
+with labels its figures follow the active models'. Exit 0 ok, 2 bad config / data / artifact.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +21,7 @@ from monitor.wire.labels import LABEL_HEADER
 
 if TYPE_CHECKING:
     from monitor.backtest import BacktestResult
+    from monitor.messages import AlertEvent
     from monitor.wire.labels import Label
 
 HELP = "Run the service's buffers, scoring and alerts over a CSV; with labels, print detection figures."
@@ -47,9 +50,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from models.device import serving_device
-    from monitor.app import StartupError, load_models
+    from monitor.app import StartupError, load_models, load_shadows
     from monitor.backtest import run_backtest
     from monitor.commands import load_config_or_report
+    from monitor.result_files import SHADOW_ALERTS_FILE
     from monitor.wire.csvfile import read_csv
     from monitor.wire.labels import read_labels
 
@@ -71,6 +75,10 @@ def main(args: argparse.Namespace) -> int:
         return 2
     try:
         models = load_models(cfg, device)  # the service's: every artifact once, StartupError names the field path
+        shadows = load_shadows(cfg, device, models)  # as the service: a candidate that does not load is left out
+        for line in shadows.problems:
+            print(f"backtest: shadow left out: {line}", file=sys.stderr)
+        models.update(shadows.models)
         data = read_csv(args.data, {u.name: tuple(u.sensors) for u in cfg.units}, default_unit)
         labels = read_labels(args.labels) if args.labels else None
         out_dir = Path(args.out) if args.out else None
@@ -93,27 +101,53 @@ def main(args: argparse.Namespace) -> int:
         f"alert events: {len(result.events)} ({len(firing)} firing, "
         f"{len(result.events) - len(firing)} resolved), episodes: {len({e.alert_id for e in result.events})}"
     )
-    for e in result.events:
+    print_events(result.events)
+    if result.shadow_scores_by_detector:
+        firing = [e for e in result.shadow_events if e.state == "firing"]
+        candidates = ", ".join(sorted({e.model for e in result.shadow_events})) or "-"
+        print(
+            f"shadow alert events (not published; {candidates}): "
+            f"{len(result.shadow_events)} ({len(firing)} firing), "
+            f"episodes: {len({e.alert_id for e in result.shadow_events})}"
+        )
+        print_events(result.shadow_events)
+    if labels is not None:
+        print_evaluation(result.events, result.scores_by_detector, result, labels, args.tolerance_s)
+        if result.shadow_scores_by_detector:
+            print("shadow candidates:")
+            print_evaluation(
+                result.shadow_events, result.shadow_scores_by_detector, result, labels, args.tolerance_s, "  "
+            )
+    if out_dir is not None:
+        shadow = f" and {out_dir / SHADOW_ALERTS_FILE}" if result.shadow_scores_by_detector else ""
+        print(f"wrote {out_dir / 'scores.csv'} and {out_dir / 'alerts.jsonl'}{shadow}")
+    return 0
+
+
+def print_events(events: Sequence[AlertEvent]) -> None:
+    for e in events:
         top = e.sensors[0][0] if e.sensors else "-"
         print(
             f"  {e.ts:.0f} {e.unit} {e.detector} {e.state} {e.severity} "
             f"score {e.score:.3g} / threshold {e.threshold:.3g}, top sensor {top}"
         )
-    if labels is not None:
-        print_evaluation(result, labels, args.tolerance_s)
-    if out_dir is not None:
-        print(f"wrote {out_dir / 'scores.csv'} and {out_dir / 'alerts.jsonl'}")
-    return 0
 
 
-def print_evaluation(result: BacktestResult, labels: Sequence[Label], tolerance_s: float) -> None:
+def print_evaluation(
+    events: Sequence[AlertEvent],
+    detectors: Mapping[str, int],
+    result: BacktestResult,
+    labels: Sequence[Label],
+    tolerance_s: float,
+    indent: str = "",
+) -> None:
     """The detection figures per detector (those that scored, alerts or not), then for any detector."""
     from monitor.evaluation.episodes import ANY, episodes_from_events
     from monitor.evaluation.judge import evaluate_by_detector
 
-    episodes = episodes_from_events(result.events)
-    reports = evaluate_by_detector(episodes, labels, result.timelines, tolerance_s, detectors=result.scores_by_detector)
+    episodes = episodes_from_events(events)
+    reports = evaluate_by_detector(episodes, labels, result.timelines, tolerance_s, detectors=detectors)
     for name, report in reports.items():
         title = "any detector (alert spans merged per unit)" if name == ANY else f"detector {name}"
-        print(f"{title}:")
-        print(textwrap.indent(report.format(), "  "))
+        print(f"{indent}{title}:")
+        print(textwrap.indent(report.format(), indent + "  "))

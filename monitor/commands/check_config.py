@@ -4,7 +4,9 @@ The same checks, by the same code: the config file (load_config: types, ranges, 
 the file), the MQTT client settings (password file, TLS files), the metrics address (bound on port 0: the
 configured port may be held by the running service, so only `run` finds it busy), and monitor.app.preflight:
 the device, every artifact loaded, one artifact per model name, each unit's sensors against its models.
-Exit 0 ok, 2 refused, as `run`; each problem one "key.path: reason" line on stderr.
+Exit 0 ok, 2 refused, as `run`; each problem one "key.path: reason" line on stderr. A shadow candidate
+(UnitConfig.shadow) that would not load or does not fit its unit is a "warning: key.path: reason" line with exit 0:
+`run` serves the unit without it.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import argparse
 import sys
 
 from monitor.commands import load_config_or_report
-from monitor.config import check_artifacts
+from monitor.config import check_artifacts, check_shadow_artifacts
 from monitor.health import listen_address_problem
 from monitor.mqtt import client_settings_problem
 
@@ -35,15 +37,18 @@ def main(args: argparse.Namespace) -> int:
     if cfg is None:
         return 2
     problems = [p for p in (listen_address_problem(cfg.metrics.host), client_settings_problem(cfg.mqtt)) if p]
+    warnings = check_shadow_artifacts(cfg)  # a shadow that cannot load is left out by `run`, never a refusal
     if not problems and not args.skip_artifacts:
         problems = check_artifacts(cfg)
     if not problems and not args.skip_artifacts:
         from monitor.app import StartupError, preflight  # imports torch
 
         try:
-            preflight(cfg)
+            warnings = list(preflight(cfg).shadow_problems)
         except StartupError as exc:
             problems = [str(exc)]
+    for line in warnings:
+        print(f"warning: {line} (the service runs without this shadow)", file=sys.stderr)
     if problems:
         for line in problems:
             print(line, file=sys.stderr)

@@ -7,6 +7,8 @@ Off unless ``recording.path`` is set (monitor/config.py RecordingConfig). What i
                                                   epoch s; an empty cell: no value for that sensor in that row)
     <recording.path>/<unit>/alerts-<stamp>.jsonl  the backtest's alerts.jsonl lines (monitor/result_files.py)
     <recording.path>/<unit>/scores-<stamp>.csv    the backtest's scores.csv (recording.scores: off by default)
+    <recording.path>/<unit>/shadow-alerts-<stamp>.jsonl   the alerts.jsonl lines of the unit's shadow candidate's
+                                                  would-be events (monitor/shadow.py; units with a shadow at start)
 
 ``<stamp>`` is ``YYYYmmddTHHMMSSZ`` (UTC, when the file was begun); within a unit and kind, names sort in the order
 the files were written, and every start of the service begins new files. A rows file is read by
@@ -32,7 +34,7 @@ from pathlib import Path
 
 from monitor.recording.recorder import Recorder, ResultsRecording, results_recording, row_recorder
 
-SUFFIXES = {"rows": ".csv", "scores": ".csv", "alerts": ".jsonl"}
+SUFFIXES = {"rows": ".csv", "scores": ".csv", "alerts": ".jsonl", "shadow-alerts": ".jsonl"}
 
 
 def recorded_files(root: str | Path, unit: str, kind: str = "rows") -> list[Path]:

@@ -231,17 +231,27 @@ class ResultsRecording(Sink):
 
     takes_forecasts = False
 
-    def __init__(self, alerts: Recorder[AlertEvent] | None, scores: Recorder[ScoredRow] | None) -> None:
+    def __init__(
+        self,
+        alerts: Recorder[AlertEvent] | None,
+        scores: Recorder[ScoredRow] | None,
+        shadow_alerts: Recorder[AlertEvent] | None = None,
+    ) -> None:
         self._alerts = alerts
         self._scores = scores
+        self._shadow_alerts = shadow_alerts
         self.takes_scores = scores is not None
         self.recorders: list[Recorder[AlertEvent] | Recorder[ScoredRow]] = [
-            r for r in (alerts, scores) if r is not None
+            r for r in (alerts, scores, shadow_alerts) if r is not None
         ]
 
     def alert(self, event: AlertEvent) -> None:
         if self._alerts is not None:
             self._alerts.put(event)
+
+    def shadow_alert(self, event: AlertEvent) -> None:
+        if self._shadow_alerts is not None:
+            self._shadow_alerts.put(event)
 
     def scored(self, rows: Sequence[ScoredRow]) -> None:
         if self._scores is not None:
@@ -273,4 +283,11 @@ def results_recording(cfg: PlantwatchConfig, metrics: Metrics) -> ResultsRecordi
         if settings.scores
         else None
     )
-    return ResultsRecording(alerts, scores)
+    # The shadow candidates' would-be events (monitor/shadow.py), apart: for the units with a shadow at start.
+    shadowed = [u.name for u in cfg.units if u.shadow is not None]
+    shadow_alerts = (
+        Recorder("shadow-alerts", settings, shadowed, ".jsonl", lambda unit: None, encode_alerts, metrics)
+        if settings.alerts and shadowed
+        else None
+    )
+    return ResultsRecording(alerts, scores, shadow_alerts)

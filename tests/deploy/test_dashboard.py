@@ -57,6 +57,11 @@ def test_the_panels_the_operators_need_are_there() -> None:
         "plantwatch_buffer_fill_ratio",
         "plantwatch_mqtt_connected",
         "plantwatch_model_info",
+        "plantwatch_shadow_anomaly_score_normalized",
+        "plantwatch_anomaly_score_normalized",
+        "plantwatch_shadow_alerts_fired_total",
+        "plantwatch_outside_envelope",
+        "plantwatch_anomaly_threshold_calibrated",
     ):
         assert metric in exprs, metric
     types = {p["type"] for p in dashboard["panels"]}

@@ -31,6 +31,7 @@ from tests.conftest import require_program
 from tests.deploy.conftest import ROOT
 from tests.kit import Broker, can_connect, free_port, stop_process, wait_until
 from tests.service.conftest import SENSORS, epoch_base, normal_rows, with_fault
+from tests.service.test_shadow import sensitive_copy
 
 DASHBOARD = ROOT / "config" / "grafana" / "dashboards" / "plantwatch.json"
 RULES = ROOT / "config" / "prometheus" / "rules" / "plantwatch.yml"
@@ -57,8 +58,14 @@ class Prometheus:
 
 
 @pytest.fixture
-def service(service_config: Callable[..., PlantwatchConfig]) -> Iterator[App]:
-    app = App(service_config())
+def service(
+    service_config: Callable[..., PlantwatchConfig], artifacts: dict[str, Path], tmp_path: Path
+) -> Iterator[App]:
+    # R1 has a shadow candidate (the detector with lowered levels): the shadow panels have series to show.
+    units = [u.model_dump(mode="json") for u in service_config().units]
+    candidate = sensitive_copy(artifacts["det"], tmp_path / "candidate")
+    units[0]["shadow"] = {"detector": {"name": "det-sensitive", "artifact": str(candidate)}}
+    app = App(service_config(units=units))
     app.start()
     try:
         assert wait_until(lambda: app.ready()[0], timeout_s=15), app.ready()

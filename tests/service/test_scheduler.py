@@ -32,6 +32,8 @@ class FakeEngine:
         self.device = "cuda"
         self.calls: list[int] = []
         self.models: Mapping[str, Any] = {}
+        self.units: Mapping[str, Any] = {}
+        self.shadow_only: frozenset[str] = frozenset()
 
     def run(self, jobs: Sequence[WindowJob]) -> ScoringOutput:
         if self.device == "cuda" and self.oom_above is not None and len(jobs) > self.oom_above:
@@ -46,10 +48,11 @@ class FakeEngine:
         self.device = device
         return self
 
-    def replace_models(self, models: Mapping[str, Any]) -> None:
+    def replace_models(self, models: Mapping[str, Any], units: Mapping[str, Any] | None = None) -> None:
         if "bad" in models:
             raise ValueError("model 'bad' does not fit")
         self.models = models
+        self.units = self.units if units is None else units
 
 
 def make(engine: FakeEngine, max_batch: int = 4) -> tuple[Scheduler, list[ScoringOutput], CollectorRegistry]:
