@@ -28,8 +28,8 @@ from monitor.recording import recorded_files
 from monitor.result_files import SHADOW_ALERTS_FILE, read_alerts
 from monitor.wire.csvfile import read_csv
 from tests.conftest import Broker, wait_until
+from tests.kit.service import SpawnedService
 from tests.service.conftest import SENSORS, WINDOW, Publisher, epoch_base, normal_rows, service_config_dict, with_fault
-from tests.service.test_process import Service, service  # noqa: F401 (the fixture)
 
 CANDIDATE = "det-sensitive"
 LEVEL_FACTOR = 0.6  # the candidate's calibrated levels, as a share of the active detector's
@@ -285,13 +285,13 @@ def test_promotion_by_config_edit_and_sighup_makes_the_candidate_active(
     artifacts: dict[str, Path],
     candidate: Path,
     unique_prefix: str,
-    service: Callable[[dict[str, Any]], Service],  # noqa: F811 (the fixture imported above)
+    spawned: Callable[[dict[str, Any]], SpawnedService],
     publisher: Callable[..., Publisher],
     mqtt_recorder: Callable[..., Any],
 ) -> None:
     recorder = mqtt_recorder(f"{unique_prefix}/pw/alerts/R1")
     config = with_shadow(service_config_dict(mosquitto, artifacts, unique_prefix), candidate)
-    svc = service(config)
+    svc = spawned(config)
     svc.start()
     pub = publisher()
     t0 = epoch_base()
