@@ -34,7 +34,8 @@ from models.device import resolve_device
 from models.inference import LoadedModel
 from models.preprocessing import sliding_windows
 from models.synthetic import seed_signal
-from models.train import TrainConfig, train_model
+from models.train import train_model
+from models.train_config import TrainConfig
 
 # (label, seed signal, kind override): the deeper LSTM is the seed's example 5; lstm_ae is ours,
 # trained on the BiLSTM example's data at its default sizes.

@@ -125,7 +125,8 @@ def fit_detector(
     if spec.kind not in NEURAL_KINDS:
         raise ValueError(f"unknown detector kind {spec.kind!r}")
     from models.artifacts import load_artifact
-    from models.train import TrainConfig, train_model
+    from models.train import train_model
+    from models.train_config import TrainConfig
 
     sizes: dict[str, Any] = {
         k: v

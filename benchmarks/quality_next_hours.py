@@ -106,7 +106,8 @@ def train(
 ) -> Any:
     """One model with TrainConfig's defaults but for the sizes of ``spec`` (and epochs / stride when given)."""
     from models.artifacts import load_artifact
-    from models.train import TrainConfig, train_model
+    from models.train import train_model
+    from models.train_config import TrainConfig
 
     sizes = {
         k: v

@@ -3,7 +3,8 @@ artifacts, and the one contract they all meet (models.model_api.ScoringModel).
 
 Usage::
 
-    from models.train import train_model, TrainConfig
+    from models.train import train_model
+    from models.train_config import TrainConfig
     from models.artifacts import load_artifact, ArtifactError
 
     # normal data [T, S] in raw units (NaN = missing), columns in sensor order, sampled every period_s
@@ -37,20 +38,22 @@ trains on, one unit or a fleet, in a time range, with exclusions, are chosen by 
 monitor.wire.csvfile, the one torch-free reader the backtest and the simulators share),
 ``plantwatch export-onnx DIR ...`` (models/export_cli.py: the graph for artifacts written before it).
 
-Modules: networks (nn.Modules), kinds (the kind registry: roles, runtimes, tensor shapes; no torch),
-preprocessing (scalers, missing values, interleaved splits, windows), segments (a fleet's units and cuts: the
-split, the pieces), train_data and exclusions (what `train` reads and leaves out), train, calibration (quantile and
-peaks-over-threshold, what the data supports), envelope (the training data's per-sensor envelope), model_api (the
-contract: ScoringModel, InferenceResult, the manifest's view of a model, batch padding; no torch), inference
-(LoadedModel, torch), onnx_export (the serving graph, torch), onnx_model (OnnxModel, ONNX Runtime, no torch), pca
-(PcaDetector, numpy), pca_train (the pca kind's training), pca_artifact (its artifact, no torch), serving
-(load_for_serving: which runtime), reference (the probe and the stored reference windows), manifest (the
-manifest's and weights file's checks, no torch), artifacts (writing, and the torch loader), artifact_io (reading an
-artifact's files without trusting them, writing them atomically), hostile (a corpus of hostile artifacts for tests
-and benchmarks; the edits that make them: hostile_edits, hostile_onnx_edits), device.
+Modules: networks (nn.Modules), kinds (the kind registry: roles, runtimes, tensor shapes; no torch), preprocessing
+(scalers, missing values, interleaved splits, windows), segments (a fleet's units and cuts: the split, the pieces),
+train_data and exclusions (what `train` reads and leaves out), train (the run) and its steps: train_config
+(TrainConfig), train_rows (filled, split, windowed rows), train_fit (the network's fit), train_threshold (the
+threshold and the holdout check); calibration (quantile and peaks-over-threshold, what the data supports), envelope
+(the training data's per-sensor envelope), model_api (the contract: ScoringModel, InferenceResult, the manifest's view
+of a model, batch padding; no torch), inference (LoadedModel, torch), onnx_export (the serving graph, torch),
+onnx_model (OnnxModel, ONNX Runtime, no torch), pca (PcaDetector, numpy), pca_train (the pca kind's training),
+pca_artifact (its artifact, no torch), serving (load_for_serving: which runtime), reference (the probe and the stored
+reference windows), manifest (the manifest's and weights file's checks, no torch), artifacts (writing, and the torch
+loader), artifact_io (reading an artifact's files without trusting them, writing them atomically), hostile (a corpus
+of hostile artifacts for tests and benchmarks; the edits that make them: hostile_edits, hostile_onnx_edits), device.
 
-Torch-free: kinds, preprocessing, segments, train_data, exclusions, calibration, envelope, model_api, manifest,
-reference, onnx_model, pca, pca_artifact, serving, artifact_io and device import no torch (the CPU serving path;
-tests/models/test_onnx.py and tests/models/test_contract.py check it; tests/models/test_fleet.py train_data).
+Torch-free: kinds, preprocessing, segments, train_data, exclusions, train_config, train_rows, train_threshold,
+pca_train, calibration, envelope, model_api, manifest, reference, onnx_model, pca, pca_artifact, serving, artifact_io
+and device import no torch (the CPU serving path; tests/models/test_onnx.py and tests/models/test_contract.py check
+it; tests/models/test_fleet.py train_data; tests/models/test_training.py the training steps).
 tests/models/test_contract.py checks the contract on every kind and runtime.
 """

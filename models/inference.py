@@ -9,7 +9,7 @@ exported at training time); both apply the same pre- and post-processing and pad
 Scores (both in units of the training split's scale, so sensors are comparable):
 
 - detectors: per-sensor error = mean squared scaled reconstruction error over the window's
-  newest ``score_steps`` rows (the whole window by default, see models/train.py);
+  newest ``score_steps`` rows (the whole window by default, see models/train_config.py);
   score = mean of the per-sensor errors.
 - forecasters: per-sensor error = squared scaled residual of the one-step-ahead forecast
   (``residual_score``); score = mean of the per-sensor errors.

@@ -5,11 +5,11 @@
 
 1. the missing-value policy: gaps of up to ``max_gap`` rows forward-filled, rows still missing unusable;
 2. the interleaved split (train / validation / calibration blocks, the newest rows the holdout); a fleet or a cut
-   history (``units``): per unit and pooled, no window across a unit or a cut (models.train.prepare_rows);
+   history (``units``): per unit and pooled, no window across a unit or a cut (models.train_rows.prepare_rows);
 3. the fit (models.pca.PcaDetector.fit_statistics) on the usable rows of the train and validation blocks (a PCA
    has nothing to stop early, so the validation rows fit it too): standardization, the components that keep
    95 % of the variance, the T² and Q limits at their 99 % quantile;
-4. the threshold by ``models.train.calibrate_threshold``, the networks' own code: window scores of the
+4. the threshold by ``models.train_threshold.calibrate_threshold``, the networks' own code: window scores of the
    calibration blocks, quantile or POT, the holdout check and the guards (``require_supported``:
    CalibrationUnsupported, nothing written);
 5. the envelope of all rows and the data warnings, the training record (config, data fingerprint, split,
@@ -35,15 +35,9 @@ from models.envelope import compute_envelope
 from models.pca import PcaDetector
 from models.pca_artifact import save_pca_artifact
 from models.segments import UnitRows
-from models.train import (
-    MISSING_VALUE_POLICY,
-    CalibrationUnsupported,
-    TrainConfig,
-    add_fleet_record,
-    calibrate_threshold,
-    fingerprint,
-    prepare_rows,
-)
+from models.train_config import TrainConfig
+from models.train_rows import MISSING_VALUE_POLICY, add_fleet_record, fingerprint, prepare_rows
+from models.train_threshold import CalibrationUnsupported, calibrate_threshold
 
 
 def train_pca(

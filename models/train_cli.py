@@ -177,7 +177,9 @@ def main(args: argparse.Namespace) -> int:
 
     import torch  # imported here, never at module import: `plantwatch --help` stays light
 
-    from models.train import CalibrationUnsupported, TrainConfig, min_rows, train_model
+    from models.train import train_model
+    from models.train_config import TrainConfig, min_rows
+    from models.train_threshold import CalibrationUnsupported
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)

@@ -21,7 +21,7 @@ Steps, per unit, in this order:
 4. Exclusions (models.exclusions): rows of a unit inside a period named by a label CSV or alert records are left
    out. In a directory, its ``alerts*.jsonl`` files are excluded by default (``keep_alert_periods`` turns it off).
 5. Pieces: where rows were left out inside a unit's range, and where consecutive rows lie more than
-   ``max_gap + 1`` periods apart (the recorder was stopped; longer than models.train's forward fill), the unit's
+   ``max_gap + 1`` periods apart (the recorder was stopped; longer than models.train_rows's forward fill), the unit's
    rows are cut (models.segments.UnitRows.breaks): no training window spans the cut.
 
 Errors (a unit not in the data, no rows left, units sampling at different periods) are CsvError (a ValueError)
@@ -60,7 +60,7 @@ class TrainingSelection:
     time_to: float | None = None
     exclude: Sequence[Path] = ()
     keep_alert_periods: bool = False
-    max_gap: int = 5  # rows: models.train.TrainConfig.max_gap
+    max_gap: int = 5  # rows: models.train_config.TrainConfig.max_gap
 
 
 @dataclass

@@ -46,7 +46,8 @@ def train_demo_models(opts: DemoOptions, out: TextIO) -> tuple[dict[str, Path], 
 
     import torch
 
-    from models.train import TrainConfig, train_model
+    from models.train import train_model
+    from models.train_config import TrainConfig
     from simulators import simulate
 
     started = time.perf_counter()

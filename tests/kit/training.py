@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy.typing as npt
 
 if TYPE_CHECKING:
-    from models.train import TrainConfig
+    from models.train_config import TrainConfig
 
 TINY: dict[str, Any] = {"window": 16, "hidden_size": 8, "epochs": 2, "progress": False, "device": "cpu"}
 TINY_LATENT = 4  # lstm_ae only
@@ -28,7 +28,7 @@ SEED_SIZES: dict[str, Any] = {"hidden_size": None, "num_layers": None, "latent_s
 
 
 def tiny_config(kind: str = "lstm_ae", **overrides: Any) -> TrainConfig:
-    from models.train import TrainConfig  # torch: imported when a model is trained, not when the kit is
+    from models.train_config import TrainConfig  # imported when a config is made, not when the kit is
 
     params: dict[str, Any] = {"kind": kind, **TINY}
     if kind == "lstm_ae":

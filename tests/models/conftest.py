@@ -11,7 +11,8 @@ import torch
 
 from models.kinds import KINDS
 from models.synthetic import normal_process
-from models.train import TrainConfig, train_model
+from models.train import train_model
+from models.train_config import TrainConfig
 
 SENSORS = ("s0", "s1", "s2", "s3", "s4")
 

@@ -27,7 +27,8 @@ from models.calibration import (
 from models.pca import PcaDetector
 from models.preprocessing import sliding_windows
 from models.synthetic import normal_process
-from models.train import TrainConfig, train_model
+from models.train import train_model
+from models.train_config import TrainConfig
 
 SENSORS = [f"s{i}" for i in range(5)]
 

@@ -19,7 +19,8 @@ from models.artifacts import load_artifact
 from models.inference import LoadedModel
 from models.preprocessing import sliding_windows
 from models.synthetic import FAULT_KINDS, FaultSet, fault_dataset
-from models.train import TrainConfig, train_model
+from models.train import train_model
+from models.train_config import TrainConfig
 
 WINDOW = 32
 

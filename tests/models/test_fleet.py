@@ -13,8 +13,9 @@ import pytest
 import torch
 
 from models.segments import UnitRows, fleet_split
-from models.train import TrainConfig, part_windows, window_span
+from models.train_config import TrainConfig, window_span
 from models.train_data import TrainingSelection, load_training_rows
+from models.train_rows import part_windows
 from monitor.cli import main as cli_main
 from monitor.messages import AlertEvent
 from monitor.result_files import SCORE_COLUMNS, SCORES_FILE, FilesSink, read_scores

@@ -17,7 +17,8 @@ import pytest
 from models.artifacts import load_artifact
 from models.preprocessing import sliding_windows
 from models.synthetic import seed_signal
-from models.train import TrainConfig, train_model
+from models.train import train_model
+from models.train_config import TrainConfig
 
 FORECASTERS = ("rnn", "lstm", "gru", "lstm_deep", "seq2seq", "attention_lstm")
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +13,9 @@ import pytest
 from models.artifacts import load_artifact
 from models.networks import KINDS, NETWORK_KINDS, SEED_PRESETS, build_model
 from models.preprocessing import sliding_windows
-from models.train import CalibrationUnsupported, TrainConfig, train_model
+from models.train import train_model
+from models.train_config import TrainConfig
+from models.train_threshold import CalibrationUnsupported
 from tests.models.conftest import SENSORS, tiny_config
 
 
@@ -168,3 +172,15 @@ def test_unsupported_target_is_recorded_or_refused(normal_data: np.ndarray, tmp_
     with pytest.raises(CalibrationUnsupported, match="rows"):
         train_model(normal_data, SENSORS, tmp_path / "refused", config, require_supported=True)
     assert not (tmp_path / "refused" / "manifest.json").exists()
+
+
+def test_the_steps_outside_the_fit_import_no_torch() -> None:
+    """The options, the rows, the threshold step and the pca's trainer are torch-free (their docstrings say so)."""
+    code = (
+        "import sys, models.train_config, models.train_rows, models.train_threshold, models.pca_train; "
+        "c = models.train_config.TrainConfig(kind='pca', window=30); c.validate(); "
+        "print(models.train_config.min_rows(c), 'torch' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    rows, torch_loaded = result.stdout.split()
+    assert int(rows) > 30 and torch_loaded == "False"
