@@ -144,7 +144,7 @@ def run_demo(
             recorder = DataRecorder(opts.workdir / DATA_FILE, sim.sensors)
             publisher = LivePublisher(
                 recorder.tee(simulation_rows(sim)),
-                options=BrokerOptions(host=host, port=port, protocol=4, client_id=f"{CLIENT_ID}-sim"),
+                options=BrokerOptions(host=host, port=port, protocol="3.1.1", client_id=f"{CLIENT_ID}-sim"),
                 speed=opts.speed,
                 qos=1,
                 events=fault_events(sim.labels()),
