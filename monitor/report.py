@@ -130,7 +130,7 @@ def _blocks(
 ) -> list[_UnitBlock]:
     blocks = []
     for unit in units:
-        detectors = [d for d in MODEL_DETECTORS if d in scores.get(unit, {})]
+        detectors: list[str] = [d for d in MODEL_DETECTORS if d in scores.get(unit, {})]
         detectors += sorted(set(scores.get(unit, {})) - set(detectors))
         sensors: tuple[str, ...] = ()
         hidden = 0
