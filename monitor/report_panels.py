@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from monitor.evaluation import Episode
+from monitor.evaluation.episodes import Episode, merge_episodes
 from monitor.messages import AlertEvent
 from monitor.result_files import ScoreSeries
 from monitor.wire.labels import Label
@@ -221,15 +221,9 @@ def log_ticks(ax: Axes) -> None:
 
 
 def merged_spans(episodes: Sequence[Episode], end_ts: float) -> list[tuple[float, float]]:
-    """The episodes' [fired, resolved] spans merged where they overlap (a still-firing one ends at ``end_ts``)."""
-    spans = sorted((e.detected_at, e.resolved_at if e.resolved_at is not None else end_ts) for e in episodes)
-    merged: list[tuple[float, float]] = []
-    for start, end in spans:
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
-        else:
-            merged.append((start, end))
-    return merged
+    """The episodes' [fired, resolved] spans merged where they overlap (monitor.evaluation's "any" view); one still
+    firing ends at ``end_ts``."""
+    return [(e.detected_at, e.resolved_at if e.resolved_at is not None else end_ts) for e in merge_episodes(episodes)]
 
 
 def shade(ax: Axes, spans: Sequence[tuple[float, float]], labels: Sequence[Label]) -> None:

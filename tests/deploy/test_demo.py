@@ -27,8 +27,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from monitor.demo import EmbeddedBroker, port_or_free
 from monitor.wire.labels import LABEL_HEADER
-from tests.conftest import Broker, free_port, wait_until
 from tests.deploy.test_report import png_size
+from tests.kit import Broker, free_port, scrape, stop_process, wait_until
 
 # Tiny settings keep a run short: 15 simulated minutes of training data, 2 epochs; 20x real time for 7 s of wall
 # time (140 simulated s); the scripted fault (6 K on reactor-01's temperature sensor) from 30 s for 60 s.
@@ -111,25 +111,29 @@ def test_two_demos_keep_both_runs_print_each_alert_once_and_save_a_config_that_r
     metrics_port = free_port()
     env = {**os.environ, "PLANTWATCH__MQTT__PORT": str(broker.port), "PLANTWATCH__MQTT__HOST": broker.host,
            "PLANTWATCH__METRICS__PORT": str(metrics_port)}  # fmt: skip
-    log = (tmp_path / "service.log").open("wb")
-    service = subprocess.Popen(
-        [sys.executable, "-m", "monitor", "run", "--config", str(first / "plantwatch.yaml")],
-        stdout=log, stderr=subprocess.STDOUT, env=env,
-    )  # fmt: skip
+    log_path = tmp_path / "service.log"
+    with log_path.open("wb") as log:
+        service = subprocess.Popen(
+            [sys.executable, "-m", "monitor", "run", "--config", str(first / "plantwatch.yaml")],
+            stdout=log, stderr=subprocess.STDOUT, env=env,
+        )  # fmt: skip
     try:
-        assert wait_until(lambda: _get(metrics_port, "/readyz") is not None, timeout_s=60), _log(tmp_path)
+        assert wait_until(lambda: _ready(metrics_port), timeout_s=60), log_path.read_text()[-3000:]
         replay = subprocess.run(
             [sys.executable, "-m", "monitor", "replay", str(first / "data.csv"), "--broker", broker.address,
              "--speed", "0"],
             capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip
         assert replay.returncode == 0, replay.stderr
-        fired = 'plantwatch_alerts_fired_total{detector="reconstruction",unit="reactor-01"} 1.0'
-        assert wait_until(lambda: fired in (_get(metrics_port, "/metrics") or ""), timeout_s=60), _log(tmp_path)
+
+        def fired() -> float:
+            return scrape(metrics_port).value(
+                "plantwatch_alerts_fired_total", detector="reconstruction", unit="reactor-01"
+            )
+
+        assert wait_until(lambda: fired() >= 1, timeout_s=60), log_path.read_text()[-3000:]
     finally:
-        service.send_signal(signal.SIGTERM)
-        assert service.wait(timeout=60) == 0, _log(tmp_path)
-        log.close()
+        assert stop_process(service, signal.SIGTERM, timeout_s=60) == 0, log_path.read_text()[-3000:]
 
 
 @pytest.mark.slow
@@ -168,17 +172,12 @@ def test_the_demo_on_a_terminal_keeps_its_training_summary_on_the_redrawn_screen
         assert kept in last, last  # fmt: skip
 
 
-def _get(port: int, path: str) -> str | None:
+def _ready(port: int) -> bool:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as response:
-            return str(response.read().decode())
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
+            return bool(response.status == 200)
     except OSError:
-        return None
-
-
-def _log(tmp_path: Path) -> str:
-    path = tmp_path / "service.log"
-    return path.read_text(errors="replace")[-3000:] if path.exists() else ""
+        return False
 
 
 def test_embedded_broker_delivers_qos1_and_retained_messages_over_mqtt_311() -> None:
