@@ -13,7 +13,9 @@ size (before decoding), topic (known unit, known sensor), UTF-8, strict JSON (Na
 -> type), magnitude (beyond float32, e.g. 1e39 or 1e300, which the float32 buffers would hold as inf ->
 non_finite: messages.storable, the one value rule), timestamp (epoch seconds or ISO 8601 with a zone;
 missing -> received_at; too far ahead of the receive clock -> future). A message with any such bad value is
-refused whole, so a buffer only ever sees complete, finite, float32-representable, known values.
+refused whole, so a buffer only ever sees complete, finite, float32-representable, known values. An optional
+``sent`` (the publisher's wall clock) becomes ``Reading.sent_at`` when it is a positive finite number and is ignored
+otherwise: only the publish-to-score latency reads it.
 
 Last, physical limits (``limits``, from ``units[].limits``; monitor.validation, the rule the backtest shares): a
 value outside its sensor's ``[min, max]`` is taken out of ``Reading.values`` into ``Reading.out_of_range``, and the
@@ -57,6 +59,14 @@ def _refuse_constant(name: str) -> float:
 # 1e999 parses to inf and is caught by the finiteness check in _value; integers beyond Python's
 # int-string limit (4300 digits) make the decoder raise ValueError (malformed).
 _DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+
+
+def _sent(raw: Any) -> float:
+    """The optional ``sent`` (publication wall clock, epoch seconds): a positive finite number, else NaN. It feeds a
+    latency metric only, never the data, so a bad one is ignored rather than refusing the readings."""
+    if (type(raw) is float or type(raw) is int) and 0.0 < raw < math.inf:
+        return float(raw)
+    return math.nan
 
 
 def _value(sensor: str, raw: Any) -> float:
@@ -176,12 +186,13 @@ class Parser:
         ts = self._timestamp(doc.get("ts"), received_at)
         if ts > received_at + self._max_clock_skew_s:
             return Rejected("future", f"ts {ts:.3f} is {ts - received_at:.1f} s ahead of the clock", unit)
+        sent = _sent(doc.get("sent"))
         bounds = self._limits.get(unit)
         if bounds is not None:
             values, out_of_range = split_by_limits(values, bounds)
             if out_of_range:
-                return Reading(unit=unit, ts=ts, values=values, received_at=received_at, out_of_range=out_of_range)
-        return Reading(unit=unit, ts=ts, values=values, received_at=received_at)
+                return Reading(unit, ts, values, received_at, out_of_range=out_of_range, sent_at=sent)
+        return Reading(unit=unit, ts=ts, values=values, received_at=received_at, sent_at=sent)
 
     @staticmethod
     def _timestamp(raw: Any, received_at: float) -> float:

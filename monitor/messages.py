@@ -81,6 +81,14 @@ class Reading:
     # the buffers count each as an ``out_of_range`` value and treat the sensor as missing, but out of range, for
     # the row. A message whose every value is out of range has empty ``values`` and is refused whole there.
     out_of_range: tuple[tuple[str, float], ...] = ()
+    # The payload's ``sent`` (monitor.wire.payloads): the publisher's wall clock at publication; NaN when absent.
+    sent_at: float = math.nan
+
+    @property
+    def source_time(self) -> float:
+        """When this reading left its source: ``sent_at`` when the payload said, else its event time (a gateway
+        stamps ``ts`` as it sends); what plantwatch_publish_to_score_seconds is measured from."""
+        return self.sent_at if self.sent_at == self.sent_at else self.ts
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,8 +108,9 @@ class WindowJob:
     end_ts: float  # event time of the window's newest row
     window: npt.NDArray[np.float32]  # [W, S] raw values, rows oldest -> newest, sensors in config order
     received_at: float  # arrival time of the reading that completed the newest row
-    # Event time of the newest reading in the newest row: when its data left the source. It differs from end_ts
-    # (the row's time) when a source samples off the row grid; a row that received nothing has end_ts.
+    # When the newest reading in the newest row left its source (Reading.source_time: the payload's ``sent``, else
+    # its event time). As event time it differs from end_ts (the row's time) when a source samples off the row
+    # grid; a row that received nothing has end_ts.
     source_ts: float
     # False: a health-only record, a closed row whose window holds a row past the hold-over (counted as a skipped
     # "gap" window). The models never score it; only the sensor detector does, and ``window`` is then just the

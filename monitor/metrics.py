@@ -420,8 +420,8 @@ class Metrics:
         )
         self.publish_to_score = Histogram(
             "plantwatch_publish_to_score_seconds",
-            "Wall clock at scoring minus the event time of the newest reading in the scored row (when the source "
-            "published it).",
+            "Wall clock at scoring minus when the newest reading in the scored row was published: its payload's "
+            "`sent` (the simulator and replay set it), else its event time `ts`.",
             buckets=LATENCY_BUCKETS,
             registry=r,
         )

@@ -93,8 +93,9 @@ class OutputStage:
         for score in scores:
             scored[score.detector] += 1
             if score.detector == "reconstruction":  # one latency sample per scored row
-                # The newest reading's own event time, not the row's: a source sampling off the row grid (half a
-                # period early or late) would otherwise shift every sample by that offset.
+                # From when the newest reading left its source (Reading.source_time: its payload's `sent`, else
+                # its own event time), not the row's time: a replay faster than real time stamps event times far
+                # behind the wall clock, and a source sampling off the row grid would shift every sample.
                 self._metrics.publish_to_score.observe(max(0.0, now - score.source_ts))
                 self._metrics.receive_to_score.observe(max(0.0, now - score.received_at))
             in_force.append(self._alert(score))

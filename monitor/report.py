@@ -6,19 +6,26 @@ API::
     events = read_alerts("out/alerts.jsonl")          # monitor.result_files: [AlertEvent] (what backtest/demo write)
     signals = read_signals("data.csv", units)         # {unit: Signals}; optional (the backtest's --data CSV)
     labels = read_labels("labels.csv")                # monitor.wire.labels; optional ground truth
-    render_report(scores, events, "report.png", labels=labels, signals=signals) -> Path
+    render_report(scores, events, "report.png", labels=labels, signals=signals, units="raw") -> Path
+    fig = draw_report(...same arguments but out...)   # the matplotlib Figure, unsaved (tests look inside it)
 
-One row of panels per unit: the signals standardised (z-score over the unit's whole run, so eight sensors in
-different units share one axis; the sensors an alert names are drawn thick), then one panel per detector with
-the score on a log axis against the threshold in force (the calibrated one as adapted online: what the alert
-compared the score with; scores of a fault are often 100x the threshold, normal ones well under it: a linear axis
-shows either the fault or the normal noise, never both). Alert episodes are
-shaded red from firing to resolved and labelled with their top sensors and shares; ground-truth faults are
-hatched grey. Long runs are reduced to at most MAX_POINTS per line by keeping each bin's maximum, so a short
-spike in a day-long backtest still shows.
+One block per unit, headed by the unit and its counts. First the signals, with ``units="raw"`` (the default) one
+small panel per sensor in the CSV's own engineering units under the sensor's name (the binned mean and each bin's
+min-max, so a spike shows; the sensors the alerts name first, in another colour), with ``units="z"`` every
+sensor standardised on one axis (shapes, not values). Then one panel per detector: its score on a log axis against
+the threshold in force (the calibrated one as adapted online: what the alert compared the score with; a fault's
+scores are often 100x the threshold, normal ones well under it: a linear axis shows either, never both), with
+several labelled ticks whatever the span. Red: an alert episode from firing to resolved, with a box at the
+episode naming its top sensors (and, against a known fault, how long after the fault's start it fired and after
+its end it resolved); hatched grey: a known fault (labels). Each panel has its legend (monitor.report_panels).
 
-matplotlib runs with the Agg backend (no display needed); it is imported when a report is rendered, so the
-`report` command's module stays cheap to import.
+An episode outlives its fault, and the footer says why: a window is the newest W rows, so for W periods after a
+fault ends every window still holds faulty rows and scores high; then the alert needs ``resolve_hits`` windows in a
+row under its resolve level (and ``min_duration_s``) before it resolves.
+
+Long runs are reduced to at most MAX_POINTS points per score line (each bin's maximum, so a short spike in a
+day-long backtest still shows). matplotlib runs with the Agg backend (no display needed); it is imported when a
+report is drawn, so the `report` command's module stays cheap to import.
 """
 
 from __future__ import annotations
@@ -28,26 +35,50 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from monitor.evaluation.episodes import Episode, episodes_from_events
 from monitor.messages import MODEL_DETECTORS, AlertEvent
+from monitor.report_panels import (
+    dates,
+    mean_points,
+    merged_spans,
+    note_episodes,
+    plot_scores,
+    plot_sensor,
+    plot_signals_z,
+    reduce_points,
+    shade,
+    span_legend,
+)
 from monitor.result_files import ScoreSeries
 from monitor.wire.csvfile import read_table
 from monitor.wire.labels import Label
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
+    from matplotlib.figure import Figure, SubFigure
 
-MAX_POINTS = 4000  # per plotted score line; more than a 1400-px-wide figure can show anyway
-SIGNAL_POINTS = 600  # signals are averaged into this many bins: raw 1 Hz noise would hide the trends
-MAX_SPAN_LABELS = 6  # per panel; more episodes are shaded but not labelled
-ALERT_COLOR = "#d62728"
-THRESHOLD_COLOR = "#ff7f0e"
-SCORE_COLOR = "#1f77b4"
+__all__ = ["Signals", "draw_report", "mean_points", "read_signals", "reduce_points", "render_report"]
+
+SignalUnits = Literal["raw", "z"]
+SIGNAL_UNITS: tuple[SignalUnits, ...] = ("raw", "z")
+SENSOR_COLUMNS = 4  # sensor panels per row
+MAX_SENSOR_PANELS = 16  # per unit; more sensors: the alerted ones and the first others, the rest said
+SENSOR_ROW_IN = 1.35  # figure inches per row of sensor panels
+SCORE_ROW_IN = 1.9  # per detector panel
+Z_ROW_IN = 2.3  # the z-score panel
+WIDTH_IN = 15.0
+SCORE_PANEL_PT = (WIDTH_IN - 2.6) * 72.0  # a detector panel's width: the figure's less its labels and legend
+FOOTER = (
+    "Red: an alert episode, firing to resolved (sensor panels: any detector's, merged); hatched grey: a known fault. "
+    "An episode outlives its fault: a window is the newest W rows, so for a window's length after the fault ends "
+    "every window still holds faulty rows; then the alert needs resolve_hits windows in a row under its resolve "
+    "level (and min_duration_s) to resolve."
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,143 +101,192 @@ def read_signals(path: str | Path, units: Sequence[str]) -> dict[str, Signals]:
     return {unit: Signals(sensors, data.ts[rows], data.values[unit]) for unit, rows in data.row_of_unit.items()}
 
 
-def _binned(
-    ts: npt.NDArray[np.float64], values: npt.NDArray[np.float64], max_points: int
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """Rows grouped into at most ``max_points`` equal bins: (each bin's first ts [M], values [M, bins, ...])."""
-    bins = math.ceil(ts.shape[0] / max_points)
-    usable = (ts.shape[0] // bins) * bins
-    binned = values[:usable].reshape(usable // bins, bins, *values.shape[1:])
-    return ts[:usable].reshape(-1, bins)[:, 0], binned
+@dataclass(frozen=True)
+class _UnitBlock:
+    """What one unit's block draws."""
+
+    unit: str
+    sensors: tuple[str, ...]  # the sensor panels, alerted first (raw units); () without signals or in z
+    hidden_sensors: int  # sensors not drawn (beyond MAX_SENSOR_PANELS)
+    z_panel: bool
+    detectors: tuple[str, ...]
+
+    @property
+    def sensor_rows(self) -> int:
+        return math.ceil(len(self.sensors) / SENSOR_COLUMNS)
+
+    @property
+    def height_in(self) -> float:
+        signals = self.sensor_rows * SENSOR_ROW_IN + (Z_ROW_IN if self.z_panel else 0.0)
+        return signals + len(self.detectors) * SCORE_ROW_IN + 0.45
 
 
-def reduce_points(
-    ts: npt.NDArray[np.float64], values: npt.NDArray[np.float64], max_points: int = MAX_POINTS
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """At most ``max_points`` points: each bin's maximum (NaN-aware), so short spikes survive; values [N] or [N, S]."""
-    if ts.shape[0] <= max_points:
-        return ts, values
-    starts, binned = _binned(ts, values, max_points)
-    with np.errstate(invalid="ignore"):
-        all_nan = np.isnan(binned).all(axis=1)
-        peak = np.where(all_nan, np.nan, np.nanmax(np.where(np.isnan(binned), -np.inf, binned), axis=1))
-    return starts, np.asarray(peak, dtype=np.float64)
+def _blocks(
+    units: Sequence[str],
+    scores: Mapping[str, Mapping[str, ScoreSeries]],
+    signals: Mapping[str, Signals],
+    alerted: Mapping[str, list[str]],
+    signal_units: SignalUnits,
+) -> list[_UnitBlock]:
+    blocks = []
+    for unit in units:
+        detectors: list[str] = [d for d in MODEL_DETECTORS if d in scores.get(unit, {})]
+        detectors += sorted(set(scores.get(unit, {})) - set(detectors))
+        sensors: tuple[str, ...] = ()
+        hidden = 0
+        if unit in signals and signal_units == "raw":
+            named = [s for s in alerted.get(unit, []) if s in signals[unit].sensors]
+            ordered = list(dict.fromkeys([*named, *signals[unit].sensors]))
+            sensors, hidden = tuple(ordered[:MAX_SENSOR_PANELS]), max(0, len(ordered) - MAX_SENSOR_PANELS)
+        z_panel = unit in signals and signal_units == "z"
+        if sensors or z_panel or detectors:
+            blocks.append(_UnitBlock(unit, sensors, hidden, z_panel, tuple(detectors)))
+    return blocks
 
 
-def _dates(ts: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """Epoch seconds -> matplotlib date numbers (days since 1970-01-01 UTC)."""
-    return ts / 86400.0
+def _alerted_sensors(events: Sequence[AlertEvent]) -> dict[str, list[str]]:
+    """Per unit, the sensors the alerts name first, most often named first."""
+    counts: dict[str, dict[str, int]] = {}
+    for e in events:
+        if e.sensors:
+            per_unit = counts.setdefault(e.unit, {})
+            per_unit[e.sensors[0][0]] = per_unit.get(e.sensors[0][0], 0) + 1
+    return {unit: sorted(c, key=lambda s: -c[s]) for unit, c in counts.items()}
 
 
-def mean_points(
-    ts: npt.NDArray[np.float64], values: npt.NDArray[np.float64], max_points: int = SIGNAL_POINTS
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """At most ``max_points`` rows: each bin's mean (NaN-aware); values [N, S]."""
-    if ts.shape[0] <= max_points:
-        return ts, values
-    starts, binned = _binned(ts, values, max_points)
-    counts = np.sum(~np.isnan(binned), axis=1)
-    sums = np.nansum(binned, axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        means = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
-    return starts, np.asarray(means, dtype=np.float64)
+def draw_report(
+    scores: Mapping[str, Mapping[str, ScoreSeries]],
+    events: Sequence[AlertEvent],
+    *,
+    labels: Sequence[Label] = (),
+    signals: Mapping[str, Signals] | None = None,
+    title: str | None = None,
+    dpi: int = 100,
+    units: SignalUnits = "raw",
+) -> Figure:
+    """The report's Figure (module docstring); ValueError if there is nothing to draw."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if units not in SIGNAL_UNITS:
+        raise ValueError(f"units must be one of {', '.join(SIGNAL_UNITS)}, got {units!r}")
+    unit_names = sorted(set(scores) | {e.unit for e in events})
+    if not unit_names:
+        raise ValueError("nothing to draw: no scores and no alerts")
+    signals = signals or {}
+    episodes = episodes_from_events(events)
+    alerted = _alerted_sensors(events)
+    blocks = _blocks(unit_names, scores, signals, alerted, units)
+    if not blocks:
+        raise ValueError("nothing to draw: no scores or signals for the alerted units")
+    all_ts = [s.ts for by_det in scores.values() for s in by_det.values() if s.ts.size]
+    all_ts += [s.ts for s in signals.values() if s.ts.size]
+    end_ts = float(max(float(t[-1]) for t in all_ts)) if all_ts else max(e.ts for e in events)
+    start_ts = float(min(float(t[0]) for t in all_ts)) if all_ts else min(e.started_at for e in events)
+
+    height = sum(b.height_in for b in blocks) + 1.3
+    fig = plt.figure(figsize=(WIDTH_IN, height), dpi=dpi, layout="constrained")
+    subfigs = fig.subfigures(len(blocks), 1, height_ratios=[b.height_in for b in blocks], squeeze=False)[:, 0]
+    for subfig, block in zip(subfigs, blocks, strict=True):
+        unit_episodes = [e for e in episodes if e.unit == block.unit]
+        unit_labels = [lab for lab in labels if lab.unit == block.unit]
+        _draw_unit(subfig, block, scores, signals, events, unit_episodes, unit_labels, (start_ts, end_ts))
+        faults = f", {len(unit_labels)} known fault(s)" if labels else ""
+        subfig.suptitle(
+            f"{block.unit}: {len({e.alert_id for e in unit_episodes})} alert episode(s){faults}",
+            x=0.01,
+            ha="left",
+            fontsize=11,
+            fontweight="bold",
+        )
+    start = dt.datetime.fromtimestamp(start_ts, tz=dt.UTC)
+    fig.suptitle((title or "plantwatch report") + f" from {start:%Y-%m-%d %H:%M:%S} UTC (event time)", fontsize=11)
+    fig.supxlabel(_wrap(FOOTER, 190), fontsize=8, color="0.25")
+    return fig
 
 
-def _date(ts: float) -> float:
-    return ts / 86400.0
-
-
-def _span_label(episode: Episode, events: Sequence[AlertEvent]) -> str:
-    top = next((e.sensors for e in events if e.alert_id == episode.alert_id and e.sensors), ())
-    names = ", ".join(f"{s} {share:.0%}" for s, share in top) if top else "no sensor breakdown"
-    return f"{episode.detector}: {names}"
-
-
-def _shade(
-    ax: Axes,
+def _draw_unit(
+    subfig: SubFigure,
+    block: _UnitBlock,
+    scores: Mapping[str, Mapping[str, ScoreSeries]],
+    signals: Mapping[str, Signals],
+    events: Sequence[AlertEvent],
     episodes: Sequence[Episode],
     labels: Sequence[Label],
     span: tuple[float, float],
-    events: Sequence[AlertEvent] | None,
 ) -> None:
+    """One unit's panels in ``subfig``, over the report's whole time ``span`` (every unit the same).
+
+    The panels of a unit share their time axis; units do not (an axis shared across subfigures makes matplotlib
+    redraw the whole figure at every change of limits: minutes for a two-unit report), they get the same limits.
+    """
+    import matplotlib.dates as mdates
+
+    rows = block.sensor_rows + (1 if block.z_panel else 0) + len(block.detectors)
+    ratios = [SENSOR_ROW_IN] * block.sensor_rows + [Z_ROW_IN] * block.z_panel + [SCORE_ROW_IN] * len(block.detectors)
+    grid = subfig.add_gridspec(rows, SENSOR_COLUMNS, height_ratios=ratios)
     start_ts, end_ts = span
-    for label in labels:
-        ax.axvspan(
-            _date(label.start),
-            _date(label.end),
-            facecolor="0.85",
-            edgecolor="0.45",
-            hatch="//",
-            alpha=0.6,
-            zorder=0,
+    any_alert = merged_spans(episodes, end_ts)
+    span_name = "alert, any detector" if episodes else None
+    axes: list[Axes] = []
+
+    def panel(row: int, col: slice | int) -> Axes:
+        ax = subfig.add_subplot(grid[row, col], sharex=axes[0] if axes else None)
+        ax.grid(True, alpha=0.3)
+        axes.append(ax)
+        return ax
+
+    alerted = set(_alerted_sensors(events).get(block.unit, []))
+    for i, sensor in enumerate(block.sensors):
+        ax = panel(i // SENSOR_COLUMNS, i % SENSOR_COLUMNS)
+        unit_signals = signals[block.unit]
+        plot_sensor(
+            ax, unit_signals.ts, unit_signals.values[:, unit_signals.sensors.index(sensor)], sensor, sensor in alerted
         )
-    for i, episode in enumerate(episodes):
-        end = episode.resolved_at if episode.resolved_at is not None else end_ts
-        ax.axvspan(_date(episode.detected_at), _date(end), color=ALERT_COLOR, alpha=0.15, zorder=0)
-        if events is not None and i < MAX_SPAN_LABELS:
-            # Stagger the labels downwards so neighbouring episodes do not print over each other, and
-            # right-align those in the right part of the plot so they stay inside it.
-            right = (episode.detected_at - start_ts) > 0.6 * max(end_ts - start_ts, 1e-9)
-            ax.annotate(
-                _span_label(episode, events),
-                xy=(_date(episode.detected_at), 1.0),
-                xycoords=("data", "axes fraction"),
-                xytext=(-3 if right else 3, -3 - 13 * (i % 3)),
-                ha="right" if right else "left",
-                annotation_clip=True,
-                textcoords="offset points",
-                va="top",
-                fontsize=8,
-                color=ALERT_COLOR,
-                bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": ALERT_COLOR, "alpha": 0.85},
-            )
-
-
-def _plot_signals(ax: Axes, signals: Signals, highlight: set[str]) -> None:
-    values = signals.values
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.nanmean(values, axis=0)
-        sd = np.nanstd(values, axis=0)
-    sd = np.where(np.isfinite(sd) & (sd > 0), sd, 1.0)
-    z = (values - mean) / sd
-    ts, z = mean_points(signals.ts, z)
-    x = _dates(ts)
-    for j, sensor in enumerate(signals.sensors):
-        strong = sensor in highlight
-        ax.plot(
-            x,
-            z[:, j],
-            linewidth=1.6 if strong else 0.7,
-            alpha=1.0 if strong else 0.55,
-            label=sensor + (" (alerted)" if strong else ""),
-            zorder=3 if strong else 2,
+        shade(ax, any_alert, labels)
+        if i == min(len(block.sensors), SENSOR_COLUMNS) - 1:  # the first row's last panel: the legend beside it
+            span_legend(ax, span_name, bool(labels))
+    if block.hidden_sensors:
+        axes[-1].annotate(
+            f"{block.hidden_sensors} more sensor(s) not drawn (--units z draws every sensor)",
+            xy=(1.0, -0.3),
+            xycoords="axes fraction",
+            ha="right",
+            fontsize=8,
+            color="0.3",
         )
-    ax.set_ylabel("signals, z-score\n(binned means)")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=7, frameon=False)
+    row = block.sensor_rows
+    if block.z_panel:
+        ax = panel(row, slice(None))
+        plot_signals_z(ax, signals[block.unit], alerted)
+        shade(ax, any_alert, labels)
+        span_legend(ax, span_name, bool(labels))
+        row += 1
+    for detector in block.detectors:
+        ax = panel(row, slice(None))
+        own = [e for e in episodes if e.detector == detector]
+        plot_scores(ax, detector, scores[block.unit][detector])
+        shade(ax, merged_spans(own, end_ts), labels)
+        note_episodes(ax, own, events, labels, span, SCORE_PANEL_PT)
+        span_legend(ax, f"{detector} alert" if own else None, bool(labels))
+        row += 1
+    axes[0].set_xlim(dates(start_ts), dates(end_ts))
+    bottom = axes[-1]
+    for ax in axes:
+        if ax is not bottom:
+            ax.tick_params(axis="x", labelbottom=False)
+    locator = mdates.AutoDateLocator()  # type: ignore[no-untyped-call]
+    bottom.xaxis.set_major_locator(locator)
+    bottom.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
+    bottom.set_xlabel("time (UTC, event time)", fontsize=9)
 
 
-def _plot_scores(ax: Axes, detector: str, series: ScoreSeries) -> None:
-    from matplotlib.ticker import NullFormatter
+def _wrap(text: str, width: int) -> str:
+    import textwrap
 
-    ts, score = reduce_points(series.ts, series.score)
-    x = _dates(ts)
-    floor = np.nanmin(series.threshold[series.threshold > 0]) * 1e-3 if np.any(series.threshold > 0) else 1e-9
-    ax.plot(
-        x, np.clip(score, floor, None), color=SCORE_COLOR, linewidth=0.9, label=f"{detector} score ({series.model})"
-    )
-    ax.step(
-        _dates(series.ts),
-        series.threshold,
-        where="post",
-        color=THRESHOLD_COLOR,
-        linestyle="--",
-        linewidth=1.2,
-        label="threshold",
-    )
-    ax.set_yscale("log")
-    ax.yaxis.set_minor_formatter(NullFormatter())  # labelled minor ticks crowd a short log axis
-    ax.set_ylabel(f"{detector}\nscore (log)")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=7, frameon=False)
+    return "\n".join(textwrap.wrap(text, width))
 
 
 def render_report(
@@ -218,71 +298,16 @@ def render_report(
     signals: Mapping[str, Signals] | None = None,
     title: str | None = None,
     dpi: int = 100,
+    units: SignalUnits = "raw",
 ) -> Path:
-    """Draw the report (see the module docstring) to a PNG at ``out``; returns the path. ValueError if no scores."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.dates as mdates
+    """Draw the report (module docstring) to a PNG at ``out``; returns the path. ValueError if there is nothing."""
     import matplotlib.pyplot as plt
 
-    units = sorted(set(scores) | {e.unit for e in events})
-    if not units:
-        raise ValueError("nothing to draw: no scores and no alerts")
-    signals = signals or {}
-    episodes = episodes_from_events(events)
-    panels: list[tuple[str, str]] = []  # (unit, "signals" | detector)
-    for unit in units:
-        if unit in signals:
-            panels.append((unit, "signals"))
-        detectors: list[str] = [d for d in MODEL_DETECTORS if d in scores.get(unit, {})]
-        detectors += sorted(set(scores.get(unit, {})) - set(detectors))
-        panels.extend((unit, d) for d in detectors)
-    if not panels:
-        raise ValueError("nothing to draw: no scores or signals for the alerted units")
-
-    fig, axes = plt.subplots(len(panels), 1, figsize=(15, 2.3 * len(panels) + 1.0), sharex=True, squeeze=False, dpi=dpi)
-    all_ts = [s.ts for by_det in scores.values() for s in by_det.values() if s.ts.size]
-    all_ts += [s.ts for s in signals.values() if s.ts.size]
-    end_ts = float(max(float(t[-1]) for t in all_ts)) if all_ts else max(e.ts for e in events)
-    start_ts = float(min(float(t[0]) for t in all_ts)) if all_ts else min(e.started_at for e in events)
-    previous_unit = None
-    for ax, (unit, what) in zip(axes[:, 0], panels, strict=True):
-        unit_episodes = [e for e in episodes if e.unit == unit]
-        unit_labels = [lab for lab in labels if lab.unit == unit]
-        if what == "signals":
-            alerted = {s for e in events if e.unit == unit for s, _ in e.sensors[:1]}
-            _plot_signals(ax, signals[unit], alerted)
-            _shade(ax, unit_episodes, unit_labels, (start_ts, end_ts), None)
-        else:
-            detector_episodes = [e for e in unit_episodes if e.detector == what]
-            _plot_scores(ax, what, scores[unit][what])
-            _shade(ax, detector_episodes, unit_labels, (start_ts, end_ts), events)
-        if unit != previous_unit:
-            fired = len({e.alert_id for e in unit_episodes})
-            faults = len(unit_labels)
-            ax.set_title(
-                f"{unit}: {fired} alert episode(s)" + (f", {faults} known fault(s)" if labels else ""),
-                loc="left",
-                fontsize=11,
-                fontweight="bold",
-            )
-            previous_unit = unit
-        ax.grid(True, alpha=0.3)
-    bottom = axes[-1, 0]
-    locator = mdates.AutoDateLocator()  # type: ignore[no-untyped-call]
-    bottom.xaxis.set_major_locator(locator)
-    bottom.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
-    bottom.set_xlabel("time (UTC)")
-    legend_bits = ["red: alert firing -> resolved (top sensors and their share of the score)"]
-    if labels:
-        legend_bits.append("hatched grey: ground-truth fault")
-    start = dt.datetime.fromtimestamp(start_ts, tz=dt.UTC)
-    heading = (title or "plantwatch report") + f" from {start:%Y-%m-%d %H:%M:%S} UTC"
-    fig.suptitle(heading + "\n" + "; ".join(legend_bits), fontsize=10)
-    fig.tight_layout()
+    fig = draw_report(scores, events, labels=labels, signals=signals, title=title, dpi=dpi, units=units)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, format="png")
-    plt.close(fig)
+    try:
+        fig.savefig(out, format="png")
+    finally:
+        plt.close(fig)
     return out

@@ -1,22 +1,33 @@
-"""Broker connection options shared by `plantwatch simulate` and `plantwatch replay`: address, credentials, TLS."""
+"""Broker connection options shared by `plantwatch simulate` and `plantwatch replay`: address, credentials, TLS.
+
+The MQTT version has the service config's name and values everywhere: ``--mqtt-protocol 5`` or ``--mqtt-protocol
+3.1.1`` here, ``mqtt.protocol: "5"`` or ``"3.1.1"`` in plantwatch.yaml, ``BrokerOptions(protocol="3.1.1")`` in code.
+``--mqtt-version 4|5`` (paho's protocol numbers, the old spelling) is still accepted, with a deprecation warning.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, Literal
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 USERNAME_ENV = "PLANTWATCH_SIM_USERNAME"
 PASSWORD_ENV = "PLANTWATCH_SIM_PASSWORD"
+MqttProtocol = Literal["5", "3.1.1"]  # monitor.config's mqtt.protocol values
+MQTT_PROTOCOLS: tuple[MqttProtocol, ...] = ("5", "3.1.1")
+_LEGACY_VERSIONS: dict[str, MqttProtocol] = {"5": "5", "4": "3.1.1"}  # --mqtt-version's paho numbers
 
 
 @dataclass(frozen=True)
 class BrokerOptions:
-    """Where and how to connect. ``protocol`` is 5 (MQTT 5) or 4 (MQTT 3.1.1)."""
+    """Where and how to connect. ``protocol``: ``"5"`` (MQTT 5) or ``"3.1.1"``, as the service's ``mqtt.protocol``."""
 
     host: str = "127.0.0.1"
     port: int = 1883
@@ -26,14 +37,16 @@ class BrokerOptions:
     tls_cert: str | None = None
     tls_key: str | None = None
     tls_insecure: bool = False
-    protocol: int = 5
+    protocol: MqttProtocol = "5"
     keepalive_s: int = 30
     client_id: str | None = None
 
     def client(self, role: str = "plantwatch-sim") -> mqtt.Client:
         """A configured, not yet connected paho client (callback API version 2)."""
         client_id = self.client_id or f"{role}-{uuid.uuid4().hex[:8]}"
-        protocol = mqtt.MQTTv5 if self.protocol == 5 else mqtt.MQTTv311
+        if self.protocol not in MQTT_PROTOCOLS:
+            raise ValueError(f"MQTT protocol must be one of {', '.join(MQTT_PROTOCOLS)}, got {self.protocol!r}")
+        protocol = mqtt.MQTTv5 if self.protocol == "5" else mqtt.MQTTv311
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol)
         if self.username is not None:
             client.username_pw_set(self.username, self.password)
@@ -60,6 +73,24 @@ def parse_host_port(text: str, default_port: int = 1883) -> tuple[str, int]:
     return host.strip("[]"), port
 
 
+class _LegacyMqttVersion(argparse.Action):
+    """``--mqtt-version 4|5``: stored as ``--mqtt-protocol``'s value, with a warning on stderr."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        protocol = _LEGACY_VERSIONS[str(values)]
+        print(
+            f"warning: --mqtt-version is deprecated; use --mqtt-protocol {protocol} (the config's mqtt.protocol)",
+            file=sys.stderr,
+        )
+        setattr(namespace, self.dest, protocol)
+
+
 def add_broker_arguments(parser: argparse.ArgumentParser, required: bool) -> None:
     group = parser.add_argument_group("broker")
     group.add_argument("--broker", required=required, metavar="HOST:PORT", help="MQTT broker to publish to")
@@ -69,7 +100,19 @@ def add_broker_arguments(parser: argparse.ArgumentParser, required: bool) -> Non
     group.add_argument("--tls-cert", metavar="FILE", help="client certificate for TLS client authentication")
     group.add_argument("--tls-key", metavar="FILE", help="client key for --tls-cert")
     group.add_argument("--tls-insecure", action="store_true", help="do not check the broker's host name")
-    group.add_argument("--mqtt-version", type=int, choices=(4, 5), default=5, help="5 = MQTT 5, 4 = MQTT 3.1.1")
+    group.add_argument(
+        "--mqtt-protocol",
+        choices=MQTT_PROTOCOLS,
+        default="5",
+        help="MQTT protocol version, as the service's mqtt.protocol: 5 (default) or 3.1.1",
+    )
+    group.add_argument(
+        "--mqtt-version",
+        dest="mqtt_protocol",
+        action=_LegacyMqttVersion,
+        choices=tuple(_LEGACY_VERSIONS),
+        help="deprecated: --mqtt-protocol (4 here is 3.1.1)",
+    )
     group.add_argument("--client-id", help="MQTT client id (default: random)")
     group.add_argument("--qos", type=int, choices=(0, 1, 2), default=1, help="publish QoS (default 1)")
     group.add_argument(
@@ -95,6 +138,6 @@ def broker_options(args: argparse.Namespace) -> BrokerOptions:
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         tls_insecure=args.tls_insecure,
-        protocol=args.mqtt_version,
+        protocol=args.mqtt_protocol,
         client_id=args.client_id,
     )

@@ -8,7 +8,9 @@ fault's start and end::
 
     {"event": "start", "unit": "reactor-01", "kind": "bias", "start": ..., "end": ..., "sensors": [...], "ts": ...}
 
-Pacing: the row with event time ``ts`` is sent at ``wall_start + (ts - ts_first) / speed``;
+Each readings message also carries ``sent``, the wall clock when it was published (monitor.wire.payloads): the
+service measures publish-to-score latency from it, as event time is not the publication time faster than real
+time, nor in a replay. Pacing: the row with event time ``ts`` is sent at ``wall_start + (ts - ts_first) / speed``;
 ``stagger=True`` spreads the units over each sampling period instead of sending every unit's row at
 the period's start, as independent plant gateways do: unit ``i`` of ``N`` samples, stamps and sends
 ``(i / N - 1/2) * period_s`` off its row time (still inside the row the service aligns it to);
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -103,7 +106,8 @@ class LivePublisher:
     iterable of :class:`Row` in time order (replay). ``events``: ground-truth fault events
     (defaults to the source's labels). After :meth:`wait` returns True, ``published`` and
     ``acked`` count reading messages (fault events are counted in ``events_published``), and
-    ``error`` is None or the reason the run stopped early.
+    ``error`` is None or the reason the run stopped early. While it runs, ``published`` and ``last_ts`` (the
+    event time of the newest row sent) say how far it got.
     """
 
     def __init__(
@@ -163,6 +167,7 @@ class LivePublisher:
         self.published = 0
         self.acked = 0
         self.events_published = 0
+        self.last_ts = math.nan  # event time of the newest row sent (progress lines)
         self.error: str | None = None
         self.done = threading.Event()
         self._stop = threading.Event()
@@ -265,12 +270,15 @@ class LivePublisher:
                 next_event += 1
             if not row.values:
                 continue  # every sensor dropped out: no message at all
+            sent = time.time()  # the wall clock at publication: event time is not it, faster than real time
             if self.payload == "readings":
-                self._send(client, self.readings_topic.format(unit=row.unit), encode_readings(ts, row.values), self.qos)
+                body = encode_readings(ts, row.values, sent=sent)
+                self._send(client, self.readings_topic.format(unit=row.unit), body, self.qos)
             else:
                 for sensor, value in row.values.items():
                     topic = self.sensor_topic.format(unit=row.unit, sensor=sensor)
-                    self._send(client, topic, encode_sensor_value(ts, value), self.qos)
+                    self._send(client, topic, encode_sensor_value(ts, value, sent=sent), self.qos)
+            self.last_ts = ts
         # Events past the last row (a fault that ends with the run) still go out.
         for _, unit, body in events[next_event:]:
             self._send(client, self.faults_topic.format(unit=unit), body, max(self.qos, 1), event=True)

@@ -16,7 +16,7 @@ import time
 
 from monitor.wire.csvfile import TIME_COLUMNS, CsvError, read_table
 from simulators.broker import add_broker_arguments, broker_options
-from simulators.simulate_cli import stop_on_signal
+from simulators.simulate_cli import add_progress_argument, follow, stop_on_signal
 
 HELP = "Replay a CSV file (any file with a time column, e.g. SKAB) over MQTT, in order, at a chosen speed."
 
@@ -34,6 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--retime", action="store_true", help="shift timestamps so the first row is stamped 'now' (keeps spacing)"
     )
     add_broker_arguments(parser, required=True)
+    add_progress_argument(parser)
 
 
 def _fail(message: str, code: int) -> int:
@@ -65,9 +66,9 @@ def main(args: argparse.Namespace) -> int:
         itertools.chain([first], rows), options=options, speed=args.speed, qos=args.qos, payload=args.payload
     )
     stop_on_signal(publisher.stop)
+    print(f"replaying {args.file} to {options.host}:{options.port} at {args.speed:g}x; Ctrl-C stops", flush=True)
     publisher.start()
-    while not publisher.wait(0.5):
-        pass
+    follow(publisher, args.progress_every)
     print(f"replayed {publisher.published} messages from {args.file}, {publisher.acked} acknowledged")
     if publisher.error is not None:
         return _fail(publisher.error, 1)

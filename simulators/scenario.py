@@ -14,7 +14,8 @@ Example (see config/scenarios/ for more)::
       - {kind: bias, unit: reactor-1, start: 60, duration: 5m, magnitude: 3.0, sensors: [reactor_temp_K]}
       - {kind: cooling_degradation, unit: reactor-2, start: 1h, duration: 2h}
 
-Durations are seconds or text with a unit: ``90``, ``90s``, ``5m``, ``1.5h``, ``2d``.
+Durations are seconds or text with a unit: ``90``, ``90s``, ``5m``, ``1.5h``, ``3h40m``, ``2d``
+(monitor.wire.durations).
 Every problem raises :class:`ScenarioError` naming the field, e.g.
 ``faults[0].kind: unknown fault kind 'bais'; valid kinds: bias, drift, ...``.
 """
@@ -28,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from monitor.wire.durations import parse_duration as wire_parse_duration
 from simulators.faults import (
     DEFAULT_FAULT_SENSOR,
     FAULT_KINDS,
@@ -45,8 +47,6 @@ PROFILES: dict[str, tuple[str, ...]] = {"reactor": REACTOR_SENSORS, "seed": SEED
 _SCALES: dict[str, dict[str, float]] = {"reactor": REACTOR_SENSOR_SCALES, "seed": SEED_SENSOR_SCALES}
 _TOP_KEYS = {"name", "profile", "period_s", "step_s", "units", "spread", "disturbances", "noise", "faults", "seed"}
 _FAULT_KEYS = {"kind", "unit", "start", "duration", "magnitude", "sensors"}
-_DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(ms|s|m|min|h|d)?\s*$")
-_UNIT_SECONDS = {None: 1.0, "ms": 1e-3, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
 _BAD_UNIT_NAME = re.compile(r"[/+#\s]")
 
 
@@ -55,18 +55,12 @@ class ScenarioError(ValueError):
 
 
 def parse_duration(value: object, what: str = "duration") -> float:
-    """Seconds from a number or text such as ``"90s"``, ``"5m"``, ``"1.5h"``, ``"2d"``."""
-    if isinstance(value, bool):
-        raise ScenarioError(f"{what}: expected a duration such as 90, '5m' or '2d', got {value!r}")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and (match := _DURATION.match(value)):
-        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-    else:
-        raise ScenarioError(f"{what}: expected a duration such as 90, '5m' or '2d', got {value!r}")
-    if not np.isfinite(seconds) or seconds < 0:
-        raise ScenarioError(f"{what}: must be a finite, non-negative duration, got {value!r}")
-    return seconds
+    """Seconds from a number or text such as ``"90s"``, ``"5m"``, ``"3h40m"``, ``"2d"`` (monitor.wire.durations, the
+    one rule for every duration); ScenarioError naming ``what`` otherwise."""
+    try:
+        return wire_parse_duration(value, what)
+    except ValueError as exc:
+        raise ScenarioError(str(exc)) from None
 
 
 @dataclass(frozen=True)

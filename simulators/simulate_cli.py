@@ -2,7 +2,11 @@
 
 Offline:  plantwatch simulate --scenario S --out data.csv --labels labels.csv --duration 2d [--seed N] [--start T]
 Live:     plantwatch simulate --scenario S --broker HOST:PORT --speed X [--payload readings|per-sensor] [--qos 1]
-          [--stagger]
+          [--stagger] [--progress-every 10s]
+
+A live run says what it publishes where, then every ``--progress-every`` of wall time (10 s; 0: never) one line:
+messages sent and acknowledged, and the event time reached (the readings' ``ts``, which runs ``--speed`` times
+the wall clock) with how far it is from the wall clock.
 
 ``--scenario`` is a YAML file, the name of a file in config/scenarios (``demo``), or
 ``random:SEED[:UNITS]`` for a generated one. Exit codes: 0 ok, 1 broker or publish failure,
@@ -12,19 +16,25 @@ Live:     plantwatch simulate --scenario S --broker HOST:PORT --speed X [--paylo
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import logging
 import signal
 import sys
 import time
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING, TextIO
 
+from monitor.wire.durations import format_duration
 from monitor.wire.labels import LABEL_HEADER, write_labels
 from monitor.wire.timestamps import parse_time
 from simulators.broker import add_broker_arguments, broker_options
 from simulators.csvio import write_csv
 from simulators.scenario import Scenario, ScenarioError, load_scenario, parse_duration, random_scenario
 from simulators.simulation import DEFAULT_START_EPOCH, Simulation, simulate
+
+if TYPE_CHECKING:
+    from simulators.live import LivePublisher
 
 HELP = "Simulate reactor units with injected faults: offline to CSV (--out) or live to MQTT (--broker)."
 SCENARIO_DIR = Path(__file__).resolve().parents[1] / "config" / "scenarios"
@@ -53,6 +63,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="spread the units over each sampling period (independent gateways) instead of sending all at once",
     )
+    add_progress_argument(live)
+
+
+def add_progress_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    parser.add_argument(
+        "--progress-every",
+        type=progress_interval,
+        default=10.0,
+        metavar="DURATION",
+        help="a progress line every this much wall time (default 10s; 0: none)",
+    )
+
+
+def progress_interval(text: str) -> float:
+    try:
+        return parse_duration(text, "--progress-every")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def resolve_scenario(text: str) -> Scenario:
@@ -145,9 +173,17 @@ def _live(args: argparse.Namespace, scenario: Scenario, duration_s: float | None
         stagger=args.stagger,
     )
     stop_on_signal(publisher.stop)
+    print(
+        f"publishing {scenario.name} ({len(scenario.units)} unit(s), {args.payload} payloads) to "
+        f"{options.host}:{options.port} at {args.speed:g}x real time"
+        + ("" if args.speed == 1 else " (event time runs that much faster than the wall clock)")
+        + f", from event time {_utc(start)}"
+        + (f" for {format_duration(duration_s)} of it" if duration_s is not None else ", endless")
+        + "; Ctrl-C stops",
+        flush=True,
+    )
     publisher.start()
-    while not publisher.wait(0.5):
-        pass
+    follow(publisher, args.progress_every)
     print(
         f"published {publisher.published} messages, {publisher.acked} acknowledged, "
         f"{publisher.events_published} fault events"
@@ -155,6 +191,36 @@ def _live(args: argparse.Namespace, scenario: Scenario, duration_s: float | None
     if publisher.error is not None:
         return _fail(publisher.error, 1)
     return 0
+
+
+def _utc(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def progress_line(publisher: LivePublisher, wall_elapsed_s: float, now: float) -> str:
+    """One progress line: wall time running, messages sent / acknowledged, the event time reached vs ``now``."""
+    sent = f"[{format_duration(wall_elapsed_s)} wall] {publisher.published:,} messages sent, {publisher.acked:,} acked"
+    ts = publisher.last_ts
+    if ts != ts:
+        return sent + "; nothing published yet"
+    offset = now - ts
+    if abs(offset) < 1.0:
+        where = "at the wall clock"
+    else:
+        where = f"{format_duration(abs(offset))} {'behind' if offset > 0 else 'ahead of'} the wall clock"
+    return f"{sent}; event time {_utc(ts)} ({where})"
+
+
+def follow(publisher: LivePublisher, every_s: float, out: TextIO | None = None) -> None:
+    """Wait for the publisher to finish, with a progress line every ``every_s`` of wall time (0: none)."""
+    out = out if out is not None else sys.stdout
+    started = time.monotonic()
+    next_line = started + every_s
+    while not publisher.wait(0.5 if every_s <= 0 else min(0.5, every_s)):
+        now = time.monotonic()
+        if every_s > 0 and now >= next_line:
+            next_line += every_s * max(1, int((now - next_line) // every_s) + 1)
+            print(progress_line(publisher, now - started, time.time()), file=out, flush=True)
 
 
 def default_live_start(now: float, duration_s: float | None, speed: float) -> float:

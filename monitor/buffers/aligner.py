@@ -131,8 +131,8 @@ class UnitAligner(UnitRing):
                 row.count -= 1  # it was settled by its mark already; the value wins
             if reading.received_at > row.received_at:
                 row.received_at = reading.received_at
-            if reading.ts > row.newest_ts:
-                row.newest_ts = reading.ts
+            if reading.source_time > row.source_ts:
+                row.source_ts = reading.source_time
         if row is None:
             # Nothing placed: neither the watermark nor the grid's phase changes; a row settled by marks closes.
             if marked:
@@ -171,7 +171,7 @@ class UnitAligner(UnitRing):
             row.marks[i] = float(value)
         # The message arrived for this row: the row's times are its arrival, as for a value.
         row.received_at = max(row.received_at, reading.received_at)
-        row.newest_ts = max(row.newest_ts, reading.ts)
+        row.source_ts = max(row.source_ts, reading.source_time)
         return True
 
     def drain_held(self, out: AddResult) -> None:

@@ -65,7 +65,7 @@ from monitor.messages import WindowJob
 class OpenRow:
     """A row still receiving readings."""
 
-    __slots__ = ("count", "marks", "newest_ts", "observed", "received_at", "values")
+    __slots__ = ("count", "marks", "observed", "received_at", "source_ts", "values")
 
     def __init__(self, n_sensors: int) -> None:
         self.values = [math.nan] * n_sensors
@@ -73,7 +73,7 @@ class OpenRow:
         self.count = 0  # sensors observed; + len(marks): sensors settled (the row is complete when all are)
         self.marks: dict[int, float] | None = None  # sensor index -> newest value refused as out of range
         self.received_at = -math.inf
-        self.newest_ts = -math.inf
+        self.source_ts = -math.inf  # the newest Reading.source_time placed in the row
 
 
 class UnitRing:
@@ -256,7 +256,7 @@ class UnitRing:
         if self.valid_run >= w:
             row_ts = self.row_ts(k)
             received_at = row.received_at if row is not None else self.last_received_at
-            source_ts = row.newest_ts if row is not None else row_ts
+            source_ts = row.source_ts if row is not None else row_ts
             job = WindowJob(self.name, row_ts, self.window(w), received_at, source_ts, out_of_range=self.flagged())
             out.jobs.append(job)
             out.records.append(job)
@@ -269,7 +269,7 @@ class UnitRing:
         its out-of-range ones (a sensor out of range is not also silent)."""
         row_ts = self.row_ts(k)  # the row time of close_row's jobs: the unit's own grid
         received_at = row.received_at if row is not None else self.last_received_at
-        source_ts = row.newest_ts if row is not None else row_ts
+        source_ts = row.source_ts if row is not None else row_ts
         max_gap = self.spec.max_gap_periods
         sensors = self.spec.sensors
         silent = tuple(s for s, a, b in zip(sensors, self.age, self.bad_values, strict=True) if a > max_gap and b != b)

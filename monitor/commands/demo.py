@@ -17,17 +17,33 @@ from types import FrameType
 HELP = "Run the newcomer's demo: broker, simulator with a fault, small models, the service, a live view, a report."
 
 
+def _duration(text: str) -> float:
+    """Seconds from ``90``, ``4m``, ``1h30m`` (monitor.wire.durations, the one duration rule)."""
+    from monitor.wire.durations import parse_duration
+
+    try:
+        return parse_duration(text, "duration")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--workdir", default="demo-run", help="where models, config, records and report go")
+    parser.add_argument(
+        "--workdir",
+        default="demo-run",
+        help="the models' cache; each run's records, config and report go to a new run-<UTC stamp> directory in it",
+    )
     parser.add_argument(
         "--broker", metavar="HOST:PORT", help="use this MQTT broker (3.1.1) instead of the embedded one"
     )
     parser.add_argument("--broker-port", type=int, default=1883, help="embedded broker port (taken: any free one)")
     parser.add_argument("--metrics-port", type=int, default=9108, help="service metrics port (taken: any free one)")
-    parser.add_argument("--duration", type=float, help="stop by itself after this many wall seconds of streaming")
+    parser.add_argument(
+        "--duration", type=_duration, help="stop by itself after this much wall time of streaming (240, 4m, 1h30m)"
+    )
     parser.add_argument("--speed", type=float, default=1.0, help="simulated seconds per wall second (default 1)")
-    parser.add_argument("--fault-at", type=float, default=60.0, help="simulated seconds before the fault (default 60)")
-    parser.add_argument("--fault-duration", type=float, default=120.0, help="simulated seconds of fault (default 120)")
+    parser.add_argument("--fault-at", type=_duration, default=60.0, help="simulated time to the fault (default 60s)")
+    parser.add_argument("--fault-duration", type=_duration, default=120.0, help="simulated fault time (default 2m)")
     parser.add_argument("--train-hours", type=float, default=2.0, help="simulated hours of training data per reactor")
     parser.add_argument("--epochs", type=int, default=8, help="training epochs per model (default 8)")
     parser.add_argument("--window", type=int, default=30, help="model window in rows (default 30)")

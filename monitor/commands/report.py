@@ -1,7 +1,8 @@
 """`plantwatch report --scores S --alerts A [--labels L] [--data CSV] --out report.png`: the pictures of a run.
 
 Inputs are what `plantwatch backtest --out DIR` and `plantwatch demo` write (scores.csv, alerts.jsonl); the data
-CSV (the backtest's --data, the demo's data.csv) adds the signals. Exit 0 ok, 2 unreadable input.
+CSV (the backtest's --data, the demo's data.csv) adds the signals: a panel per sensor in its own units, or with
+``--units z`` all sensors standardised on one axis. Exit 0 ok, 2 unreadable input.
 """
 
 from __future__ import annotations
@@ -25,6 +26,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", required=True, help="PNG file to write")
     parser.add_argument("--title", help="heading of the picture (default: plantwatch report)")
+    parser.add_argument(
+        "--units",
+        choices=("raw", "z"),
+        default="raw",
+        help="signals with --data: raw = a panel per sensor in the CSV's engineering units (default); "
+        "z = every sensor standardised on one axis",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -38,7 +46,9 @@ def main(args: argparse.Namespace) -> int:
         labels = read_labels(args.labels) if args.labels else []
         units = sorted(set(scores) | {e.unit for e in events})
         signals = read_signals(args.data, units) if args.data else None
-        out = render_report(scores, events, args.out, labels=labels, signals=signals, title=args.title)
+        out = render_report(
+            scores, events, args.out, labels=labels, signals=signals, title=args.title, units=args.units
+        )
     except (ValueError, OSError) as exc:
         print(f"report: {exc}", file=sys.stderr)
         return 2

@@ -63,6 +63,7 @@ class DemoOptions:
 
 @dataclass
 class DemoResult:
+    run_dir: Path | None = None  # this run's records: <workdir>/run-<UTC stamp>
     events: list[AlertEvent] = field(default_factory=list)
     report: Path | None = None
     rows_published: int = 0

@@ -2,7 +2,7 @@
 
 API::
 
-    path = write_report(workdir, out, signals=True)  # <workdir>/report.png, or None when nothing was scored
+    path = write_report(run_dir, out, signals=True)  # <run_dir>/report.png, or None when nothing was scored
     text = summary(result)                           # the closing lines of `plantwatch demo`
 
 The picture is monitor.report's (the one `plantwatch report` draws after a backtest), from the demo's
@@ -18,20 +18,21 @@ from typing import TextIO
 from monitor.demo.options import DemoResult
 from monitor.result_files import ALERTS_FILE, SCORES_FILE
 
+CONFIG_FILE = "plantwatch.yaml"
 DATA_FILE = "data.csv"
 LABELS_FILE = "labels.csv"
 REPORT_FILE = "report.png"
 
 
-def write_report(workdir: Path, out: TextIO, signals: bool) -> Path | None:
-    """Draw ``report.png`` in ``workdir`` from the files the demo wrote there (``signals``: data.csv has rows, draw
+def write_report(run_dir: Path, out: TextIO, signals: bool) -> Path | None:
+    """Draw ``report.png`` in ``run_dir`` from the files the demo wrote there (``signals``: data.csv has rows, draw
     them); None, and a line on ``out``, when nothing was scored."""
     from monitor.report import read_signals, render_report
     from monitor.result_files import read_alerts, read_scores
     from monitor.wire.labels import read_labels
 
-    scores = read_scores(workdir / SCORES_FILE)
-    events = read_alerts(workdir / ALERTS_FILE)
+    scores = read_scores(run_dir / SCORES_FILE)
+    events = read_alerts(run_dir / ALERTS_FILE)
     if not scores and not events:
         print("no scores were published: no report", file=out)
         return None
@@ -39,9 +40,9 @@ def write_report(workdir: Path, out: TextIO, signals: bool) -> Path | None:
     return render_report(
         scores,
         events,
-        workdir / REPORT_FILE,
-        labels=read_labels(workdir / LABELS_FILE),
-        signals=read_signals(workdir / DATA_FILE, units) if signals else None,
+        run_dir / REPORT_FILE,
+        labels=read_labels(run_dir / LABELS_FILE),
+        signals=read_signals(run_dir / DATA_FILE, units) if signals else None,
         title="plantwatch demo",
     )
 
@@ -59,6 +60,8 @@ def summary(result: DemoResult) -> str:
         lines.append(f"  {e.unit} {e.detector} {e.state} ({e.severity}), top sensors: {top}")
     if result.publisher_error:
         lines.append(f"simulator stopped early: {result.publisher_error}")
+    if result.run_dir is not None:
+        lines.append(f"records of this run: {result.run_dir} (config: {result.run_dir / CONFIG_FILE})")
     if result.report is not None:
         lines.append(f"report: {result.report}")
     return "\n".join(lines)

@@ -4,6 +4,7 @@ kept in ``<workdir>/artifacts`` and reused while the settings that shape them ar
 API::
 
     artifacts, seconds, trained = train_demo_models(opts, out)   # ({"detector": dir, "forecaster": dir}, s, bool)
+    lines = describe_models(artifacts)                            # one line per model, from its manifest
 
 Training data: the demo plant in normal operation (monitor.demo.plant), both units' rows joined by SEAM_ROWS of
 NaN, longer than the trainer's forward-fill, so no training window spans the seam. Small sizes, tqdm progress
@@ -41,8 +42,7 @@ def train_demo_models(opts: DemoOptions, out: TextIO) -> tuple[dict[str, Path], 
         and json.loads(stamp.read_text()) == settings
         and all((p / "manifest.json").is_file() for p in names.values())
     ):
-        print(f"reusing the models trained earlier in {artifacts} (--retrain to train again)", file=out)
-        return names, 0.0, False
+        return names, 0.0, False  # the caller says so
 
     import torch
 
@@ -85,3 +85,20 @@ def train_demo_models(opts: DemoOptions, out: TextIO) -> tuple[dict[str, Path], 
         )
     stamp.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
     return names, time.perf_counter() - started, True
+
+
+def describe_models(artifacts: dict[str, Path]) -> list[str]:
+    """One line per model from its manifest: kind, role, threshold and how it was calibrated, the training run
+    (the summary the live view keeps on screen)."""
+    lines = []
+    for role, path in artifacts.items():
+        manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+        threshold = manifest.get("threshold", {})
+        figures = manifest.get("training", {}).get("figures", {})
+        supported = "" if threshold.get("supported", True) else ", more data needed for its target"
+        lines.append(
+            f"{manifest.get('kind')} ({role}): threshold {threshold.get('value', float('nan')):.3g} "
+            f"({threshold.get('method', '?')}{supported}); {figures.get('epochs_run', '?')} epochs, "
+            f"validation loss {figures.get('val_loss', float('nan')):.3g}"
+        )
+    return lines

@@ -3,9 +3,19 @@ alerts as they fire and resolve.
 
 API::
 
-    view = LiveView(units, out, interactive)    # a monitor.sinks.Sink: alert(event), scored(rows)
+    view = LiveView(units, out, interactive, speed=1.0)   # a monitor.sinks.Sink: alert(event), scored(rows)
     view.render(header)                         # a redrawn screen (interactive) or the new alert lines
     view.status_lines(); view.events; view.scores_seen
+
+Two ways to draw. On a terminal (``interactive``) the screen is redrawn in place: ``header`` (the caller keeps in
+it what must stay visible, such as the training summary: the redraw clears the screen), the units, the newest
+alerts. Otherwise (a pipe, a file, a CI log) each alert event is printed once, as one ``ALERT`` line, when it
+arrives; nothing is redrawn.
+
+Times. An alert's ``ts`` is event time: the plant's clock, the ``ts`` its readings were stamped with. Faster than
+real time (``speed`` above 1) the simulated clock is not the wall clock, so a line then shows both, labelled
+(``event 17:01:53 (wall 17:05:11)``: wall = when the view received the event); at 1x they agree and a line shows
+the event time alone.
 
 It takes the same objects the OutputStage hands its sinks. The service scores in its scorer process (the default
 `plantwatch run` deploys), so the demo feeds the view from the broker through monitor.output_feed.OutputFeed,
@@ -19,6 +29,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TextIO
@@ -28,6 +39,10 @@ from monitor.sinks import Sink
 from monitor.wire.payloads import ScoredRow
 
 LOG_LINES = 12  # alert lines on the redrawn screen, newest last
+
+
+def _clock(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, tz=dt.UTC).strftime("%H:%M:%S")
 
 
 @dataclass
@@ -43,9 +58,10 @@ class LiveView(Sink):
 
     takes_forecasts = False
 
-    def __init__(self, units: Sequence[str], out: TextIO, interactive: bool) -> None:
+    def __init__(self, units: Sequence[str], out: TextIO, interactive: bool, speed: float = 1.0) -> None:
         self._out = out
         self._interactive = interactive
+        self._both_clocks = speed != 1.0
         self._lock = threading.Lock()
         self.units = {u: UnitView() for u in units}
         self.events: list[AlertEvent] = []
@@ -69,7 +85,9 @@ class LiveView(Sink):
 
     def alert(self, event: AlertEvent) -> None:
         sensors = ", ".join(f"{s} {share:.0%}" for s, share in event.sensors) or "-"
-        when = dt.datetime.fromtimestamp(event.ts, tz=dt.UTC).strftime("%H:%M:%S")
+        when = _clock(event.ts)
+        if self._both_clocks:
+            when = f"event {when} (wall {_clock(time.time())})"
         line = (
             f"{when} {event.unit} {event.detector} {event.state.upper()} ({event.severity}): "
             f"score {event.score:.3g} / threshold {event.threshold:.3g}; top sensors: {sensors}"

@@ -6,6 +6,10 @@ Input (monitor.ingest parses and validates them; its checks are the contract's f
     readings    {"ts": 1732590000.25, "values": {"temperature": 351.2, "pressure": 5.1}}
     per sensor  {"ts": 1732590000.25, "value": 351.2}, or a bare number
     ``ts``: event time, epoch seconds or ISO 8601 with a zone (monitor.wire.timestamps); missing: the receive time.
+    ``sent`` (optional, epoch seconds): the publisher's wall clock when it sent the message. Only the latency
+    metric reads it (plantwatch_publish_to_score_seconds is measured from it, else from ``ts``): a replay or a
+    simulator faster than real time stamps event times that are not when it published. The simulator and
+    ``plantwatch replay`` set it; a gateway that stamps ``ts`` as it sends need not.
 
 Output (``"schema": PAYLOAD_SCHEMA`` in each; alert events and alert state: monitor.alerts)::
 
@@ -35,14 +39,21 @@ STATUS_ONLINE = b"online"
 STATUS_OFFLINE = b"offline"
 
 
-def encode_readings(ts: float, values: Mapping[str, float]) -> bytes:
-    """One row of a unit: the per-unit ``readings`` payload (ValueError on a non-finite value)."""
-    return json.dumps({"ts": ts, "values": dict(values)}, allow_nan=False).encode()
+def encode_readings(ts: float, values: Mapping[str, float], sent: float | None = None) -> bytes:
+    """One row of a unit: the per-unit ``readings`` payload (ValueError on a non-finite value); ``sent``: the
+    wall clock at publication, when it is not ``ts``."""
+    body: dict[str, Any] = {"ts": ts, "values": dict(values)}
+    if sent is not None:
+        body["sent"] = round(sent, 6)
+    return json.dumps(body, allow_nan=False).encode()
 
 
-def encode_sensor_value(ts: float, value: float) -> bytes:
-    """One reading of one sensor: the per-sensor payload (ValueError on a non-finite value)."""
-    return json.dumps({"ts": ts, "value": value}, allow_nan=False).encode()
+def encode_sensor_value(ts: float, value: float, sent: float | None = None) -> bytes:
+    """One reading of one sensor: the per-sensor payload (ValueError on a non-finite value); ``sent`` as above."""
+    body: dict[str, Any] = {"ts": ts, "value": value}
+    if sent is not None:
+        body["sent"] = round(sent, 6)
+    return json.dumps(body, allow_nan=False).encode()
 
 
 def score_entry(

@@ -6,7 +6,9 @@ import argparse
 import csv
 import json
 import struct
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -14,8 +16,14 @@ import pytest
 from monitor.alerts.event_payload import event_to_dict
 from monitor.commands import report as report_command
 from monitor.messages import AlertEvent
-from monitor.report import reduce_points
+from monitor.report import draw_report, read_signals, reduce_points
+from monitor.report_panels import log_tick_values
 from monitor.result_files import read_alerts, read_scores
+from monitor.wire.labels import read_labels
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 SENSORS = ("reactor_temp_K", "jacket_temp_K", "level_m")
 T0 = 1767225600.0
@@ -96,9 +104,9 @@ def test_report_renders_a_png_per_unit_with_signals_scores_alerts_and_faults(
     assert rc == 0
     assert "2 unit(s), 2 alert episode(s), 1 labelled fault(s)" in capsys.readouterr().out
     width, height = png_size(out)
-    # 2 units x (signals + 2 detectors) = 6 panels of ~230 px at 100 dpi, 1500 px wide.
+    # 2 units x (a row of 3 sensor panels + 2 detector panels), 1500 px wide.
     assert width == 1500
-    assert 1200 <= height <= 1800
+    assert 1100 <= height <= 1500
     assert 50_000 < out.stat().st_size < 3_000_000
 
 
@@ -138,3 +146,85 @@ def test_reduce_points_keeps_a_one_sample_spike() -> None:
     xs, ys = reduce_points(ts, values, max_points=1000)
     assert xs.size <= 1000 and ys.size == xs.size
     assert float(ys.max()) == 9.0
+
+
+def draw(tmp_path: Path, units: str = "raw") -> Figure:
+    """The report of write_inputs, laid out as savefig lays it out."""
+    p = write_inputs(tmp_path)
+    signals = read_signals(p["data.csv"], ["R1", "R2"])
+    labels = read_labels(p["labels.csv"])
+    fig = draw_report(read_scores(p["scores.csv"]), read_alerts(p["alerts.jsonl"]), labels=labels, signals=signals,
+                      units=units)  # type: ignore[arg-type]  # fmt: skip
+    fig.canvas.draw()
+    return fig
+
+
+@pytest.fixture
+def figure(tmp_path: Path) -> Iterator[Figure]:
+    import matplotlib.pyplot as plt
+
+    fig = draw(tmp_path)
+    yield fig
+    plt.close(fig)
+
+
+def _panels(fig: Figure, unit: str) -> list[Axes]:
+    subfig = next(s for s in fig.subfigs if s.get_suptitle().startswith(unit + ":"))
+    return list(subfig.axes)
+
+
+def test_signals_are_drawn_per_sensor_in_their_engineering_units(figure: Figure) -> None:
+    r1 = _panels(figure, "R1")
+    titles = [ax.get_title(loc="left") for ax in r1[:3]]
+    # The alerted sensor first and marked; each panel is the CSV's column under its name, in its own units.
+    assert titles == ["reactor_temp_K  (named by the alerts)", "jacket_temp_K", "level_m"]
+    low, high = r1[0].get_ylim()
+    assert 345 < low < 350 and 356 < high < 362  # about 350 K, and the 6 K bias on top of it
+    low, high = r1[2].get_ylim()
+    assert -3 < low < 2 < high < 7  # level_m around 2 m
+    assert not any(t.get_text().startswith(("+", "1e")) for t in r1[0].get_yticklabels())  # plain numbers
+
+
+def test_z_units_draw_every_sensor_standardised_on_one_axis(tmp_path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig = draw(tmp_path, units="z")
+    r1 = _panels(fig, "R1")
+    plt.close(fig)
+    assert r1[0].get_ylabel().startswith("signals, z-score")
+    assert [line.get_label() for line in r1[0].get_lines()] == ["reactor_temp_K (alerted)", "jacket_temp_K", "level_m"]
+    assert len(r1) == 3  # the z panel and the two detectors
+
+
+def test_each_score_panel_has_several_labelled_ticks_and_a_legend_naming_its_shades(figure: Figure) -> None:
+    for unit, alerted in (("R1", True), ("R2", False)):
+        for ax in _panels(figure, unit)[3:]:
+            low, high = ax.get_ylim()
+            labelled = [t for t in ax.get_yticklabels() if t.get_text() and low <= t.get_position()[1] <= high]
+            assert len(labelled) >= 3, [t.get_text() for t in labelled]
+            names = [t.get_text() for t in ax.get_legend().get_texts()]
+            detector = ax.get_ylabel().split("\n")[0]
+            expected = ["threshold in force", *([f"{detector} alert", "known fault (labels)"] if alerted else [])]
+            assert names[0].startswith("score (") and names[1:] == expected
+
+
+def test_log_ticks_label_narrow_and_wide_axes() -> None:
+    assert [f"{v:g}" for v in log_tick_values(0.65, 1.3)] == ["0.7", "0.8", "0.9", "1", "1.2"]
+    assert [f"{v:g}" for v in log_tick_values(0.54, 279)] == ["1", "3", "10", "30", "100"]
+    assert len(log_tick_values(0.9, 1.1)) >= 3 and len(log_tick_values(1e-3, 1e5)) == 9
+
+
+def test_episode_notes_sit_at_their_episode_inside_the_panel_and_say_when_they_resolved(figure: Figure) -> None:
+    renderer = figure.canvas.get_renderer()
+    for ax in _panels(figure, "R1")[3:]:
+        (note,) = ax.texts
+        assert note.get_text() == (
+            "top: reactor_temp_K 93%\nfired 2 s after the fault began\nresolved 40 s after it ended"
+        )
+        box, panel = note.get_window_extent(renderer), ax.get_window_extent(renderer)
+        assert panel.x0 <= box.x0 and box.x1 <= panel.x1 and panel.y0 <= box.y0 and box.y1 <= panel.y1
+        # Horizontally at the episode: it starts within a few points of the firing time.
+        fired = ax.transData.transform((float(FAULT[0] + 2.0) / 86400.0, 1.0))[0]
+        assert abs(box.x0 - fired) < 15
+    footer = figure.get_supxlabel().replace("\n", " ")
+    assert "An episode outlives its fault: a window is the newest W rows" in footer

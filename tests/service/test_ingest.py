@@ -204,3 +204,18 @@ def test_from_config_takes_the_units_limits() -> None:
     r = _reading(parser, "plant/R1/readings", '{"values": {"temp": 1, "pressure": 41}}')
     assert r.values == {"temp": 1.0} and r.out_of_range == (("pressure", 41.0),)
     assert _reading(parser, "plant/R2/pressure", "41").values == {"pressure": 41.0}
+
+
+def test_sent_is_the_publication_time_and_a_bad_one_is_ignored(parser: Parser) -> None:
+    # `sent` (the publisher's wall clock) feeds only the publish-to-score latency: an unusable one leaves it unset
+    # (NaN, the event time stands in) and never refuses the readings.
+    r = _reading(
+        parser, "plant/R1/readings", json.dumps({"ts": NOW - 3600, "values": {"temp": 1.0}, "sent": NOW - 0.2})
+    )
+    assert r.sent_at == NOW - 0.2 and r.source_time == NOW - 0.2 and r.ts == NOW - 3600
+    per_sensor = _reading(parser, "plant/R1/temp", json.dumps({"ts": NOW - 60, "value": 2.0, "sent": NOW}))
+    assert per_sensor.source_time == NOW
+    for bad in ('"soon"', "true", "-1", "0", "1e999", "null", "[1]"):
+        payload = f'{{"ts": {NOW - 5}, "values": {{"temp": 1.0}}, "sent": {bad}}}'
+        r = _reading(parser, "plant/R1/readings", payload)
+        assert np.isnan(r.sent_at) and r.source_time == NOW - 5, bad

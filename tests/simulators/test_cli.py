@@ -21,10 +21,10 @@ def test_offline_simulate_writes_data_and_labels(tmp_path: Path, capsys) -> None
     table = read_table(out)
     assert table.timestamps[0] == 1772323200.0 and table.units[:2] == ("reactor-01", "reactor-02")
     (label,) = read_labels(labels)
-    assert (label.unit, label.kind, label.start, label.end) == ("reactor-01", "bias", 1772323270.0, 1772323390.0)
+    assert (label.unit, label.kind, label.start, label.end) == ("reactor-01", "bias", 1772323260.0, 1772323380.0)
     # The demo's fault is plain to see: +6 K on the reactor temperature of reactor-01 only.
     temp = table.values[0::2, 0]
-    assert temp[70:190].mean() - temp[:70].mean() > 4.0
+    assert temp[60:180].mean() - temp[:60].mean() > 4.0
     again = tmp_path / "again.csv"
     assert cli_main([*argv, "--out", str(again), "--start", "2026-03-01T00:00:00Z"]) == 0
     assert out.read_bytes() == again.read_bytes()
@@ -91,3 +91,16 @@ def test_replay_rejects_a_file_without_time_column_or_unit(tmp_path: Path, capsy
     binary.write_bytes(b"\xff\xfe\x00garbage")
     assert cli_main(["replay", str(binary), "--broker", "localhost:1", "--unit", "u"]) == 2
     assert "not a UTF-8 text file" in capsys.readouterr().err
+
+
+def test_the_demo_scenario_file_injects_the_fault_plantwatch_demo_injects() -> None:
+    from monitor.demo.options import FAULT_SENSOR, FAULT_UNIT, DemoOptions
+    from simulators import load_scenario
+    from simulators.simulate_cli import SCENARIO_DIR
+
+    (fault,) = load_scenario(SCENARIO_DIR / "demo.yaml").faults
+    demo = DemoOptions()
+    assert (fault.unit, fault.sensors, fault.magnitude) == (FAULT_UNIT, (FAULT_SENSOR,), demo.fault_magnitude)
+    assert (fault.start_s, fault.duration_s) == (demo.fault_at_s, demo.fault_duration_s)
+    comment = (SCENARIO_DIR / "demo.yaml").read_text().split("name:")[0]
+    assert "60 s in, for\n# 2 min" in comment

@@ -6,6 +6,8 @@ import json
 import math
 import shutil
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -134,11 +136,17 @@ def test_simulate_command_live(mosquitto: Broker, mqtt_recorder, unique_prefix: 
     recorder = mqtt_recorder(f"plant/{unique_prefix}/readings")
     faults = mqtt_recorder(f"plantwatch-sim/faults/{unique_prefix}")
     argv = ["simulate", "--scenario", str(scenario), "--broker", f"{mosquitto.host}:{mosquitto.port}"]
+    began = time.time()
     assert cli_main([*argv, "--speed", "0", "--duration", "30s", "--qos", "1"]) == 0
     assert "published 30 messages, 30 acknowledged, 2 fault events" in capsys.readouterr().out
     got = recorder.wait_for(f"plant/{unique_prefix}/readings", count=30)
     stamps = [m.json()["ts"] for m in got]
     assert stamps == sorted(stamps)
+    # As fast as possible, 30 s of event time go out at once: each message says when it was sent (wall clock),
+    # which is not its event time.
+    sent = [m.json()["sent"] for m in got]
+    assert all(began <= t <= time.time() for t in sent)
+    assert stamps[0] < began - 25
     assert [json.loads(m.payload)["event"] for m in faults.wait_for(count=2)] == ["start", "end"]
 
 
@@ -211,3 +219,58 @@ def test_tls_publish(broker_factory, tmp_path: Path) -> None:
     secure = LivePublisher(result, options=BrokerOptions(broker.host, broker.port, tls_ca=str(ca)), speed=0).start()
     assert secure.wait(15)
     assert secure.error is None and secure.published == secure.acked == 5
+
+
+def _run(*argv: str, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "monitor", *argv], capture_output=True, text=True, timeout=timeout_s, check=False
+    )
+
+
+def test_live_simulate_says_what_it_does_and_prints_progress(
+    mosquitto: Broker, unique_prefix: str, tmp_path: Path
+) -> None:
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(f"units: [{unique_prefix}]\n")
+    broker = f"{mosquitto.host}:{mosquitto.port}"
+    # 2 simulated minutes at 30x: about 4 s of wall time, a progress line every second.
+    done = _run("simulate", "--scenario", str(scenario), "--broker", broker, "--speed", "30", "--duration", "2m",
+                "--progress-every", "1s")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith(f"publishing s (1 unit(s), readings payloads) to {broker} at 30x real time (event time")
+    assert "for 2m of it; Ctrl-C stops" in lines[0]
+    progress = [line for line in lines if line.startswith("[") and " wall] " in line]
+    assert len(progress) >= 2, done.stdout
+    assert all(" messages sent, " in line and "; event time 20" in line for line in progress)
+    # The run starts in the past so that its last reading is stamped about now: the event time catches up.
+    assert "behind the wall clock" in progress[0]
+    assert lines[-1] == "published 120 messages, 120 acknowledged, 0 fault events"
+
+
+@pytest.mark.parametrize(
+    ("option", "protocol_log", "warning"),
+    [
+        (["--mqtt-protocol", "3.1.1"], "p2", None),
+        (["--mqtt-protocol", "5"], "p5", None),
+        ([], "p5", None),
+        (["--mqtt-version", "4"], "p2", "--mqtt-version is deprecated; use --mqtt-protocol 3.1.1"),
+        (["--mqtt-version", "5"], "p5", "--mqtt-version is deprecated; use --mqtt-protocol 5"),
+    ],
+)
+def test_the_mqtt_protocol_is_named_as_in_the_config_and_the_old_option_still_works(
+    option: list[str], protocol_log: str, warning: str | None, mosquitto: Broker, unique_prefix: str, tmp_path: Path
+) -> None:
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(f"units: [{unique_prefix}]\n")
+    client_id = f"{unique_prefix}-sim"
+    done = _run("simulate", "--scenario", str(scenario), "--broker", f"{mosquitto.host}:{mosquitto.port}",
+                "--speed", "0", "--duration", "5", "--client-id", client_id, *option)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "published 5 messages, 5 acknowledged" in done.stdout
+    # mosquitto logs each connection's protocol: p2 is MQTT 3.1.1, p5 MQTT 5.
+    assert f"as {client_id} ({protocol_log}," in mosquitto.log()
+    if warning is None:
+        assert "deprecated" not in done.stderr
+    else:
+        assert warning in done.stderr

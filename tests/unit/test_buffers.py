@@ -512,3 +512,17 @@ def test_marks_are_bounded_to_the_units_time() -> None:
     assert [r.reason for r in res.refused] == ["out_of_range"]
     res = buffers.add(Reading("U", T0 + 2, row_values(2), received_at=0.0))
     assert [r.out_of_range for r in res.records] == [()]
+
+
+def test_job_source_time_is_when_the_newest_reading_was_sent_when_the_payload_says() -> None:
+    # A replay faster than real time: event times an hour old, published now. The job's source_ts is the
+    # publication time (Reading.sent_at), which publish-to-score latency is measured from; without it, event time.
+    buffers = RingBuffers({"U": spec(sensors=("a", "b"), origin_s=0.0)})
+    jobs = []
+    for k in range(6):
+        jobs += buffers.add(Reading("U", T0 + k, {"a": 1.0}, received_at=T0 + 3600 + k, sent_at=T0 + 3600 + k)).jobs
+        jobs += buffers.add(Reading("U", T0 + k, {"b": 2.0}, received_at=T0 + 3600 + k, sent_at=T0 + 3599.9 + k)).jobs
+    assert jobs
+    for job in jobs:
+        k = round(job.end_ts - T0)
+        assert job.source_ts == pytest.approx(T0 + 3600 + k)
