@@ -15,8 +15,9 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from monitor.app import App
 from monitor.config import PlantwatchConfig, parse_config
-from tests.kit import Broker, SpawnedService, train_tiny
+from tests.kit import Broker, SpawnedService, train_tiny, wait_until
 
 SENSORS = tuple(f"s{i}" for i in range(8))
 WINDOW = 16
@@ -189,3 +190,46 @@ def publisher(mosquitto: Broker, unique_prefix: str) -> Iterator[Callable[..., P
 def epoch_base() -> float:
     """A whole-second event time base in the recent past (so no row is `future`)."""
     return float(int(time.time()) - 100_000)
+
+
+@pytest.fixture
+def run_app() -> Iterator[Callable[[PlantwatchConfig], App]]:
+    """``run_app(cfg)`` -> a started, ready in-process App; stopped after the test unless ``stop(app)`` did it."""
+    apps: list[App] = []
+
+    def start(cfg: PlantwatchConfig) -> App:
+        app = App(cfg)
+        app.start()
+        apps.append(app)
+        assert wait_until(lambda: app.ready()[0], timeout_s=30), app.ready()
+        return app
+
+    try:
+        yield start
+    finally:
+        for app in apps:
+            if app not in _stopped:
+                app.stop(5)
+
+
+_stopped: list[App] = []
+
+
+def stop(app: App) -> int:
+    """Stop an App of ``run_app`` (10 s deadline); its exit code."""
+    _stopped.append(app)
+    return app.stop(10)
+
+
+def sample_value(app: App, name: str, **labels: str) -> float | None:
+    """The in-process registry's sample (None: no such series)."""
+    return app.exposition.get_sample_value(name, labels)
+
+
+def sample(app: App, name: str, **labels: str) -> float:
+    value = sample_value(app, name, **labels)
+    return 0.0 if value is None else value
+
+
+def scored(app: App) -> float:
+    return sample(app, "plantwatch_windows_scored_total", detector="reconstruction")

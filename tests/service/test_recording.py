@@ -7,7 +7,7 @@ import json
 import re
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,44 +28,14 @@ from tests.service.conftest import (
     Publisher,
     epoch_base,
     normal_rows,
+    sample,
+    scored,
     service_config_dict,
+    stop,
     with_fault,
 )
 
 KINDS = ("rows", "scores", "alerts")
-
-
-@pytest.fixture
-def run_app() -> Iterator[Callable[[PlantwatchConfig], App]]:
-    apps: list[App] = []
-
-    def start(cfg: PlantwatchConfig) -> App:
-        app = App(cfg)
-        app.start()
-        apps.append(app)
-        assert wait_until(lambda: app.ready()[0], timeout_s=30), app.ready()
-        return app
-
-    try:
-        yield start
-    finally:
-        for app in apps:
-            if not getattr(app, "_stopped", False):
-                app.stop(5)
-
-
-def stop(app: App) -> int:
-    app._stopped = True  # type: ignore[attr-defined]
-    return app.stop(10)
-
-
-def sample(app: App, name: str, **labels: str) -> float:
-    value = app.exposition.get_sample_value(name, labels)
-    return 0.0 if value is None else value
-
-
-def scored(app: App) -> float:
-    return sample(app, "plantwatch_windows_scored_total", detector="reconstruction")
 
 
 def recorded_rows(root: Path, unit: str, whole_lines: bool = True) -> tuple[npt.NDArray[np.float64], Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -21,41 +21,11 @@ from tests.service.conftest import (
     Publisher,
     epoch_base,
     normal_rows,
+    sample,
+    scored,
+    stop,
     with_fault,
 )
-
-
-@pytest.fixture
-def run_app() -> Iterator[Callable[[PlantwatchConfig], App]]:
-    apps: list[App] = []
-
-    def start(cfg: PlantwatchConfig) -> App:
-        app = App(cfg)
-        app.start()
-        apps.append(app)
-        assert wait_until(lambda: app.ready()[0], timeout_s=15), app.ready()
-        return app
-
-    try:
-        yield start
-    finally:
-        for app in apps:
-            if not getattr(app, "_stopped", False):
-                app.stop(5)
-
-
-def stop(app: App) -> int:
-    app._stopped = True  # type: ignore[attr-defined]
-    return app.stop(10)
-
-
-def sample(app: App, name: str, **labels: str) -> float:
-    value = app.exposition.get_sample_value(name, labels)
-    return 0.0 if value is None else value
-
-
-def scored(app: App) -> float:
-    return sample(app, "plantwatch_windows_scored_total", detector="reconstruction")
 
 
 @pytest.mark.parametrize("scorer", ["thread", "process"])

@@ -12,7 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,18 @@ from monitor.result_files import SHADOW_ALERTS_FILE, read_alerts
 from monitor.wire.csvfile import read_csv
 from tests.conftest import Broker, wait_until
 from tests.kit.service import SpawnedService
-from tests.service.conftest import SENSORS, WINDOW, Publisher, epoch_base, normal_rows, service_config_dict, with_fault
+from tests.service.conftest import (
+    SENSORS,
+    WINDOW,
+    Publisher,
+    epoch_base,
+    normal_rows,
+    sample_value,
+    scored,
+    service_config_dict,
+    stop,
+    with_fault,
+)
 
 CANDIDATE = "det-sensitive"
 LEVEL_FACTOR = 0.6  # the candidate's calibrated levels, as a share of the active detector's
@@ -85,41 +96,6 @@ def event_keys(events: Any) -> list[tuple[str, str, str, str]]:
     return [(e.alert_id, e.state, e.severity, e.model) for e in events]
 
 
-@pytest.fixture
-def run_app() -> Iterator[Callable[[PlantwatchConfig], App]]:
-    apps: list[App] = []
-
-    def start(cfg: PlantwatchConfig) -> App:
-        app = App(cfg)
-        app.start()
-        apps.append(app)
-        assert wait_until(lambda: app.ready()[0], timeout_s=30), app.ready()
-        return app
-
-    try:
-        yield start
-    finally:
-        for app in apps:
-            if app not in stopped:
-                app.stop(5)
-
-
-stopped: list[App] = []
-
-
-def stop(app: App) -> None:
-    stopped.append(app)
-    assert app.stop(10) == 0
-
-
-def sample(app: App, name: str, **labels: str) -> float | None:
-    return app.exposition.get_sample_value(name, labels)
-
-
-def scored(app: App) -> float:
-    return sample(app, "plantwatch_windows_scored_total", detector="reconstruction") or 0.0
-
-
 @pytest.mark.parametrize("scorer", ["thread", "process"])
 def test_a_shadow_fires_on_a_fault_publishes_nothing_and_leaves_the_active_alerts_unchanged(
     scorer: str,
@@ -148,13 +124,15 @@ def test_a_shadow_fires_on_a_fault_publishes_nothing_and_leaves_the_active_alert
     assert wait_until(lambda: scored(app) == n_windows, timeout_s=90), scored(app)
 
     # The shadow fired inside the fault (and its metrics say so); R2, without a shadow, has no shadow series.
-    assert wait_until(lambda: (sample(app, "plantwatch_shadow_alerts_fired_total", **SHADOW_SERIES) or 0) >= 1, 10)
-    normalized = sample(app, "plantwatch_shadow_anomaly_score_normalized", **SHADOW_SERIES)
+    assert wait_until(
+        lambda: (sample_value(app, "plantwatch_shadow_alerts_fired_total", **SHADOW_SERIES) or 0) >= 1, 10
+    )
+    normalized = sample_value(app, "plantwatch_shadow_anomaly_score_normalized", **SHADOW_SERIES)
     assert normalized is not None and np.isfinite(normalized) and normalized > 0
     r2 = {**SHADOW_SERIES, "unit": "R2"}
-    assert sample(app, "plantwatch_shadow_alerts_fired_total", **r2) is None
-    assert sample(app, "plantwatch_shadow_failures_total", reason="load") == 0
-    stop(app)
+    assert sample_value(app, "plantwatch_shadow_alerts_fired_total", **r2) is None
+    assert sample_value(app, "plantwatch_shadow_failures_total", reason="load") == 0
+    assert stop(app) == 0
 
     # Nothing of the candidate on the broker: no alert event, no retained state, no score or forecast names it.
     everything = recorder.matching(f"{unique_prefix}/pw/#")
@@ -242,8 +220,8 @@ def test_a_shadow_that_does_not_load_leaves_the_service_scoring_and_check_config
     with caplog.at_level("ERROR", logger="monitor.scorer"):
         app = run_app(parse_config(config))
     assert any("shadow model not served" in r.getMessage() for r in caplog.records)
-    assert sample(app, "plantwatch_shadow_failures_total", reason="load") == 1
-    assert sample(app, "plantwatch_shadow_alerts_fired_total", **SHADOW_SERIES) is None  # no series for it
+    assert sample_value(app, "plantwatch_shadow_failures_total", reason="load") == 1
+    assert sample_value(app, "plantwatch_shadow_alerts_fired_total", **SHADOW_SERIES) is None  # no series for it
     publisher().rows("R1", normal_rows(40, seed=3), epoch_base())
     assert wait_until(lambda: scored(app) == 40 - WINDOW + 1, timeout_s=30), scored(app)
     assert app.ready() == (True, "ready")
@@ -273,11 +251,11 @@ def test_a_shadow_scoring_nan_is_stopped_and_the_active_model_keeps_scoring(
     with caplog.at_level("ERROR", logger="monitor.shadow"):
         pub.rows("R1", rows, t0)
         assert wait_until(lambda: scored(app) == 60 - WINDOW + 1, timeout_s=30), scored(app)
-    assert sample(app, "plantwatch_shadow_failures_total", reason="non_finite") == 1  # once: then it is stopped
+    assert sample_value(app, "plantwatch_shadow_failures_total", reason="non_finite") == 1  # once: then it is stopped
     assert CANDIDATE in app.engine.stopped_shadows
     assert [r.getMessage() for r in caplog.records if "shadow scoring is stopped" in r.getMessage()]
     assert app.ready() == (True, "ready")  # the active model is not failing
-    assert sample(app, "plantwatch_model_reloads_total", result="rolled_back") == 0
+    assert sample_value(app, "plantwatch_model_reloads_total", result="rolled_back") == 0
 
 
 def test_promotion_by_config_edit_and_sighup_makes_the_candidate_active(
