@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from monitor.commands import load_config_or_report
+from monitor.commands import add_config_argument, config_file, load_config_or_report
 from monitor.config import check_artifacts, check_shadow_artifacts
 from monitor.health import listen_address_problem
 from monitor.mqtt import client_settings_problem
@@ -23,7 +23,7 @@ HELP = "Check a configuration as `run` would before connecting: print each probl
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("config", help="YAML configuration file")
+    add_config_argument(parser)
     parser.add_argument(
         "--skip-artifacts",
         action="store_true",
@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    cfg = load_config_or_report(args.config)
+    cfg = load_config_or_report(config_file(args))
     if cfg is None:
         return 2
     problems = [p for p in (listen_address_problem(cfg.metrics.host), client_settings_problem(cfg.mqtt)) if p]
@@ -54,5 +54,6 @@ def main(args: argparse.Namespace) -> int:
             print(line, file=sys.stderr)
         return 2
     checked = "the file and settings only (--skip-artifacts)" if args.skip_artifacts else "all pre-flight checks"
-    print(f"{args.config}: OK ({len(cfg.units)} units; {checked})")
+    units = f"{len(cfg.units)} unit{'' if len(cfg.units) == 1 else 's'}"
+    print(f"{config_file(args)}: OK ({units}; {checked})")
     return 0

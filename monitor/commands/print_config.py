@@ -6,18 +6,18 @@ import argparse
 
 import yaml
 
-from monitor.commands import load_config_or_report
+from monitor.commands import add_config_argument, config_file, load_config_or_report
 from monitor.config import mask_secrets
 
 HELP = "Print the effective configuration (defaults and environment overrides applied, secrets masked)."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("config", help="YAML configuration file")
+    add_config_argument(parser)
 
 
 def main(args: argparse.Namespace) -> int:
-    cfg = load_config_or_report(args.config)
+    cfg = load_config_or_report(config_file(args))
     if cfg is None:
         return 2
     print(yaml.safe_dump(mask_secrets(cfg), sort_keys=False), end="")

@@ -208,6 +208,11 @@ def test_check_config_cli_exit_codes(tmp_path: Path) -> None:
     missing = _cli("check-config", str(EXAMPLE))
     assert missing.returncode == 2
     assert "units.0.detector.artifact: no artifact" in missing.stderr
+    # The file as `run --config` takes it, too; one of the two forms, not both.
+    as_run = _cli("check-config", "--skip-artifacts", "--config", str(EXAMPLE))
+    assert as_run.returncode == 0 and f"{EXAMPLE}: OK (1 unit;" in as_run.stdout, as_run.stdout + as_run.stderr
+    both = _cli("check-config", "--config", str(EXAMPLE), str(bad))
+    assert both.returncode == 2 and "not allowed with" in both.stderr
 
 
 def test_print_config_masks_password(tmp_path: Path) -> None:
