@@ -101,12 +101,18 @@ def fit_detector(
     workdir: Path,
     period_s: float = 1.0,
     seed: int = 0,
+    units: Sequence[Any] | None = None,
 ) -> dict[str, Any]:
-    """Fit ``spec`` on one unit's normal rows [T, S]; returns {"detector": model, "forecaster": model | None}."""
+    """Fit ``spec`` on one unit's normal rows [T, S]; returns {"detector": model, "forecaster": model | None}.
+
+    ``units`` (neural kinds only): ``normal`` holds several units' rows one after the other, as
+    ``models.train.train_model`` takes them (models.segments.UnitRows): one fleet model for all of them."""
     from models.pca import PcaDetector
 
     sensors = tuple(sensors)
     if spec.kind == "pca":
+        if units is not None:
+            raise ValueError("a fleet PCA is not built here: fit one per unit")
         det = PcaDetector.fit(
             normal,
             sensors,
@@ -154,7 +160,7 @@ def fit_detector(
         **sizes,
         **spec.extra,
     )
-    path = train_model(normal, sensors, workdir / name, config, period_s=period_s)
+    path = train_model(normal, sensors, workdir / name, config, period_s=period_s, units=units)
     model = load_artifact(path, device="cpu")
     if spec.kind == "lstm":
         # The unit needs a reconstruction detector; a PCA costs nothing and its events are not counted here.

@@ -101,6 +101,11 @@ DETECTORS: dict[str, DetectorSpec] = {
     # unit, judged on the union of their alerts ("any detector"). One backtest gives the rows of its parts too.
     "service": DetectorSpec("service: lstm_ae + lstm forecast + sensor health, any detector", "service"),
     "lstm_ae": DetectorSpec("lstm_ae (default detector)", "lstm_ae", window=30, hidden_size=32, latent_size=8),
+    # The same detector as one fleet model per scenario (plantwatch train --units all): trained on every unit's
+    # history at once (each unit's windows apart, one scaler on the pooled rows) and served to all of them.
+    "fleet": DetectorSpec(
+        "lstm_ae fleet (one model for the scenario's units)", "lstm_ae", window=30, hidden_size=32, latent_size=8
+    ),
     "bilstm": DetectorSpec("bilstm (seed BiLSTM)", "bilstm", window=30, hidden_size=32, num_layers=1),
     "lstm": DetectorSpec("lstm forecast residual", "lstm", window=30, hidden_size=32, num_layers=1),
     "pca": DetectorSpec("PCA T2/Q", "pca", window=5),
@@ -239,12 +244,18 @@ def run(
         for name in runs:
             started = time.perf_counter()
             with tempfile.TemporaryDirectory(prefix="quality-sim-") as tmp:
-                fitted = {
-                    u: fit_unit(
-                        name, plan, sim.unit_data(u)[:split], sim.sensors, u, Path(tmp), seed, calibration, target_far
-                    )
-                    for u in sim.units
-                }
+                if name == "fleet":
+                    histories = {u: sim.unit_data(u)[:split] for u in sim.units}
+                    shared = fit_fleet(plan, histories, sim.sensors, Path(tmp), seed, calibration, target_far)
+                    fitted = {u: shared for u in sim.units}
+                else:
+                    fitted = {
+                        u: fit_unit(
+                            name, plan, sim.unit_data(u)[:split], sim.sensors, u, Path(tmp), seed, calibration,
+                            target_far,
+                        )
+                        for u in sim.units
+                    }  # fmt: skip
             cfg, models = make_config(units, fitted, policy, period_s=sim.period_s)
             result = run_backtest(cfg, models, data)
             episodes = episodes_from_events(result.events)
@@ -294,6 +305,27 @@ def fit_unit(
     if name != "service":
         return fit(name)
     return {"detector": fit("lstm_ae")["detector"], "forecaster": fit("lstm")["forecaster"]}
+
+
+def fit_fleet(
+    plan: Plan,
+    histories: dict[str, np.ndarray],
+    sensors: tuple[str, ...],
+    workdir: Path,
+    seed: int,
+    calibration: str,
+    target_far: float,
+) -> dict[str, Any]:
+    """One ``fleet`` detector for every unit of a scenario, trained on their histories together."""
+    from models.segments import UnitRows
+
+    spec = replace(
+        DETECTORS["fleet"], calibration=calibration, target_far=target_far, epochs=plan.epochs,
+        train_step=plan.train_step,
+    )  # fmt: skip
+    rows = np.concatenate(list(histories.values()))
+    units = [UnitRows(u, len(h)) for u, h in histories.items()]
+    return fit_detector(spec, rows, sensors, f"fleet-s{seed}", workdir, seed=seed, units=units)
 
 
 def percentile(values: list[float], q: float) -> float:
