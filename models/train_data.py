@@ -202,18 +202,19 @@ def load_training_rows(selection: TrainingSelection) -> TrainingRows:
     exclusions = [read_exclusion(path) for path in selection.exclude]
     if selection.data.is_dir():
         alert_files = sorted(selection.data.rglob(ALERT_FILE_PATTERN))
+        files = f"{len(alert_files)} alert file{'' if len(alert_files) == 1 else 's'}"
         if alert_files and not selection.keep_alert_periods:
             exclusions.append(
                 alert_exclusion(
-                    alert_files, source=f"the {len(alert_files)} alert files in {selection.data}", whole_lines=True
+                    alert_files, source=f"the {files} in {selection.data}", whole_lines=True
                 )
             )
             notes.append(
-                f"leaving out the alert episodes recorded in {selection.data} ({len(alert_files)} alerts*.jsonl "
-                "files), by default: --keep-alert-periods trains on them too"
+                f"leaving out the alert episodes recorded in {selection.data} ({files}, alerts*.jsonl), by default: "
+                "--keep-alert-periods trains on them too"
             )
         elif alert_files:
-            notes.append(f"keeping the periods of the {len(alert_files)} alert files in {selection.data}")
+            notes.append(f"keeping the periods of the {files} in {selection.data}")
     removed = [np.zeros(s.timestamps.shape, dtype=bool) for s in series]
     records = []
     for exclusion in exclusions:

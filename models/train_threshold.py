@@ -104,9 +104,12 @@ def unsupported_message(record: dict[str, Any], rows: int, period_s: float) -> s
     """One line: why the target is out of reach and how much normal data would reach it."""
     needed = int(record["needed_rows"])
     return (
-        f"the calibration does not support target FAR {record['target_far']:g} ({record['method']}): "
+        # The method named is the calibration blocks' alone: the threshold written is set again on them and the
+        # holdout together, and `train` prints that one's method, which may differ (max_margin, then pot_moments).
+        f"the calibration does not support target FAR {record['target_far']:g}: "
         f"{record['n_calibration']} calibration windows hold about {record['n_effective']:.0f} independent ones "
-        f"(decorrelation {record['decorrelation_windows']} windows); about {needed} rows "
+        f"(decorrelation {record['decorrelation_windows']} windows; alone they gave {record['method']}); "
+        f"about {needed} rows "
         f"({needed * period_s / 3600.0:.1f} h) of normal data would be needed, {max(needed - rows, 0)} more "
         f"({max(needed - rows, 0) * period_s / 3600.0:.1f} h)"
     )

@@ -255,7 +255,7 @@ def test_a_recording_directory_trains_with_its_alert_periods_left_out(
     episode = int(((kept >= t0 + 2500.0) & (kept <= t0 + 2700.0)).sum())
     assert "read 2 CSV files under" in stdout and "skipped 2 without data rows or holding scores" in stdout
     assert "leaving out the alert episodes recorded in" in stdout and "--keep-alert-periods" in stdout
-    assert f"excluded {episode} rows by the 1 alert files in {recording} (alerts, 1 period: R-101 {episode})" in stdout
+    assert f"excluded {episode} rows by the 1 alert file in {recording} (alerts, 1 period: R-101 {episode})" in stdout
     assert "cut at time gaps longer than 6 periods (no window spans one): R-101 1" in stdout
     fleet = _manifest(out)["training"]["fleet"]["units"]
     assert fleet == [
@@ -274,7 +274,7 @@ def test_a_recording_directory_trains_with_its_alert_periods_left_out(
         ["--data", str(recording), "--model", "lstm_ae", "--out", str(keep), "--keep-alert-periods", *TINY], capsys
     )
     assert code == 0, err
-    assert "keeping the periods of the 1 alert files" in stdout
+    assert "keeping the periods of the 1 alert file" in stdout
     assert _manifest(keep)["training"]["fleet"]["units"][0]["rows"] == kept.size
     assert _manifest(keep)["training"]["fleet"]["units"][0]["pieces"] == 2
 
