@@ -204,11 +204,7 @@ def load_training_rows(selection: TrainingSelection) -> TrainingRows:
         alert_files = sorted(selection.data.rglob(ALERT_FILE_PATTERN))
         files = f"{len(alert_files)} alert file{'' if len(alert_files) == 1 else 's'}"
         if alert_files and not selection.keep_alert_periods:
-            exclusions.append(
-                alert_exclusion(
-                    alert_files, source=f"the {files} in {selection.data}", whole_lines=True
-                )
-            )
+            exclusions.append(alert_exclusion(alert_files, source=f"the {files} in {selection.data}", whole_lines=True))
             notes.append(
                 f"leaving out the alert episodes recorded in {selection.data} ({files}, alerts*.jsonl), by default: "
                 "--keep-alert-periods trains on them too"
