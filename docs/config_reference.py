@@ -121,7 +121,7 @@ def _rows(model: type[BaseModel], prefix: str) -> list[str]:
 def render() -> str:
     """The Markdown between the README markers (without the markers)."""
     lines = [
-        "Every key of the YAML file, generated from the pydantic models in `monitor/config.py`. Unknown keys are",
+        "Every key of the YAML file, generated from the pydantic models in `monitor/config/`. Unknown keys are",
         "errors. Any key can be overridden from the environment: `PLANTWATCH__` + the path in upper case with `__`",
         "between levels (`PLANTWATCH__MQTT__HOST=broker`, `PLANTWATCH__SCHEDULER__DEVICE=cpu`); relative paths are",
         "relative to the config file's directory. `units[]` is a list: one entry per monitored unit.",

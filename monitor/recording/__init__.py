@@ -1,6 +1,6 @@
 """History from the service: the aligned rows, scores and alert episodes of each unit, recorded to rotating files.
 
-Off unless ``recording.path`` is set (monitor/config.py RecordingConfig). What it writes, per unit::
+Off unless ``recording.path`` is set (monitor/config/service.py RecordingConfig). What it writes, per unit::
 
     <recording.path>/<unit>/rows-<stamp>.csv      header ts,unit,<the unit's sensors, config order>; a line per
                                                   aligned row that received a value (ts: the row's event time,
