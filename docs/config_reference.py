@@ -144,7 +144,8 @@ def render_metrics() -> str:
     lines = [
         "Prefix `plantwatch_`, base units in the names, labels only from the configuration or fixed enums",
         "(`unit`, `sensor`, `detector`, `model`, `reason`, `queue`, `stage`), every label value created at start",
-        "(value 0), so a dashboard never sees a missing series. Generated from `monitor/metrics.py`.",
+        "(value 0), so a dashboard never sees a missing series. Generated from `monitor/metrics.py` (the per-unit",
+        "series: `monitor/unit_metrics.py`).",
         "",
         "| metric | type | labels | meaning |",
         "| --- | --- | --- | --- |",

@@ -61,7 +61,7 @@ from monitor.buffers.unit_spec import UnitSpec
 from monitor.config import PlantwatchConfig
 from monitor.journal import ScoredMarks
 from monitor.messages import WindowJob
-from monitor.metrics import Metrics, UnitTable
+from monitor.metrics import Metrics
 from monitor.mqtt_sink import MqttSink, Publish
 from monitor.outputs import OutputStage
 from monitor.params import specs_from_config
@@ -71,6 +71,7 @@ from monitor.scoring import ScoringEngine, UnitModels, required_window_rows
 from monitor.shared_block import SharedBlock
 from monitor.sinks import Sink
 from monitor.timed_models import timed
+from monitor.unit_metrics import UnitTable
 from monitor.window_slots import SlotReader, SlotWriter, WindowSlots
 from monitor.wire.topics import ANY, alert_state_topic
 
@@ -284,7 +285,7 @@ class MergedRegistry:
 
 
 def table_block_size(units: Mapping[str, Sequence[str]], horizons: Iterable[int]) -> int:
-    """Bytes of the shared block that holds the per-unit metric table (monitor.metrics.UnitTable)."""
+    """Bytes of the shared block that holds the per-unit metric table (monitor.unit_metrics.UnitTable)."""
     shapes = UnitTable.array_shapes(units, tuple(horizons))
     return SharedBlock.size_of((np.float64, shape) for shape in shapes.values())
 
