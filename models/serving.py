@@ -20,7 +20,7 @@ The choice, per artifact:
   windows by load_artifact). torch stays the CUDA path; the graph is not used there.
 
 A precision other than fp32 on the CPU is a ValueError: ONNX Runtime scores the fp32 graph (the service refuses
-it at preflight, monitor/app.py). Every refusal of the artifact itself is an ArtifactError, as from either loader.
+it at preflight, monitor/startup.py). Every refusal of the artifact itself is an ArtifactError, as from either loader.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 API::
 
     data = read_csv("run.csv", sensors_by_unit={"R1": ("temp", ...)}, default_unit="R1")   # monitor.wire.csvfile
-    models = load_models(cfg, device)        # monitor.app's, the service's runtime (on the CPU: ONNX Runtime);
+    models = load_models(cfg, device)        # monitor.startup's, the service's runtime (on the CPU: ONNX Runtime);
                                              # StartupError names the field path
     result = run_backtest(cfg, models, data, out_dir=Path("out"), batch_size=1024, sinks=())   # -> BacktestResult
     result.events, result.timelines, result.scores, result.skipped, result.rejected, result.rows

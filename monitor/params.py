@@ -25,7 +25,8 @@ def specs_from_config(
 ) -> tuple[dict[str, UnitSpec], dict[str, AlertPolicy], dict[str, UnitModels]]:
     """The pipeline's parameter records for every configured unit.
 
-    ``refused_shadows``: (unit, role) of shadow candidates that did not load (monitor.app.load_shadows): left out."""
+    ``refused_shadows``: (unit, role) of shadow candidates that did not load (monitor.startup.load_shadows):
+    left out."""
     specs: dict[str, UnitSpec] = {}
     policies: dict[str, AlertPolicy] = {}
     unit_models: dict[str, UnitModels] = {}

@@ -77,7 +77,7 @@ from monitor.wire.topics import ANY, alert_state_topic
 
 if TYPE_CHECKING:
     from models.model_api import ScoringModel
-    from monitor.app import Preflight
+    from monitor.startup import Preflight
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ class ScoringSide:
         jobs: JobSource,
         marks: ScoredMarks | None,
     ) -> None:
-        from monitor.app import StartupError
+        from monitor.startup import StartupError
 
         if cfg.scheduler.cpu_threads > 0 and "torch" in sys.modules:
             import torch
@@ -170,7 +170,7 @@ class ScoringSide:
         models stay. A shadow candidate that does not load is left out, the reload goes on without it.
 
         True: the new models are scoring, on probation (a later rollback is the scheduler's)."""
-        from monitor.app import StartupError, load_models, load_shadows
+        from monitor.startup import StartupError, load_models, load_shadows
 
         try:
             models = load_models(cfg, self.engine_device())
@@ -370,8 +370,8 @@ def scorer_main(cfg: PlantwatchConfig, wiring: _Wiring) -> None:
         level=wiring.log_level, format="%(asctime)s %(levelname)s [scorer:%(threadName)s] %(name)s: %(message)s"
     )
     threading.current_thread().name = "scheduler"
-    from monitor.app import StartupError, preflight
     from monitor.mqtt import MqttLink, read_retained
+    from monitor.startup import StartupError, preflight
 
     control = wiring.control
     try:
@@ -445,7 +445,7 @@ class ScorerProcess:
     def __init__(self, cfg: PlantwatchConfig) -> None:
         """Spawn the scorer, which runs the pre-flight (StartupError with its message), then make the blocks its
         plan needs: ``self.plan``, ``self.table`` (the per-unit metric table) and the window slots."""
-        from monitor.app import StartupError
+        from monitor.startup import StartupError
 
         ctx = multiprocessing.get_context("spawn")  # a fork would copy paho's threads' locks mid-state
         units = {u.name: tuple(u.sensors) for u in cfg.units}

@@ -50,10 +50,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from models.device import serving_device
-    from monitor.app import StartupError, load_models, load_shadows
     from monitor.backtest import run_backtest
     from monitor.commands import load_config_or_report
     from monitor.result_files import SHADOW_ALERTS_FILE
+    from monitor.startup import StartupError, load_models, load_shadows
     from monitor.wire.csvfile import read_csv
     from monitor.wire.labels import read_labels
 

@@ -2,7 +2,7 @@
 
 The same checks, by the same code: the config file (load_config: types, ranges, unknown keys, no password in
 the file), the MQTT client settings (password file, TLS files), the metrics address (bound on port 0: the
-configured port may be held by the running service, so only `run` finds it busy), and monitor.app.preflight:
+configured port may be held by the running service, so only `run` finds it busy), and monitor.startup.preflight:
 the device, every artifact loaded, one artifact per model name, each unit's sensors against its models.
 Exit 0 ok, 2 refused, as `run`; each problem one "key.path: reason" line on stderr. A shadow candidate
 (UnitConfig.shadow) that would not load or does not fit its unit is a "warning: key.path: reason" line with exit 0:
@@ -41,7 +41,7 @@ def main(args: argparse.Namespace) -> int:
     if not problems and not args.skip_artifacts:
         problems = check_artifacts(cfg)
     if not problems and not args.skip_artifacts:
-        from monitor.app import StartupError, preflight  # imports torch
+        from monitor.startup import StartupError, preflight  # imports torch
 
         try:
             warnings = list(preflight(cfg).shadow_problems)

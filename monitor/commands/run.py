@@ -2,7 +2,7 @@
 
 Exit codes: 0 clean stop, 1 runtime failure (a worker died, a stop step missed its deadline),
 2 refused before connecting: invalid configuration, device or artifact, or a metrics port or address it cannot
-listen on (one "key.path: reason" line each; the same checks as `plantwatch check-config`, monitor.app.preflight).
+listen on (one "key.path: reason" line each; the same checks as `plantwatch check-config`, monitor.startup.preflight).
 The systemd unit does not restart on 2 (RestartPreventExitStatus=2): a restart cannot fix any of them.
 Signals only set events here; the main thread does the work: SIGTERM/SIGINT stop, SIGHUP reads the file again
 and reloads the model artifacts its units name (detector, forecaster, shadow: a promotion is a config edit and a
@@ -56,7 +56,9 @@ def main(args: argparse.Namespace) -> int:
             print(line, file=sys.stderr)
         return 2
 
-    from monitor.app import App, StartupError  # imports torch: only once the config is known to be valid
+    # Imported once the config is known to be valid: these import the model runtimes.
+    from monitor.app import App
+    from monitor.startup import StartupError
 
     stop = threading.Event()
     reload = threading.Event()

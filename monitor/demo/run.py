@@ -176,7 +176,8 @@ def run_demo(
             raise DemoError(f"the demo's own config is invalid: {exc}") from exc
         note(f"config to run this service yourself: {config_path} (its header says how)")
 
-        from monitor.app import App, StartupError
+        from monitor.app import App
+        from monitor.startup import StartupError
 
         try:
             with _quiet_service_logs():  # also the level the scorer process logs at

@@ -18,12 +18,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from monitor.app import App, load_models
+from monitor.app import App
 from monitor.backtest import run_backtest
 from monitor.config import PlantwatchConfig, parse_config
 from monitor.messages import AlertEvent
 from monitor.output_feed import OutputFeed
 from monitor.sinks import RecordingSink
+from monitor.startup import load_models
 from monitor.wire.csvfile import read_csv
 from monitor.wire.payloads import DetectorScore, ScoredRow
 from tests.kit import Broker, wait_until

@@ -341,8 +341,9 @@ def test_check_config_refuses_what_run_refuses(
     mosquitto: Broker,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from monitor.app import App, StartupError
+    from monitor.app import App
     from monitor.commands import check_config
+    from monitor.startup import StartupError
 
     patch, expected = _parity_cases(tmp_path, artifacts)[case]
     config = service_config_dict(mosquitto, artifacts, "parity")

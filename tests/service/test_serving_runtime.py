@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 PREFLIGHT = """
 import sys
-from monitor.app import preflight
+from monitor.startup import preflight
 from monitor.config import load_config
 checked = preflight(load_config(sys.argv[1]))
 print(checked.device, sorted(type(m).__name__ for m in checked.models.values()), "torch" in sys.modules)

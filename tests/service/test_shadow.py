@@ -21,11 +21,12 @@ import numpy.typing as npt
 import pytest
 import yaml
 
-from monitor.app import App, load_models, load_shadows
+from monitor.app import App
 from monitor.backtest import run_backtest
 from monitor.config import PlantwatchConfig, parse_config
 from monitor.recording import recorded_files
 from monitor.result_files import SHADOW_ALERTS_FILE, read_alerts
+from monitor.startup import load_models, load_shadows
 from monitor.wire.csvfile import read_csv
 from tests.conftest import Broker, wait_until
 from tests.kit.service import SpawnedService
