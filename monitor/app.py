@@ -48,13 +48,15 @@ from monitor.config import PlantwatchConfig
 from monitor.health import HealthServer, cannot_listen
 from monitor.ingest import Parser
 from monitor.journal import Journal, ScoredMarks
+from monitor.merged_metrics import MergedRegistry, table_zeros
 from monitor.metrics import Metrics
 from monitor.mqtt import MqttLink, read_retained
 from monitor.outputs import OutputStage
 from monitor.recording import row_recorder
 from monitor.scheduler import JobQueue, Scheduler
-from monitor.scorer import MergedRegistry, ScorerGone, ScorerProcess, ScoringPlan, ScoringSide, table_zeros
+from monitor.scorer import ScorerGone, ScorerProcess, ScoringPlan
 from monitor.scoring import ScoringEngine
+from monitor.scoring_side import ScoringSide
 from monitor.stages import BufferStage, Inbox, IngestStage
 from monitor.startup import Preflight, StartupError, preflight
 from monitor.wire.topics import ANY, alert_state_topic, topic_filter

@@ -26,7 +26,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 log = logging.getLogger(__name__)
 
 ReadyCheck = Callable[[], tuple[bool, str]]
-# What /metrics serves: a CollectorRegistry, or anything with its collect() (monitor.scorer.MergedRegistry).
+# What /metrics serves: a CollectorRegistry, or anything with its collect() (monitor.merged_metrics.MergedRegistry).
 Exposed = CollectorRegistry | Any
 
 

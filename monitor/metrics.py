@@ -144,7 +144,7 @@ class Metrics:
             registry=r,
         )
         # The recording (monitor/recording): rows are written by the front process, scores and alerts by the scorer;
-        # each process leaves the other's kinds at 0, so one scrape over both adds up (monitor/scorer.py).
+        # each process leaves the other's kinds at 0, so one scrape over both adds up (monitor/merged_metrics.py).
         self.recording_dropped = Counter(
             "plantwatch_recording_dropped_total",
             "Records not recorded because the recording's queue was full, by kind.",

@@ -3,7 +3,7 @@
 API::
 
     sink = MqttSink(publish, prefix="plantwatch", publish_scores=True, publish_forecasts=True, sensors={"R1": (...)})
-    OutputStage(board, [sink], metrics, prefix=...)       # what the service's ScoringSide builds (monitor/scorer.py)
+    OutputStage(board, [sink], metrics, prefix=...)   # what ScoringSide builds (monitor/scoring_side.py)
 
 ``publish(topic, payload, qos, retain) -> bool`` is MqttLink.publish (monitor/mqtt.py): it never raises and never
 blocks the scheduler thread (paho queues; a disconnected link counts the message as dropped). Topics and payloads

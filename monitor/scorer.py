@@ -1,4 +1,4 @@
-"""The scoring side of the service (scheduler, engine, alert board, outputs) and the process that runs it apart.
+"""The scorer process: the scoring side (monitor/scoring_side.py) run apart from ingest, fed through shared memory.
 
 Why a process (DESIGN.md "Processes"): one batch makes dozens of GIL hand-offs, each up to the 5 ms switch interval
 while paho's loop or the buffer thread is busy (issue 12: 7 ms alone, 290 ms beside one busy thread). So with
@@ -9,9 +9,6 @@ backtest (monitor/backtest.py) composes the same stages in its own one process, 
 
 API::
 
-    side = ScoringSide(cfg, checked, metrics, publish, jobs, marks)   # either mode: the same stages
-    side.scheduler.run(stop); side.reload(cfg) -> bool; side.engine; side.outputs; side.board
-
     scorer = ScorerProcess(cfg)          # front: spawns it, it runs preflight(cfg) (StartupError if it fails) and
                                          # sends scorer.plan (specs, horizons, model roles); scorer.table: the
                                          # shared per-unit metric table the front exports
@@ -20,17 +17,14 @@ API::
     scorer.status() -> ScorerStatus      # alive, its broker link, the models scoring NaN / inf
     scorer.reload() -> bool              # SIGHUP, done in the scorer
     scorer.join(timeout_s) -> bool       # after feed ended: it drains, publishes, saves its marks and exits
-    MergedRegistry(registry, scorer.collect)   # what /metrics exposes: both processes' series in one scrape
+    MergedRegistry(registry, scorer.collect)   # what /metrics exposes: both processes' series (merged_metrics.py)
 
 Data: windows travel in shared-memory slots (monitor/window_slots.py), never pickled. The per-unit metric table
 (scores, thresholds, sensor errors, forecasts, alert state: most of the series) is one shared block
 (monitor/shared_block.py) that the scorer writes and the front's registry exports, so a scrape copies nothing
 between processes for it. The scorer's other metrics (histograms, counters) live in its own prometheus_client
-registry; at each scrape the front asks for them over the control pipe and merges them into its own families
-(``merge_families``: counters and histograms add up, a gauge set in one process wins over the other's 0,
-``plantwatch_mqtt_connected`` is the lower of the two links, ``plantwatch_ready`` is the front's). Chosen over
-prometheus_client's multiprocess mode, which does not support the service's custom collectors (the per-unit
-table, ``set_function`` gauges, the process collector) and writes a file per metric and process.
+registry; at each scrape the front asks for them over the control pipe and merges them in (monitor/merged_metrics.py
+says how, and why not prometheus_client's multiprocess mode).
 
 Outputs leave from where they are computed: the scorer has its own broker connection (``<client_id>-scorer``,
 publish only, no status topic) for alerts, scores and forecasts, and restores the retained alert state itself.
@@ -44,39 +38,29 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.core import Metric
 
-from monitor.alerts.board import AlertBoard
 from monitor.buffers.unit_spec import UnitSpec
 from monitor.config import PlantwatchConfig
 from monitor.journal import ScoredMarks
+from monitor.merged_metrics import table_block_size, table_zeros
 from monitor.messages import WindowJob
 from monitor.metrics import Metrics
-from monitor.mqtt_sink import MqttSink, Publish
-from monitor.outputs import OutputStage
-from monitor.params import specs_from_config
-from monitor.recording import results_recording
-from monitor.scheduler import JobQueue, JobSource, Scheduler, show_models
-from monitor.scoring import ScoringEngine, UnitModels, required_window_rows
+from monitor.scheduler import JobQueue
+from monitor.scoring_side import ScoringSide
 from monitor.shared_block import SharedBlock
-from monitor.sinks import Sink
-from monitor.timed_models import timed
-from monitor.unit_metrics import UnitTable
 from monitor.window_slots import SlotReader, SlotWriter, WindowSlots
 from monitor.wire.topics import ANY, alert_state_topic
 
 if TYPE_CHECKING:
-    from models.model_api import ScoringModel
     from monitor.startup import Preflight
 
 log = logging.getLogger(__name__)
@@ -88,212 +72,6 @@ RELOAD_TIMEOUT_S = 300.0
 
 class ScorerGone(RuntimeError):
     """The scorer process exited while the front was feeding it."""
-
-
-class ScoringSide:
-    """The scheduler and what it feeds: the scoring engine, the alert board and the output stage of one device."""
-
-    def __init__(
-        self,
-        cfg: PlantwatchConfig,
-        checked: Preflight,
-        metrics: Metrics,
-        publish: Publish,
-        jobs: JobSource,
-        marks: ScoredMarks | None,
-    ) -> None:
-        from monitor.startup import StartupError
-
-        if cfg.scheduler.cpu_threads > 0 and "torch" in sys.modules:
-            import torch
-
-            # Several intra-op threads on small per-row batches spin against the service's own threads and the
-            # broker: on 2 shared cores, 1 thread scored the same load with a third of the CPU and a sixth of the
-            # latency (benchmarks/latency.py). Process-wide, so it also covers the CPU fallback after a CUDA OOM.
-            torch.set_num_threads(cfg.scheduler.cpu_threads)
-        self._metrics = metrics
-        self.device = checked.device
-        self.units = checked.units
-        self.window_rows = {unit: spec.window_rows for unit, spec in checked.specs.items()}
-        show_models(metrics, checked.models)
-        try:
-            self.engine = ScoringEngine(checked.units, timed(checked.models, metrics))
-        except ValueError as exc:
-            raise StartupError(str(exc)) from exc
-        self.board = AlertBoard(checked.policies)
-        self._refuse_shadows(checked.shadow_problems)
-        topics = cfg.mqtt.topics
-        mqtt_sink = MqttSink(
-            publish,
-            prefix=topics.prefix,
-            publish_scores=cfg.outputs.publish_scores,
-            publish_forecasts=cfg.outputs.publish_forecasts,
-            sensors={u.name: tuple(u.sensors) for u in cfg.units},
-        )
-        # The scores and alert events recorded beside MQTT (monitor/recording), when recording.path is set.
-        self.recording = results_recording(cfg, metrics)
-        sinks: list[Sink] = [mqtt_sink] if self.recording is None else [mqtt_sink, self.recording]
-        self.outputs = OutputStage(self.board, sinks, metrics, prefix=topics.prefix)
-        self.outputs.shadows.show(self.engine.units)
-        self.scheduler = Scheduler(
-            self.engine,
-            jobs,
-            self.outputs.handle,
-            metrics,
-            max_batch=cfg.scheduler.max_batch,
-            max_delay_s=cfg.scheduler.max_delay_ms / 1000.0,
-            max_lag_s=cfg.scheduler.max_lag_s,
-            marks=marks,
-            probation_windows=cfg.scheduler.reload_probation_windows,
-            probation_s=cfg.scheduler.reload_probation_s,
-        )
-
-    def start_recording(self) -> None:
-        if self.recording is not None:
-            self.recording.start()
-
-    def stop_recording(self, timeout_s: float) -> bool:
-        """After the scheduler stopped: what is queued written, the files synced; False if past the deadline."""
-        return self.recording is None or self.recording.stop(timeout_s)
-
-    def engine_device(self) -> Any:
-        return "cpu" if self.scheduler.on_cpu_fallback else self.device
-
-    def _refuse_shadows(self, problems: Iterable[str]) -> None:
-        for line in problems:
-            log.error("shadow model not served (the active models are): %s", line)
-            self._metrics.shadow_failures.labels("load").inc()
-
-    def reload(self, cfg: PlantwatchConfig) -> bool:
-        """Reload every artifact of ``cfg`` (SIGHUP; its units' detector, forecaster and shadow sections: a
-        promotion names the candidate as the active model); buffers and alert state are kept. False if the old
-        models stay. A shadow candidate that does not load is left out, the reload goes on without it.
-
-        True: the new models are scoring, on probation (a later rollback is the scheduler's)."""
-        from monitor.startup import StartupError, load_models, load_shadows
-
-        try:
-            models = load_models(cfg, self.engine_device())
-            shadows = load_shadows(cfg, self.engine_device(), models)
-            problems = list(shadows.problems)
-            models.update(shadows.models)
-            _, _, units = specs_from_config(cfg, models, shadows.refused)
-            for unit, spec in units.items():
-                active = replace(spec, shadow_detector=None, shadow_forecaster=None)
-                needed = required_window_rows(active, models)
-                if needed > self.window_rows[unit]:
-                    raise ValueError(
-                        f"unit {unit}: new models need {needed}-row windows, the buffers hold {self.window_rows[unit]}"
-                    )
-                units[unit] = _shadows_that_fit(unit, spec, models, self.window_rows[unit], problems)
-            self.scheduler.replace_models(timed(models, self._metrics), timeout_s=30.0, units=units)
-        except Exception as exc:  # whatever an artifact does, the service keeps running on the old models
-            detail = str(exc) if isinstance(exc, StartupError | ValueError | TimeoutError) else repr(exc)
-            log.error("model reload refused, keeping the loaded models: %s", detail)
-            self._metrics.model_reloads.labels("error").inc()
-            return False
-        self.units = units
-        self._refuse_shadows(problems)
-        show_models(self._metrics, models)
-        self.outputs.shadows.show(units)
-        self._metrics.model_reloads.labels("ok").inc()
-        log.info("models reloaded: %s", ", ".join(sorted(models)))
-        return True
-
-
-def _shadows_that_fit(
-    unit: str, spec: UnitModels, models: Mapping[str, ScoringModel], rows: int, problems: list[str]
-) -> UnitModels:
-    """``spec`` without the shadows whose window is longer than the unit's buffers hold (a problem line each)."""
-
-    def fits(name: str | None) -> bool:
-        if name is None or models[name].window <= rows:
-            return True
-        problems.append(
-            f"unit {unit}: shadow {name} needs {models[name].window}-row windows, the buffers hold {rows} "
-            "(a restart serves it)"
-        )
-        return False
-
-    detector, forecaster = spec.shadow_detector, spec.shadow_forecaster
-    return replace(
-        spec,
-        shadow_detector=detector if fits(detector) else None,
-        shadow_forecaster=forecaster if fits(forecaster) else None,
-    )
-
-
-# --- metrics: one scrape over both processes ---
-
-MIN_GAUGES = frozenset({"plantwatch_mqtt_connected"})  # the service is connected when both of its links are
-FRONT_ONLY = frozenset({"plantwatch_ready"})  # computed from both processes by the front's ready()
-
-
-def _combine(family: Metric, sample_name: str, mine: float, theirs: float) -> float:
-    if sample_name.endswith("_created") or (family.type == "gauge" and family.name in MIN_GAUGES):
-        return min(mine, theirs)
-    if mine != mine:  # NaN: the other process's value
-        return theirs
-    if theirs != theirs:
-        return mine
-    return mine + theirs  # counters and histograms add up; a gauge is set in one process, 0 in the other
-
-
-def merge_families(local: Iterable[Metric], remote: Iterable[Metric]) -> list[Metric]:
-    """The front's families with the scorer's merged in (see the module docstring); order: the front's first."""
-    theirs = {family.name: family for family in remote}
-    merged: list[Metric] = []
-    for family in local:
-        other = theirs.pop(family.name, None)
-        if other is None or family.name in FRONT_ONLY:
-            merged.append(family)
-            continue
-        samples: dict[tuple[str, tuple[tuple[str, str], ...]], Any] = {}
-        for sample in family.samples:
-            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample
-        for sample in other.samples:
-            key = (sample.name, tuple(sorted(sample.labels.items())))
-            mine = samples.get(key)
-            if mine is None:
-                samples[key] = sample
-            else:
-                samples[key] = mine._replace(value=_combine(family, sample.name, mine.value, sample.value))
-        combined = Metric(family.name, family.documentation, family.type, family.unit)
-        combined.samples = list(samples.values())
-        merged.append(combined)
-    merged.extend(theirs.values())
-    return merged
-
-
-class MergedRegistry:
-    """What /metrics exposes in process mode: the front registry's families with the scorer's merged in."""
-
-    def __init__(self, local: CollectorRegistry, remote: Callable[[], list[Metric]]) -> None:
-        self._local = local
-        self._remote = remote
-
-    def collect(self) -> Iterable[Metric]:
-        return merge_families(self._local.collect(), self._remote())
-
-    def get_sample_value(self, name: str, labels: Mapping[str, str] | None = None) -> float | None:
-        wanted = dict(labels or {})
-        for family in self.collect():
-            for sample in family.samples:
-                if sample.name == name and sample.labels == wanted:
-                    return float(sample.value)
-        return None
-
-
-def table_block_size(units: Mapping[str, Sequence[str]], horizons: Iterable[int]) -> int:
-    """Bytes of the shared block that holds the per-unit metric table (monitor.unit_metrics.UnitTable)."""
-    shapes = UnitTable.array_shapes(units, tuple(horizons))
-    return SharedBlock.size_of((np.float64, shape) for shape in shapes.values())
-
-
-def table_zeros(block: SharedBlock) -> Callable[[tuple[int, ...]], Any]:
-    """UnitTable's allocator on ``block``: both processes carve the table's arrays in the same order."""
-    carve = block.carver()
-    return lambda shape: carve(np.float64, shape)
 
 
 # --- the scorer process ---

@@ -18,7 +18,7 @@ model) of each served shadow: ``plantwatch_shadow_alerts_fired_total``, ``plantw
 
 A shadow-only model whose complete window scores NaN / inf is stopped by the engine (not rolled back: nothing
 active depends on it); here that is one ERROR line and ``plantwatch_shadow_failures_total{reason="non_finite"}``.
-A candidate refused at load is counted there too (``reason="load"``, monitor/scorer.py).
+A candidate refused at load is counted there too (``reason="load"``, monitor/scoring_side.py).
 """
 
 from __future__ import annotations

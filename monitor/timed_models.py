@@ -1,7 +1,7 @@
 """The models as the service scores them: each ``infer`` timed into the inference-time and batch-size histograms.
 
 API:
-    models = timed(loaded, metrics)   # {name: TimedModel}: what monitor/scorer.py hands the ScoringEngine
+    models = timed(loaded, metrics)   # {name: TimedModel}: what monitor/scoring_side.py hands the ScoringEngine
     TimedModel(model, metrics)        # a ScoringModel (models.model_api) around one; ``wrapped`` is the model
 
 The wrapper implements the model contract explicitly (each property the model's own): the engine, the scheduler

@@ -112,8 +112,8 @@ class UnitTable:
         width = max((len(s) for s in self.sensors.values()), default=0)
         self._width = width
         self.created = time.time()
-        # ``zeros`` makes every array: np.zeros, or views on a shared-memory block (monitor/scorer.py: the scorer
-        # process writes its arrays into the block the front process exports), in the order of ``array_shapes``.
+        # ``zeros`` makes every array: np.zeros, or views on a shared-memory block (monitor/merged_metrics.py: the
+        # scorer process writes its arrays into the block the front process exports), in the order of ``array_shapes``.
         shapes = self.array_shapes(units, self.steps)
         # Written by the buffer thread (received, fill, sensor_value).
         self.received = zeros(shapes["received"])

@@ -17,7 +17,7 @@ written, or a write was cut by a kill or a power cut) is ignored with a WARNING 
 
 Where: rows in the front process, where the buffers close them (monitor/stages.py BufferStage hands each
 ``AddResult.rows`` to the recorder); scores and alerts where they are computed, as a Sink beside MQTT (the scoring
-side, monitor/scorer.py). Rows the journal replays at a start (monitor/journal.py) were recorded by the process
+side, monitor/scoring_side.py). Rows the journal replays at a start (monitor/journal.py) were recorded by the process
 that took them, and are not recorded again. Bounds, rotation, the writer threads and what a failure costs:
 monitor/recording/files.py and monitor/recording/recorder.py.
 

@@ -12,8 +12,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from monitor.app import App
 from monitor.config import PlantwatchConfig
+from monitor.merged_metrics import merge_families
 from monitor.messages import WindowJob
-from monitor.scorer import merge_families
 from monitor.window_slots import SlotReader, SlotWriter, WindowSlots
 from tests.kit import wait_until
 from tests.service.conftest import Publisher, epoch_base, normal_rows
