@@ -52,7 +52,7 @@ from monitor.metrics import Metrics
 from monitor.mqtt_sink import MqttSink
 from monitor.outputs import OutputStage
 from monitor.scheduler import JobQueue
-from monitor.scoring import ScoringOutput
+from monitor.scoring_records import ScoringOutput
 from monitor.stages import BufferStage, Inbox, IngestStage
 from simulators.reactor import REACTOR_SENSORS
 

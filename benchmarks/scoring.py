@@ -59,7 +59,8 @@ from monitor.buffers.ring_buffers import RingBuffers
 from monitor.buffers.unit_spec import UnitSpec
 from monitor.messages import Reading, WindowJob
 from monitor.scheduler import JobQueue, Scheduler
-from monitor.scoring import ScoringEngine, ScoringOutput, UnitModels
+from monitor.scoring import ScoringEngine
+from monitor.scoring_records import ScoringOutput, UnitModels
 from monitor.timed_models import timed
 from tests.kit import SEED_SIZES, train_tiny
 

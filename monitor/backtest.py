@@ -61,7 +61,8 @@ from monitor.outputs import OutputStage
 from monitor.params import specs_from_config
 from monitor.result_files import FilesSink
 from monitor.scheduler import JobQueue, Scheduler
-from monitor.scoring import ScoringEngine, ScoringOutput
+from monitor.scoring import ScoringEngine
+from monitor.scoring_records import ScoringOutput
 from monitor.sinks import RecordingSink, Sink
 from monitor.sources import CsvSource
 from monitor.validation import unit_limits

@@ -31,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from monitor.alerts.board import AlertBoard
 from monitor.messages import ALERT_STATES, DETECTORS, Score
 from monitor.metrics import Metrics
-from monitor.scoring import ScoringOutput
+from monitor.scoring_records import ScoringOutput
 from monitor.shadow import ShadowStage
 from monitor.sinks import Sink
 from monitor.wire.payloads import DetectorScore, ScoredRow

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from monitor.alerts.policy import AlertPolicy
 from monitor.buffers.unit_spec import UnitSpec
 from monitor.config import PlantwatchConfig
-from monitor.scoring import UnitModels, required_window_rows
+from monitor.scoring_records import UnitModels, required_window_rows
 from monitor.sensor_health import HealthSpec
 from monitor.thresholds import AdaptPolicy
 

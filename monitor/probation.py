@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from monitor.scoring import ModelVerdict, UnitModels
+from monitor.scoring_records import ModelVerdict, UnitModels
 
 if TYPE_CHECKING:
     from models.model_api import ScoringModel

@@ -60,7 +60,8 @@ from monitor.journal import ScoredMarks
 from monitor.messages import WindowJob
 from monitor.metrics import Metrics
 from monitor.probation import PROBATION_S, PROBATION_WINDOWS, Failure, Probation
-from monitor.scoring import EngineState, ScoringEngine, ScoringOutput, UnitModels
+from monitor.scoring import ScoringEngine
+from monitor.scoring_records import EngineState, ScoringOutput, UnitModels
 
 if TYPE_CHECKING:
     from models.model_api import ScoringModel

@@ -56,116 +56,27 @@ into ``judged`` or ``failing_models`` (readiness and a reload's probation are th
 complete windows comes out NaN / inf it is stopped instead -- named in ``ScoringOutput.shadows_stopped``, scored
 no more until a reload gives a new model of that name.
 
-Failing models: a window with a sensor that has no value at all scores NaN by design (models/inference.py), so
-only *complete* windows (every sensor has a value somewhere in it) judge a model. A complete window's output is
-non-finite when a detector's score is NaN / inf, or a forecaster's forecast is, or its forecast residual score
-is while the forecast and the actual row it is compared with are finite (a scaler that explodes on a real
-value). Each ``run`` reports this per model in ``ScoringOutput.judged`` (a ModelVerdict: complete windows,
-non-finite ones, one such value), which is what a reload's probation watches. A model whose latest batch has a
-complete window with a non-finite output is in ``failing_models`` until a batch of its complete windows comes out
-finite; a replaced model starts clean. The set is replaced whole, never mutated, so another thread (the
-readiness check) may read it at any time.
+Failing models and the records run() returns: monitor/scoring_records.py.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
 from monitor.messages import Forecast, Score, WindowJob
-from monitor.sensor_health import HealthSpec, SensorHealth, envelope_bounds
+from monitor.scoring_records import EngineState, ModelVerdict, PendingForecast, ScoringOutput, UnitModels
+from monitor.sensor_health import SensorHealth, envelope_bounds, outside_envelope
 
 if TYPE_CHECKING:  # the model contract (models.model_api, no torch); for annotations only
     from models.device import ServingDevice
     from models.model_api import InferenceResult, ScoringModel
 
 ATTENTION_TOP_STEPS = 3
-
-
-@dataclass(frozen=True, slots=True)
-class UnitModels:
-    """Which models score one unit (keys into the engine's ``models``; converted from the unit's config)."""
-
-    sensors: tuple[str, ...]  # the unit's sensors, in WindowJob column order
-    period_s: float = 1.0
-    detector: str | None = None
-    forecaster: str | None = None
-    health: HealthSpec | None = None  # the sensor detector's rules; None: no sensor Scores
-    envelope_margin: float | None = 0.05  # outside_envelope margin, share of the training span; None: off
-    shadow_detector: str | None = None  # candidate models scored beside the active ones (module docstring)
-    shadow_forecaster: str | None = None
-
-    def roles(self) -> list[tuple[str, str, bool]]:
-        """(role, model name, shadow) of every model that scores this unit, active ones first."""
-        named = (
-            ("detector", self.detector, False),
-            ("forecaster", self.forecaster, False),
-            ("detector", self.shadow_detector, True),
-            ("forecaster", self.shadow_forecaster, True),
-        )
-        return [(role, name, shadow) for role, name, shadow in named if name is not None]
-
-
-@dataclass(frozen=True, slots=True)
-class ModelVerdict:
-    """One model's outputs on the complete windows of one ``run`` (see "Failing models" in the module docstring)."""
-
-    windows: int  # complete windows the model scored
-    non_finite: int = 0  # of them, with a NaN / inf output
-    example: float = math.nan  # one such output (inf, -inf or nan); nan when there is none
-
-    def plus(self, other: ModelVerdict) -> ModelVerdict:
-        example = self.example if self.non_finite else other.example
-        return ModelVerdict(self.windows + other.windows, self.non_finite + other.non_finite, example)
-
-
-@dataclass(slots=True)
-class ScoringOutput:
-    scores: list[Score] = field(default_factory=list)
-    forecasts: list[Forecast] = field(default_factory=list)
-    non_finite: int = 0  # scores dropped because the model produced NaN / inf
-    judged: dict[str, ModelVerdict] = field(default_factory=dict)  # model -> its complete windows in this run
-    shadows_stopped: dict[str, ModelVerdict] = field(default_factory=dict)  # shadow-only models stopped in this run
-
-    def extend(self, other: ScoringOutput) -> None:
-        """Append a later run's output (a batch scored in parts)."""
-        self.scores.extend(other.scores)
-        self.forecasts.extend(other.forecasts)
-        self.non_finite += other.non_finite
-        for name, verdict in other.judged.items():
-            mine = self.judged.get(name)
-            self.judged[name] = verdict if mine is None else mine.plus(verdict)
-        self.shadows_stopped.update(other.shadows_stopped)
-
-
-@dataclass(frozen=True, slots=True)
-class _Pending:
-    """A unit's one-step forecast for its next row."""
-
-    made_at: float  # end_ts of the window it was made from
-    values: npt.NDArray[np.float32]  # [S] in model sensor order
-    attention_steps: tuple[int, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class EngineState:
-    """What ``run`` changes: each unit's pending forecast and the failing models (both immutable values)."""
-
-    pending: Mapping[tuple[str, str], _Pending]  # (unit, forecaster) -> its forecast for the unit's next row
-    failing: frozenset[str]
-    stopped: frozenset[str]  # shadow-only models stopped for a NaN / inf
-
-
-def required_window_rows(unit: UnitModels, models: Mapping[str, ScoringModel]) -> int:
-    """Rows each WindowJob of this unit must carry: the largest window among its models."""
-    if unit.detector is None and unit.forecaster is None:
-        raise ValueError("a unit needs a detector or a forecaster")
-    return max(models[name].window for _, name, _ in unit.roles())
 
 
 def _permutation(unit_sensors: Sequence[str], model: ScoringModel, model_name: str) -> npt.NDArray[np.intp] | None:
@@ -187,7 +98,7 @@ class ScoringEngine:
         self._units = dict(units)
         self._models: dict[str, ScoringModel] = {}
         self._perm: dict[tuple[str, str], npt.NDArray[np.intp] | None] = {}
-        self._pending: dict[tuple[str, str], _Pending] = {}
+        self._pending: dict[tuple[str, str], PendingForecast] = {}
         self._bounds: dict[tuple[str, str], tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]] = {}
         self._health = SensorHealth(
             {unit: (spec.sensors, spec.health) for unit, spec in self._units.items() if spec.health is not None}
@@ -307,7 +218,8 @@ class ScoringEngine:
         for name, indices in by_model.items():
             model = self._models[name]
             result = results[name]
-            outside = self._outside(jobs, indices, name, model, stacks[name])
+            bounds = [self._bounds.get((jobs[i].unit, name)) for i in indices]
+            outside = outside_envelope(bounds, model.sensors, stacks[name])
             if model.role == "detector":
                 out.non_finite += self._reconstruction(jobs, indices, name, model, result, keyed, outside)
                 outputs[name] = np.asarray(result.scores, dtype=np.float64)
@@ -370,30 +282,6 @@ class ScoringEngine:
             tail = job.window[-w:]
             windows[b] = tail if perm is None else tail[:, perm]
         return windows
-
-    def _outside(
-        self,
-        jobs: Sequence[WindowJob],
-        indices: list[int],
-        name: str,
-        model: ScoringModel,
-        windows: npt.NDArray[np.float32],
-    ) -> list[tuple[str, ...]]:
-        """Per job of the batch: the model's sensors whose newest value lies outside its training envelope."""
-        none: list[tuple[str, ...]] = [()] * len(indices)
-        bounds = [self._bounds.get((jobs[i].unit, name)) for i in indices]
-        if all(b is None for b in bounds):
-            return none
-        nan = np.full(len(model.sensors), np.nan)
-        lo = np.stack([b[0] if b is not None else nan for b in bounds])  # [B, S] model order
-        hi = np.stack([b[1] if b is not None else nan for b in bounds])
-        newest = windows[:, -1, :].astype(np.float64)
-        with np.errstate(invalid="ignore"):
-            mask = (newest < lo) | (newest > hi)  # NaN bounds or values: False
-        sensors = model.sensors
-        for b in np.flatnonzero(mask.any(axis=1)).tolist():
-            none[b] = tuple(s for s, m in zip(sensors, mask[b].tolist(), strict=True) if m)
-        return none
 
     def _reconstruction(
         self,
@@ -463,7 +351,7 @@ class ScoringEngine:
         attention = None if result.attention is None else np.asarray(result.attention)  # [B, W]
         pairs_forecast: list[npt.NDArray[np.float32]] = []
         pairs_actual: list[npt.NDArray[np.float32]] = []
-        pairs_meta: list[tuple[int, int, _Pending]] = []
+        pairs_meta: list[tuple[int, int, PendingForecast]] = []
         for b, i in enumerate(indices):
             job = jobs[i]
             spec = self._units[job.unit]
@@ -480,7 +368,7 @@ class ScoringEngine:
                 top = np.argsort(-attention[b], kind="stable")[:ATTENTION_TOP_STEPS]
                 # Index j of the window ending at row t-1 is (w - j) rows before row t, the row scored next.
                 steps = tuple(int(w - j) for j in top)
-            self._pending[(job.unit, name)] = _Pending(job.end_ts, forecasts[b, 0].copy(), steps)
+            self._pending[(job.unit, name)] = PendingForecast(job.end_ts, forecasts[b, 0].copy(), steps)
             if spec.shadow_forecaster == name:
                 continue  # a shadow's forecasts are never published
             values = forecasts[b] if perm is None else forecasts[b][:, np.argsort(perm)]

@@ -27,7 +27,8 @@ from monitor.outputs import OutputStage
 from monitor.params import specs_from_config
 from monitor.recording import results_recording
 from monitor.scheduler import JobSource, Scheduler, show_models
-from monitor.scoring import ScoringEngine, UnitModels, required_window_rows
+from monitor.scoring import ScoringEngine
+from monitor.scoring_records import UnitModels, required_window_rows
 from monitor.sinks import Sink
 from monitor.timed_models import timed
 

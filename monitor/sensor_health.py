@@ -7,6 +7,7 @@ backtest get the same Scores)::
     health.set_envelopes({"R1": model.envelope})     # the unit's detector's training envelope, or None
     health.score(jobs, {"R1": "lstm_ae"})            # -> [(job index, Score)], one per job of a unit with health
     envelope_bounds(envelope, sensors, k)            # (lo [S], hi [S]): [min - k*span, max + k*span], NaN: none
+    outside_envelope(bounds, sensors, windows)       # per window of a batch: the sensors outside their bounds
 
 Rules, each giving every sensor a badness (1.0 is the line: above it the sensor is unhealthy):
 
@@ -107,6 +108,25 @@ def envelope_bounds(envelope: Mapping[str, Any] | None, sensors: Sequence[str], 
         if math.isfinite(span) and span > 0:
             lo[j], hi[j] = low - k * span, high + k * span
     return lo, hi
+
+
+def outside_envelope(
+    bounds: Sequence[tuple[F64, F64] | None], sensors: Sequence[str], windows: npt.NDArray[np.float32]
+) -> list[tuple[str, ...]]:
+    """Per window of a model's batch ``[B, W, S]`` (model sensor order): the sensors whose newest value lies outside
+    its unit's ``bounds`` (envelope_bounds; None: the unit checks none). One vectorised comparison per batch."""
+    none: list[tuple[str, ...]] = [()] * len(bounds)
+    if all(b is None for b in bounds):
+        return none
+    nan = np.full(len(sensors), np.nan)
+    lo = np.stack([b[0] if b is not None else nan for b in bounds])  # [B, S] model order
+    hi = np.stack([b[1] if b is not None else nan for b in bounds])
+    newest = windows[:, -1, :].astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        mask = (newest < lo) | (newest > hi)  # NaN bounds or values: False
+    for b in np.flatnonzero(mask.any(axis=1)).tolist():
+        none[b] = tuple(s for s, m in zip(sensors, mask[b].tolist(), strict=True) if m)
+    return none
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,7 +30,7 @@ from monitor.alerts.board import AlertBoard
 from monitor.alerts.policy import AlertPolicy
 from monitor.messages import Score
 from monitor.metrics import Metrics
-from monitor.scoring import ModelVerdict, UnitModels
+from monitor.scoring_records import ModelVerdict, UnitModels
 from monitor.sinks import Sink
 
 log = logging.getLogger(__name__)

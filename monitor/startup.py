@@ -33,7 +33,8 @@ from monitor.buffers.unit_spec import UnitSpec
 from monitor.config import PlantwatchConfig
 from monitor.mqtt import client_settings_problem
 from monitor.params import specs_from_config
-from monitor.scoring import ScoringEngine, UnitModels
+from monitor.scoring import ScoringEngine
+from monitor.scoring_records import UnitModels
 
 if TYPE_CHECKING:
     import torch

@@ -27,7 +27,8 @@ from models.preprocessing import sliding_windows
 from models.reference import compare, outputs_of, with_missing_values
 from models.serving import load_for_serving
 from monitor.messages import WindowJob
-from monitor.scoring import ScoringEngine, UnitModels
+from monitor.scoring import ScoringEngine
+from monitor.scoring_records import UnitModels
 from tests.models.conftest import SENSORS, tiny_config
 
 ALL_KINDS = NETWORK_KINDS  # the kinds with an ONNX graph (the pca has none: numpy serves it)

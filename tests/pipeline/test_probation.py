@@ -22,7 +22,8 @@ from monitor.messages import WindowJob
 from monitor.metrics import Metrics
 from monitor.probation import Probation
 from monitor.scheduler import JobQueue, Scheduler
-from monitor.scoring import ModelVerdict, ScoringEngine, ScoringOutput, UnitModels
+from monitor.scoring import ScoringEngine
+from monitor.scoring_records import ModelVerdict, ScoringOutput, UnitModels
 from tests.kit import wait_until
 from tests.pipeline.conftest import SENSORS, Artifacts, normal_data
 from tests.pipeline.test_scoring import jobs_for

@@ -10,7 +10,8 @@ import pytest
 from models.artifacts import load_artifact
 from models.inference import LoadedModel
 from monitor.messages import WindowJob
-from monitor.scoring import ScoringEngine, UnitModels, required_window_rows
+from monitor.scoring import ScoringEngine
+from monitor.scoring_records import UnitModels, required_window_rows
 from tests.pipeline.conftest import SENSORS, Artifacts, normal_data
 
 T0 = 1_732_590_000.0

@@ -6,7 +6,8 @@ import numpy as np
 import torch
 
 from models.artifacts import load_artifact
-from monitor.scoring import ScoringEngine, UnitModels
+from monitor.scoring import ScoringEngine
+from monitor.scoring_records import UnitModels
 from tests.pipeline.conftest import SENSORS, Artifacts, normal_data
 from tests.pipeline.test_scoring import counting, jobs_for
 

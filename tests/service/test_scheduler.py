@@ -15,7 +15,8 @@ from prometheus_client import CollectorRegistry
 from monitor.messages import Score, WindowJob
 from monitor.metrics import Metrics
 from monitor.scheduler import JobQueue, Scheduler, newest_per_unit
-from monitor.scoring import ScoringEngine, ScoringOutput
+from monitor.scoring import ScoringEngine
+from monitor.scoring_records import ScoringOutput
 
 
 def job(unit: str, ts: float, received_at: float | None = None) -> WindowJob:

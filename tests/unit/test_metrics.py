@@ -309,7 +309,7 @@ def test_publish_to_score_is_measured_from_the_newest_reading_not_the_row_time()
     from monitor.alerts.policy import AlertPolicy
     from monitor.mqtt_sink import MqttSink
     from monitor.outputs import OutputStage
-    from monitor.scoring import ScoringOutput
+    from monitor.scoring_records import ScoringOutput
 
     registry = CollectorRegistry()
     metrics = Metrics(registry, units={"R1": ("a",)}, models={"m": "detector"})

@@ -21,7 +21,8 @@ from monitor.buffers.ring_buffers import RingBuffers
 from monitor.buffers.unit_spec import UnitSpec
 from monitor.config import PlantwatchConfig
 from monitor.messages import AlertEvent, Reading, Score, WindowJob
-from monitor.scoring import ScoringEngine, UnitModels
+from monitor.scoring import ScoringEngine
+from monitor.scoring_records import UnitModels
 from monitor.sensor_health import HealthSpec, SensorHealth, envelope_bounds
 from monitor.wire.csvfile import CsvData, read_csv
 
