@@ -33,10 +33,10 @@ Usage::
     train_model(data, sensors, "artifacts/r101-pca", TrainConfig(kind="pca", window=30))   # the baseline kind
     load_for_serving("artifacts/r101-pca")   # a PcaDetector, numpy on any device (no torch, no ONNX Runtime)
 
-Command line: ``plantwatch train --data FILE.csv|DIR --model KIND --out DIR`` (models/train_cli.py; the rows it
+Command line: ``plantwatch train --data FILE.csv|DIR --model KIND --out DIR`` (monitor/commands/train.py; the rows it
 trains on, one unit or a fleet, in a time range, with exclusions, are chosen by models/train_data.py, and read by
 monitor.wire.csvfile, the one torch-free reader the backtest and the simulators share),
-``plantwatch export-onnx DIR ...`` (models/export_cli.py: the graph for artifacts written before it).
+``plantwatch export-onnx DIR ...`` (monitor/commands/export_onnx.py: the graph for artifacts written before it).
 
 Modules: networks (nn.Modules), kinds (the kind registry: roles, runtimes, tensor shapes; no torch), preprocessing
 (scalers, missing values, interleaved splits, windows), segments (a fleet's units and cuts: the split, the pieces),

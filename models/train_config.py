@@ -10,7 +10,7 @@ API (torch-free)::
     min_rows(config)               # fewest rows of data that leave every part of the split a window
 
 Apart from models/train.py (which runs the steps) because the options are read by more than the run: the CLI
-(models/train_cli.py builds a TrainConfig and tells a too-short history by min_rows before training), the pca kind
+(monitor/commands/train.py builds a TrainConfig and tells a too-short history by min_rows before training), the pca kind
 (models/pca_train.py), the row preparation (models/train_rows.py) and the threshold step
 (models/train_threshold.py), none of which needs torch for it.
 

@@ -26,15 +26,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "print-config": ("monitor.commands.print_config", "Print the effective config (secrets masked)."),
     "backtest": ("monitor.commands.backtest", "Score a CSV offline through the service's pipeline."),
     "train": (
-        "models.train_cli",
+        "monitor.commands.train",
         "Train a model on normal data (a CSV or a recording directory; one unit or a fleet) and write an artifact.",
     ),
     "export-onnx": (
-        "models.export_cli",
+        "monitor.commands.export_onnx",
         "Add the ONNX serving graph (CPU scoring without torch) to artifacts written before it existed.",
     ),
-    "simulate": ("simulators.simulate_cli", "Simulate reactors with injected faults, to CSV or live over MQTT."),
-    "replay": ("simulators.replay_cli", "Replay a CSV over MQTT in time order."),
+    "simulate": ("monitor.commands.simulate", "Simulate reactors with injected faults, to CSV or live over MQTT."),
+    "replay": ("monitor.commands.replay", "Replay a CSV over MQTT in time order."),
     "demo": (
         "monitor.commands.demo",
         "The newcomer's demo: embedded broker, simulator with a fault, models, service, live view.",

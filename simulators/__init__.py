@@ -29,7 +29,7 @@ Live, to a broker (runs in its own thread)::
 ``duration_s``) or any iterable of :class:`simulators.live.Row` in time order, such as
 ``simulators.replay.table_rows(read_table("file.csv"), unit="u")`` (what ``plantwatch replay`` does).
 
-Commands: ``plantwatch simulate`` (simulators.simulate_cli), ``plantwatch replay`` (simulators.replay_cli).
+Commands: ``plantwatch simulate`` (monitor.commands.simulate), ``plantwatch replay`` (monitor.commands.replay).
 """
 
 from __future__ import annotations

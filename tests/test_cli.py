@@ -26,7 +26,7 @@ def test_simulate_command_does_not_import_torch() -> None:
         "import sys\n"
         "from monitor.cli import build_parser\n"
         "build_parser('simulate').parse_args(['simulate', '--scenario', 'x'])\n"
-        "import simulators.simulate_cli, simulators.replay_cli\n"
+        "import monitor.commands.simulate, monitor.commands.replay\n"
         "assert 'torch' not in sys.modules, 'torch imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -191,7 +191,7 @@ def test_loading_an_onnx_artifact_imports_no_torch(artifact_factory) -> None:  #
 def test_an_old_artifact_loads_on_torch_with_a_warning_and_export_onnx_upgrades_it(  # type: ignore[no-untyped-def]
     artifact_factory, normal_data: np.ndarray, tmp_path: Path, caplog: pytest.LogCaptureFixture, capsys
 ) -> None:
-    from models.export_cli import main
+    from monitor.commands.export_onnx import main
 
     old = without_onnx(shutil.copytree(artifact_factory("lstm"), tmp_path / "old"))
     assert not (old / "model.onnx").exists() and "onnx" not in json.loads((old / "manifest.json").read_text())

@@ -142,7 +142,7 @@ def test_unsupported_target_exits_2_unless_allowed(tmp_path: Path, capsys: pytes
 
 
 def test_train_command_module_does_not_import_torch() -> None:
-    code = "import sys, models.train_cli, monitor.cli; print('torch' in sys.modules)"
+    code = "import sys, monitor.commands.train, monitor.cli; print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
 
@@ -157,7 +157,7 @@ def test_period_from_median_step(tmp_path: Path) -> None:
 
 def test_cli_kinds_match_the_registry() -> None:
     from models.networks import KINDS
-    from models.train_cli import MODEL_KINDS
+    from monitor.commands.train import MODEL_KINDS
 
     assert set(MODEL_KINDS) == set(KINDS)
 

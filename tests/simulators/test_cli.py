@@ -94,9 +94,9 @@ def test_replay_rejects_a_file_without_time_column_or_unit(tmp_path: Path, capsy
 
 
 def test_the_demo_scenario_file_injects_the_fault_plantwatch_demo_injects() -> None:
+    from monitor.commands.simulate import SCENARIO_DIR
     from monitor.demo.options import FAULT_SENSOR, FAULT_UNIT, DemoOptions
     from simulators import load_scenario
-    from simulators.simulate_cli import SCENARIO_DIR
 
     (fault,) = load_scenario(SCENARIO_DIR / "demo.yaml").faults
     demo = DemoOptions()

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from simulators.live import LivePublisher
 
 HELP = "Simulate reactor units with injected faults: offline to CSV (--out) or live to MQTT (--broker)."
-SCENARIO_DIR = Path(__file__).resolve().parents[1] / "config" / "scenarios"
+SCENARIO_DIR = Path(__file__).resolve().parents[2] / "config" / "scenarios"  # the checkout's
 log = logging.getLogger(__name__)
 
 

@@ -14,9 +14,9 @@ import itertools
 import sys
 import time
 
+from monitor.commands.simulate import add_progress_argument, follow, stop_on_signal
 from monitor.wire.csvfile import TIME_COLUMNS, CsvError, read_table
 from simulators.broker import add_broker_arguments, broker_options
-from simulators.simulate_cli import add_progress_argument, follow, stop_on_signal
 
 HELP = "Replay a CSV file (any file with a time column, e.g. SKAB) over MQTT, in order, at a chosen speed."
 
