@@ -58,9 +58,11 @@ from models.preprocessing import fill_windows
 from monitor.buffers.ring_buffers import RingBuffers
 from monitor.buffers.unit_spec import UnitSpec
 from monitor.messages import Reading, WindowJob
+from monitor.model_scores import reconstruction_scores
 from monitor.scheduler import JobQueue, Scheduler
 from monitor.scoring import ScoringEngine
 from monitor.scoring_records import ScoringOutput, UnitModels
+from monitor.sensor_health import outside_envelope
 from monitor.timed_models import timed
 from tests.kit import SEED_SIZES, train_tiny
 
@@ -216,9 +218,10 @@ def breakdown(model: LoadedModel, engine: ScoringEngine, jobs: list[WindowJob], 
         out = timed("forward", forward, on_device)
         timed("device-to-host", to_host, out)
         result = model.infer(windows)
-        outside = engine._outside(jobs, idx, name, model, windows)  # the envelope check the engine runs per batch
+        bounds = [engine._bounds.get((jobs[i].unit, name)) for i in idx]
+        outside = outside_envelope(bounds, model.sensors, windows)  # the envelope check the engine runs per batch
         post = "post-processing (errors, Score records)"
-        timed(post, engine._reconstruction, jobs, idx, name, model, result, [], outside)
+        timed(post, reconstruction_scores, jobs, idx, name, model, result, [], outside, engine.units)
         timed("scheduler total (process)", engine.run, jobs)
     return {key: float(np.median(values[1:])) for key, values in steps.items()}
 
