@@ -10,7 +10,7 @@ API (pure bookkeeping: the scheduler thread owns at most one, and does the swapp
     trial.scored                          # model on trial -> complete windows it has scored so far
 
 What fails a model on trial: one complete window (every sensor has a value in it) whose output came out NaN or
-inf (``monitor.scoring.ModelVerdict``), in any batch before it has passed. The load-time probe
+inf (``monitor.scoring_records.ModelVerdict``), in any batch before it has passed. The load-time probe
 (models/artifacts.py) only scores windows at the training mean; weights that overflow away from it, or a scaler
 that explodes on a real value, show only on live windows -- and a model that fails on the plant's own data is of
 no use, so the first such window sends the service back to the models it had.

@@ -218,7 +218,7 @@ def test_a_shadow_that_does_not_load_leaves_the_service_scoring_and_check_config
     assert check.returncode == 0, check.stderr
     assert "warning: units.0.shadow.detector.artifact:" in check.stderr and "runs without this shadow" in check.stderr
 
-    with caplog.at_level("ERROR", logger="monitor.scorer"):
+    with caplog.at_level("ERROR", logger="monitor.scoring_side"):
         app = run_app(parse_config(config))
     assert any("shadow model not served" in r.getMessage() for r in caplog.records)
     assert sample_value(app, "plantwatch_shadow_failures_total", reason="load") == 1
