@@ -175,8 +175,10 @@ def make_config(
     policy: AlertPolicy,
     period_s: float = 1.0,
     max_gap_periods: int = 3,
+    sensor_health: Mapping[str, Any] | None = None,
 ) -> tuple[PlantwatchConfig, dict[str, Any]]:
-    """A config with one unit per entry of ``units`` and the models dict ``run_backtest`` takes."""
+    """A config with one unit per entry of ``units`` and the models dict ``run_backtest`` takes; ``sensor_health``:
+    the units' ``sensor_health`` section (None: the defaults)."""
     unit_cfgs = []
     models: dict[str, Any] = {}
     for unit, sensors in units.items():
@@ -190,6 +192,8 @@ def make_config(
             "detector": {"name": det.name, "artifact": "in-memory"},
             "alerts": policy_dict(policy),
         }
+        if sensor_health is not None:
+            entry["sensor_health"] = dict(sensor_health)
         models[det.name] = det
         fc = f.get("forecaster")
         if fc is not None:

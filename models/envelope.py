@@ -3,7 +3,7 @@
 Stored in the manifest under ``envelope`` (models.train, models.pca) for the stages that judge live data
 against the history rather than against a model's score, e.g. a sensor-health check::
 
-    {"sensors": {name: {"min", "max", "mean", "std", "p001", "p999", "min_window_std"}},
+    {"sensors": {name: {"min", "max", "mean", "std", "p001", "p999", "min_window_std", "step_scale"}},
      "window": W, "first_ts", "last_ts", "span_s", "period_s", "rows", "warnings": [...]}
 
 ``span_s``: last_ts - first_ts + period_s (rows x period_s without timestamps). Data in several ``segments``
@@ -14,7 +14,10 @@ and ``last_ts`` the earliest and the latest row.
 ``min_window_std``: the 0.1 % quantile of the sensor's standard deviation over all windows of ``window``
 rows inside one segment (windows with a missing value of that sensor are left out): how little a healthy sensor varies
 within a window. A stuck sensor's window std is 0; one below this level varies less than the history
-ever did. ``p001`` / ``p999``: the 0.1 % / 99.9 % quantiles. Numbers are finite or null (no values).
+ever did. ``step_scale``: the robust spread of the sensor's row-to-row steps inside one segment, 1.4826 x their
+median absolute deviation (the standard deviation of normal steps, untouched by rare jumps): the sensor detector's
+spike rule measures an out-and-back against it; 0 for a sensor whose steps are mostly 0 (quantised, or flat).
+``p001`` / ``p999``: the 0.1 % / 99.9 % quantiles. Numbers are finite or null (no values).
 
 ``data_warnings`` says what the history lacks: less than a day (daily ambient and shift cycles), a
 constant sensor, a sensor with a narrow range (few distinct values, or a spread tiny next to its level).
@@ -32,6 +35,7 @@ import numpy.typing as npt
 
 DAY_S = 86_400.0
 MIN_WINDOW_STD_QUANTILE = 0.001
+MAD_TO_STD = 1.4826  # a normal distribution's standard deviation per median absolute deviation
 # A sensor with fewer distinct values than this is quantized or nearly constant: its scaled errors are steps.
 MIN_DISTINCT_VALUES = 10
 # A spread (p99.9 - p0.1) under this share of the sensor's level is narrow (e.g. 0.0001 bar on 1 bar).
@@ -60,14 +64,16 @@ def window_std(column: npt.NDArray[np.float64], window: int, chunk: int = 65_536
 def sensor_envelope(
     column: npt.NDArray[np.float64], window: int, segments: Sequence[slice] | None = None
 ) -> dict[str, float | None]:
-    """``{"min", "max", "mean", "std", "p001", "p999", "min_window_std"}`` of one sensor's raw values; windows are
-    taken inside each of ``segments`` (default: the whole column), never across two."""
+    """``{"min", "max", "mean", "std", "p001", "p999", "min_window_std", "step_scale"}`` of one sensor's raw values;
+    windows and steps are taken inside each of ``segments`` (default: the whole column), never across two."""
     values = column[np.isfinite(column)]
     if values.size == 0:
-        return dict.fromkeys(("min", "max", "mean", "std", "p001", "p999", "min_window_std"))
+        return dict.fromkeys(("min", "max", "mean", "std", "p001", "p999", "min_window_std", "step_scale"))
     pieces = segments if segments is not None else [slice(0, column.size)]
     stds = np.concatenate([window_std(column[piece], window) for piece in pieces])
     stds = stds[np.isfinite(stds)]
+    steps = np.concatenate([np.diff(column[piece]) for piece in pieces])
+    steps = steps[np.isfinite(steps)]
     return {
         "min": float(values.min()),
         "max": float(values.max()),
@@ -76,7 +82,13 @@ def sensor_envelope(
         "p001": float(np.quantile(values, 0.001)),
         "p999": float(np.quantile(values, 0.999)),
         "min_window_std": float(np.quantile(stds, MIN_WINDOW_STD_QUANTILE)) if stds.size else None,
+        "step_scale": _robust_spread(steps) if steps.size else None,
     }
+
+
+def _robust_spread(values: npt.NDArray[np.float64]) -> float:
+    """1.4826 x the median absolute deviation from the median: a normal sample's standard deviation."""
+    return float(MAD_TO_STD * np.median(np.abs(values - np.median(values))))
 
 
 def compute_envelope(

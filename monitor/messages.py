@@ -143,7 +143,7 @@ class Score:
     critical_level: float = math.nan
     # Sensors whose newest value lies outside the model's training envelope (the model never saw this range).
     outside_envelope: tuple[str, ...] = ()
-    # The sensor detector: what is wrong with the top sensor ("silent", "stuck", "out_of_range"); "" otherwise.
+    # The sensor detector: what is wrong with the top sensor ("silent", "stuck", "spikes", "out_of_range"); "" else.
     reason: str = ""
     # Scored by the unit's shadow candidate (UnitConfig.shadow): its own trackers and metrics, never published.
     shadow: bool = False
@@ -165,7 +165,7 @@ class AlertEvent:
     sensors: tuple[tuple[str, float], ...]  # top contributors and their share of the score, largest first
     model: str
     attention_steps: tuple[int, ...] = ()
-    reason: str = ""  # Score.reason of the sensor detector ("silent", "stuck", "out_of_range"); "" otherwise
+    reason: str = ""  # Score.reason of the sensor detector ("silent", "stuck", "spikes", "out_of_range"); "" otherwise
     calibrated_threshold: float = math.nan  # the artifact's threshold; ``threshold`` is the adapted one in force
     outside_envelope: tuple[str, ...] = ()  # sensors outside the model's training envelope at this event
 

@@ -40,6 +40,8 @@ def specs_from_config(
                 stuck_rows=h.stuck_rows,
                 stuck_std_ratio=h.stuck_std_ratio,
                 stuck_constant=h.stuck_constant,
+                spikes=h.spikes,
+                spike_k=h.spike_k,
                 out_of_range=h.out_of_range,
                 limits={s: (lim.min, lim.max) for s, lim in u.limits.items()},
                 envelope_range_k=h.envelope_range_k,

@@ -1,4 +1,4 @@
-"""The sensor detector: per-unit sensor health (silent, stuck, out of range) as Scores of detector "sensor".
+"""The sensor detector: per-unit sensor health (silent, stuck, spikes, out of range) as Scores of detector "sensor".
 
 API (pure, single-threaded; the ScoringEngine owns one and calls it from ``run``, so the live service and the
 backtest get the same Scores)::
@@ -20,6 +20,13 @@ Rules, each giving every sensor a badness (1.0 is the line: above it the sensor 
   ``min_window_std`` for the sensor (no envelope: artifacts from before envelopes) the exact-constant rule applies
   when ``stuck_constant``: the same value in every one of those rows is stuck (badness ``STUCK_BADNESS``).
   Health-only records carry one row: no stuck test.
+- ``spikes``: over the same rows, a value that leaves and comes back: the steps into and out of row t have
+  opposite signs and both exceed ``spike_k`` times the envelope's ``step_scale`` (the robust spread of the
+  sensor's row-to-row steps in training, models/envelope.py). A step change (one big step) is not a spike; a
+  single out-and-back is, so the badness is ``SPIKE_BADNESS`` for one spike in the rows and ``SPIKE_STEP`` more
+  for each further one (critical at three), capped at ``RANGE_CAP``; a spike stays in view while it is in the
+  rows, so the alert resolves once they are clean. No spike test for a sensor without a positive ``step_scale``
+  (artifacts from before it, a quantised or flat sensor). Needs 3 rows or more.
 - ``out_of_range``: the job names the sensor in ``WindowJob.out_of_range``: ingest refused its value as outside
   the configured physical limits ``[min, max]`` (monitor.validation), so the window holds the hold-over value or
   NaN, never the refused one, and the buffers carry that value here (a sensor so named is never also ``silent``).
@@ -33,7 +40,8 @@ Rules, each giving every sensor a badness (1.0 is the line: above it the sensor 
 
 A sensor's badness is its largest; the Score's ``score`` is the worst sensor's, ``threshold`` 1.0, ``resolve_level``
 ``RESOLVE_LEVEL``, ``critical_level`` ``CRITICAL_LEVEL``, ``sensor_errors`` every sensor's badness (the top
-sensor of an alert is the culprit) and ``reason`` the top sensor's rule ("silent" | "stuck" | "out_of_range"), or
+sensor of an alert is the culprit) and ``reason`` the top sensor's rule ("silent" | "stuck" | "spikes" |
+"out_of_range"), or
 "" while the score is under ``RESOLVE_LEVEL`` (healthy). Vectorised with numpy per group of jobs with the same
 sensor count and rows.
 """
@@ -59,7 +67,9 @@ SILENT_BADNESS = 1.5
 STUCK_BADNESS = 1.5
 RANGE_BADNESS = 1.5
 RANGE_CAP = 3.0
-REASONS = ("silent", "stuck", "out_of_range")  # rule order of the badness stack
+SPIKE_BADNESS = 1.5  # one spike in the rows
+SPIKE_STEP = 0.25  # each further spike: three are critical (CRITICAL_LEVEL)
+REASONS = ("silent", "stuck", "out_of_range", "spikes")  # rule order of the badness stack
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +81,8 @@ class HealthSpec:
     stuck_rows: int = 0  # 0: every row the job carries
     stuck_std_ratio: float = 0.1
     stuck_constant: bool = True  # exact-constant rule where the envelope has no min_window_std
+    spikes: bool = True
+    spike_k: float = 6.0
     out_of_range: bool = True
     limits: Mapping[str, tuple[float, float]] = field(default_factory=dict)  # sensor -> (min, max)
     envelope_range_k: float = 1.0
@@ -80,6 +92,8 @@ class HealthSpec:
             raise ValueError(f"stuck_rows must be 0 or >= 2, got {self.stuck_rows}")
         if not self.stuck_std_ratio > 0:
             raise ValueError(f"stuck_std_ratio must be > 0, got {self.stuck_std_ratio}")
+        if not self.spike_k > 0:
+            raise ValueError(f"spike_k must be > 0, got {self.spike_k}")
         if not self.envelope_range_k >= 0:
             raise ValueError(f"envelope_range_k must be >= 0, got {self.envelope_range_k}")
         for sensor, (lo, hi) in self.limits.items():
@@ -142,6 +156,7 @@ class _Params:
     far_hi: F64
     stuck_limit: F64  # [S] std under which the sensor is stuck; 0: never (flat in training); NaN: no envelope
     constant_rule: npt.NDArray[np.bool_]  # [S] exact-constant rule applies
+    step_scale: F64  # [S] training's robust step spread (the spike rule's unit); NaN or 0: no spike test
 
 
 def _params(sensors: tuple[str, ...], spec: HealthSpec, envelope: Mapping[str, Any] | None) -> _Params:
@@ -164,6 +179,7 @@ def _params(sensors: tuple[str, ...], spec: HealthSpec, envelope: Mapping[str, A
         far_hi,
         stuck_limit,
         constant_rule,
+        np.array([_stat(envelope, s, "step_scale") for s in sensors]),
     )
 
 
@@ -197,6 +213,18 @@ def _envelope_badness(values: F64, lo: F64, hi: F64, k: F64) -> F64:
     return np.nan_to_num(bad, nan=0.0)
 
 
+def _spike_badness(tails: F64, scale: F64, k: F64) -> F64:
+    """[B, S] badness of the out-and-back spikes in ``tails`` [B, R, S] (R >= 3); ``scale`` [B, S] the training
+    step scale (NaN or 0: no test), ``k`` [B, 1] the spike size in step scales (see the module docstring)."""
+    steps = np.diff(tails, axis=1)  # [B, R-1, S]
+    into, out = steps[:, :-1, :], steps[:, 1:, :]  # the steps into and out of each interior row
+    with np.errstate(invalid="ignore"):
+        big = np.minimum(np.abs(into), np.abs(out)) > (k * scale)[:, None, :]  # NaN scale: False
+        spike = big & (np.sign(into) == -np.sign(out)) & (scale > 0)[:, None, :]
+    count = spike.sum(axis=1)  # [B, S]
+    return np.where(count > 0, np.minimum(SPIKE_BADNESS + SPIKE_STEP * (count - 1), RANGE_CAP), 0.0)
+
+
 class SensorHealth:
     """Sensor-detector Scores for the jobs of the units that have a HealthSpec; see the module docstring."""
 
@@ -221,7 +249,7 @@ class SensorHealth:
             if p is None:
                 continue
             rows = 1
-            if job.valid and p.spec.stuck:
+            if job.valid and (p.spec.stuck or p.spec.spikes):
                 carried = job.window.shape[0]
                 rows = min(p.spec.stuck_rows or carried, carried)
             groups.setdefault((len(p.sensors), rows), []).append(i)
@@ -249,10 +277,11 @@ class SensorHealth:
                 for s in jobs[i].silent:
                     bad[0, r, p.index[s]] = SILENT_BADNESS
 
-        if rows >= 2:  # valid windows of units with the stuck rule
+        if rows >= 2:  # valid windows of units with the stuck or the spike rule
             tails = np.stack([jobs[i].window[-rows:] for i in indices])  # [B, R, S], finite (valid windows)
-            limit = np.stack([p.stuck_limit for p in params])  # [B, S]
-            rule = np.stack([p.constant_rule for p in params])
+            stuck_on = np.array([p.spec.stuck for p in params])[:, None]  # [B, 1]
+            limit = np.where(stuck_on, np.stack([p.stuck_limit for p in params]), 0.0)  # [B, S]
+            rule = np.stack([p.constant_rule for p in params]) & stuck_on
             if (limit > 0).any():  # the envelope's rule: std under a share of training's smallest window std
                 std = tails.std(axis=1, dtype=np.float64)
                 with np.errstate(divide="ignore", invalid="ignore"):
@@ -261,6 +290,13 @@ class SensorHealth:
             if rule.any():  # no envelope for the sensor: exactly constant
                 constant = tails.max(axis=1) == tails.min(axis=1)
                 bad[1] = np.where(rule, np.where(constant, STUCK_BADNESS, 0.0), bad[1])
+
+        spiky = [r for r, p in enumerate(params) if p.spec.spikes]
+        if rows >= 3 and spiky:
+            sel = np.array(spiky, dtype=np.intp)
+            scale = np.stack([params[r].step_scale for r in spiky])
+            k = np.array([params[r].spec.spike_k for r in spiky])[:, None]
+            bad[3, sel] = _spike_badness(tails[sel].astype(np.float64), scale, k)
 
         ranged = [r for r, p in enumerate(params) if p.spec.out_of_range]
         if ranged:

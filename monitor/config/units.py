@@ -106,7 +106,8 @@ class SensorLimits(Strict):
 
 class SensorHealthConfig(Strict):
     enabled: bool = Field(
-        default=True, description="The `sensor` detector: alerts naming a silent, stuck or out-of-range sensor."
+        default=True,
+        description="The `sensor` detector: alerts naming a silent, stuck, spiking or out-of-range sensor.",
     )
     silent: bool = Field(default=True, description="Alert on a sensor without a value for over `max_gap_periods`.")
     stuck: bool = Field(default=True, description="Alert on a flat-lined sensor.")
@@ -126,6 +127,17 @@ class SensorHealthConfig(Strict):
         default=True,
         description="Without an envelope for the sensor (older artifacts): stuck when exactly constant over those "
         "rows; false: no stuck test then.",
+    )
+    spikes: bool = Field(
+        default=True,
+        description="Alert on a sensor whose value jumps away and straight back (an out-and-back of one row) in the "
+        "rows the flat-line test looks at; artifacts without a training step scale have no spike test.",
+    )
+    spike_k: float = Field(
+        default=6.0,
+        gt=0,
+        description="A spike: both the step into the row and the step out of it, in opposite directions, exceed this "
+        "many training step scales (the robust spread of the sensor's row-to-row steps in the artifact's envelope).",
     )
     out_of_range: bool = Field(
         default=True, description="Alert on a value outside the unit's `limits` or far outside the training range."

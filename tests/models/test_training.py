@@ -154,6 +154,9 @@ def test_envelope_of_noisy_and_constant_sensors(normal_data: np.ndarray, tmp_pat
     assert s0["min_window_std"] > 0 and s0["min"] < s0["p001"] < s0["mean"] < s0["p999"] < s0["max"]
     assert s0["min"] == pytest.approx(data[:, 0].min()) and s0["std"] == pytest.approx(data[:, 0].std())
     assert s3["min_window_std"] == 0.0 and s3["std"] == 0.0 and s3["min"] == s3["max"] == 7.5
+    # The spike rule's unit: the robust spread of the row-to-row steps (0 for a flat sensor).
+    steps = np.diff(data[:, 0])
+    assert 0 < s0["step_scale"] <= 1.2 * steps.std() and s3["step_scale"] == 0.0
     assert envelope["rows"] == 3000 and envelope["window"] == 16 and envelope["span_s"] == 3000.0
     assert envelope["first_ts"] == stamps[0] and envelope["last_ts"] == stamps[-1]
     warnings = model.manifest["training"]["warnings"]

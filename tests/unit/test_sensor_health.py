@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from models.envelope import compute_envelope, sensor_envelope
 from models.pca import PcaDetector
 from monitor.alerts.board import AlertBoard
 from monitor.alerts.policy import AlertPolicy
@@ -387,3 +388,52 @@ def test_a_value_refused_at_the_door_scores_from_its_refused_value() -> None:
     assert s[1].reason == "out_of_range" and s[1].sensor_errors["temp"] == pytest.approx(1.6)  # 1.5 + 10 / 100
     assert s[2].reason == "out_of_range" and s[2].sensor_errors["flow"] == 1.5
     assert s[3].score == 0.0 and s[3].reason == ""
+
+
+SPIKE_ROWS = (210, 240, 270)
+
+
+def spiky_detector(training: np.ndarray) -> Watched:
+    """A detector whose envelope is the one training writes (models.envelope), step scales included."""
+    det = PcaDetector.fit(training, SENSORS, name="pca", window=WINDOW, calibration="pot", target_far=1e-5)
+    det.manifest["envelope"] = compute_envelope(training, SENSORS, WINDOW, 1.0)
+    return Watched(det)
+
+
+def test_spikes_fire_on_each_out_and_back_and_resolve_once_it_leaves_the_rows(training: np.ndarray) -> None:
+    values = stream(12)
+    for row in SPIKE_ROWS:
+        values[row, 0] += 3.0  # temp: a one-row jump far beyond its step scale, and straight back
+    events = sensor_events(backtest(values, spiky_detector(training)))
+    firing = [e for e in events if e.state == "firing"]
+    resolved = [e for e in events if e.state == "resolved"]
+    assert len(firing) == len(resolved) == len(SPIKE_ROWS), events  # one episode per spike: they are far apart
+    assert {e.reason for e in events} == {"spikes"} and {e.sensors[0][0] for e in events} == {"temp"}
+    for row, fired, done in zip(SPIKE_ROWS, firing, resolved, strict=True):
+        # Seen when the next row closes the out-and-back; the third window holding it fires (3 of 5).
+        assert rows_of(fired.started_at) == row + 1 and rows_of(fired.ts) == row + 3
+        assert rows_of(done.ts) <= row + WINDOW + 10  # resolve_hits windows after it left the window
+
+
+def test_a_step_is_not_a_spike_and_old_envelopes_have_no_spike_test(training: np.ndarray) -> None:
+    values = stream(13)
+    values[FAULT[0] : FAULT[1], 0] += 3.0  # the same size as a step: a bias, not an out-and-back
+    assert [e for e in sensor_events(backtest(values, spiky_detector(training))) if e.reason == "spikes"] == []
+    spiky = stream(12)
+    for row in SPIKE_ROWS:
+        spiky[row, 0] += 3.0
+    # An envelope written before step scales existed (no "step_scale"): the rule has no unit, so no test.
+    assert sensor_events(backtest(spiky, detector(training, envelope=True))) == []
+    # And off by configuration.
+    off = config(sensor_health={"spikes": False})
+    assert sensor_events(backtest(spiky, spiky_detector(training), off)) == []
+
+
+def test_healthy_stream_raises_no_spike_alert_with_the_step_scale(training: np.ndarray) -> None:
+    assert sensor_events(backtest(stream(), spiky_detector(training))) == []
+    assert sensor_envelope(training[:, 0], WINDOW)["step_scale"] > 0
+
+
+def test_spike_k_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="spike_k"):
+        HealthSpec(spike_k=0.0)
