@@ -37,7 +37,9 @@ if TYPE_CHECKING:
     from simulators.live import LivePublisher
 
 HELP = "Simulate reactor units with injected faults: offline to CSV (--out) or live to MQTT (--broker)."
-SCENARIO_DIR = Path(__file__).resolve().parents[2] / "config" / "scenarios"  # the checkout's
+# Named scenarios: the checkout's config/scenarios, else ./config/scenarios (an installed package has none of its
+# own; the image copies them to /app/config/scenarios, its working directory).
+SCENARIO_DIR = Path(__file__).resolve().parents[2] / "config" / "scenarios"
 log = logging.getLogger(__name__)
 
 
@@ -84,7 +86,8 @@ def progress_interval(text: str) -> float:
 
 
 def resolve_scenario(text: str) -> Scenario:
-    """A scenario from a path, a name in config/scenarios, or ``random:SEED[:UNITS]``."""
+    """A scenario from a path, a name in config/scenarios (SCENARIO_DIR, then the working directory's), or
+    ``random:SEED[:UNITS]``."""
     if text.startswith("random:"):
         parts = text.split(":")
         try:
@@ -95,9 +98,10 @@ def resolve_scenario(text: str) -> Scenario:
         return random_scenario(seed, n_units=units)
     path = Path(text)
     if not path.exists() and not path.suffix:
-        candidate = SCENARIO_DIR / f"{text}.yaml"
-        if candidate.exists():
-            path = candidate
+        for directory in (SCENARIO_DIR, Path("config") / "scenarios"):
+            if (directory / f"{text}.yaml").exists():
+                path = directory / f"{text}.yaml"
+                break
     if not path.exists():
         raise ScenarioError(f"scenario file {text} not found")
     return load_scenario(path)

@@ -104,3 +104,13 @@ def test_the_demo_scenario_file_injects_the_fault_plantwatch_demo_injects() -> N
     assert (fault.start_s, fault.duration_s) == (demo.fault_at_s, demo.fault_duration_s)
     comment = (SCENARIO_DIR / "demo.yaml").read_text().split("name:")[0]
     assert "60 s in, for\n# 2 min" in comment
+
+
+def test_a_named_scenario_is_also_found_in_the_working_directory(tmp_path: Path, monkeypatch) -> None:
+    """An installed package has no config/scenarios of its own: the image's working directory holds them."""
+    (tmp_path / "config" / "scenarios").mkdir(parents=True)
+    (tmp_path / "config" / "scenarios" / "site-only.yaml").write_text("units: {names: [K-1]}\nseed: 4\n")
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "site.csv"
+    assert cli_main(["simulate", "--scenario", "site-only", "--duration", "60", "--out", str(out)]) == 0
+    assert out.read_text().splitlines()[1].split(",")[1] == "K-1"
