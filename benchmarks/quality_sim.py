@@ -289,6 +289,12 @@ def run(
     return tallies
 
 
+def spec_of(key: str, plan: Plan, calibration: str, target_far: float) -> DetectorSpec:
+    """The row ``key``'s spec with the run's calibration, and the plan's epochs and stride for the networks."""
+    spec = replace(DETECTORS[key], calibration=calibration, target_far=target_far)
+    return spec if spec.kind == "pca" else replace(spec, epochs=plan.epochs, train_step=plan.train_step)
+
+
 def fit_unit(
     name: str,
     plan: Plan,
@@ -303,9 +309,7 @@ def fit_unit(
     """One unit's models for the run ``name`` ("service": the default detector and the forecaster together)."""
 
     def fit(key: str) -> dict[str, Any]:
-        spec = replace(DETECTORS[key], calibration=calibration, target_far=target_far)
-        if spec.kind != "pca":
-            spec = replace(spec, epochs=plan.epochs, train_step=plan.train_step)
+        spec = spec_of(key, plan, calibration, target_far)
         return fit_detector(spec, normal, sensors, f"{key}-{unit}", workdir, seed=seed)
 
     if name != "service":
@@ -325,10 +329,7 @@ def fit_fleet(
     """One ``fleet`` detector for every unit of a scenario, trained on their histories together."""
     from models.segments import UnitRows
 
-    spec = replace(
-        DETECTORS["fleet"], calibration=calibration, target_far=target_far, epochs=plan.epochs,
-        train_step=plan.train_step,
-    )  # fmt: skip
+    spec = spec_of("fleet", plan, calibration, target_far)
     rows = np.concatenate(list(histories.values()))
     units = [UnitRows(u, len(h)) for u, h in histories.items()]
     return fit_detector(spec, rows, sensors, f"fleet-s{seed}", workdir, seed=seed, units=units)

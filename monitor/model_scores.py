@@ -30,13 +30,50 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from monitor.messages import Forecast, Score, WindowJob
+from monitor.messages import Detector, Forecast, Score, WindowJob
 from monitor.scoring_records import PendingForecast, UnitModels
 
 if TYPE_CHECKING:  # the model contract (models.model_api, no torch); for annotations only
     from models.model_api import InferenceResult, ScoringModel
 
 ATTENTION_TOP_STEPS = 3
+
+
+Levels = tuple[float, float, float]  # threshold, resolve level, critical level: read once per batch
+
+
+def _levels(model: ScoringModel) -> Levels:
+    return float(model.threshold), model.resolve_level, model.critical_level
+
+
+def _model_score(
+    job: WindowJob,
+    detector: Detector,
+    name: str,
+    levels: Levels,
+    value: float,
+    errors: dict[str, float],
+    outside: tuple[str, ...],
+    shadow: bool,
+    attention_steps: tuple[int, ...] = (),
+) -> Score:
+    """One model's Score of one job, with the model's calibrated ``levels``."""
+    return Score(
+        job.unit,
+        detector,
+        name,
+        job.end_ts,
+        value,
+        levels[0],
+        errors,
+        job.received_at,
+        job.source_ts,
+        attention_steps,
+        outside_envelope=outside,
+        resolve_level=levels[1],
+        critical_level=levels[2],
+        shadow=shadow,
+    )
 
 
 def reconstruction_scores(
@@ -52,9 +89,7 @@ def reconstruction_scores(
     """Reconstruction Scores into ``keyed``; returns the scores dropped as non-finite."""
     scores = np.asarray(result.scores, dtype=np.float64)  # [B]
     errors = np.asarray(result.sensor_errors, dtype=np.float64)  # [B, S]
-    sensors = model.sensors
-    threshold = float(model.threshold)
-    resolve, critical = model.resolve_level, model.critical_level
+    sensors, levels = model.sensors, _levels(model)
     dropped = 0
     for b, i in enumerate(indices):
         value = float(scores[b])
@@ -64,27 +99,7 @@ def reconstruction_scores(
         job = jobs[i]
         shadow = units[job.unit].shadow_detector == name
         per_sensor = dict(zip(sensors, errors[b].tolist(), strict=True))
-        keyed.append(
-            (
-                i,
-                0,
-                Score(
-                    job.unit,
-                    "reconstruction",
-                    name,
-                    job.end_ts,
-                    value,
-                    threshold,
-                    per_sensor,
-                    job.received_at,
-                    job.source_ts,
-                    outside_envelope=outside[b],
-                    resolve_level=resolve,
-                    critical_level=critical,
-                    shadow=shadow,
-                ),
-            )
-        )
+        keyed.append((i, 0, _model_score(job, "reconstruction", name, levels, value, per_sensor, outside[b], shadow)))
     return dropped
 
 
@@ -145,9 +160,7 @@ def forecast_scores(
     for p, (b, _, _) in enumerate(pairs_meta):
         if inputs_finite[p] and not math.isfinite(float(score[p])) and math.isfinite(judged[b]):
             judged[b] = float(score[p])
-    threshold = float(model.threshold)
-    resolve, critical = model.resolve_level, model.critical_level
-    sensors = model.sensors
+    sensors, levels = model.sensors, _levels(model)
     dropped = 0
     for p, (b, i, pending) in enumerate(pairs_meta):
         value = float(score[p])
@@ -157,26 +170,6 @@ def forecast_scores(
         job = jobs[i]
         shadow = units[job.unit].shadow_forecaster == name
         errors = dict(zip(sensors, per_sensor[p].astype(np.float64).tolist(), strict=True))
-        keyed.append(
-            (
-                i,
-                1,
-                Score(
-                    job.unit,
-                    "forecast",
-                    name,
-                    job.end_ts,
-                    value,
-                    threshold,
-                    errors,
-                    job.received_at,
-                    job.source_ts,
-                    pending.attention_steps,
-                    outside_envelope=outside[b],
-                    resolve_level=resolve,
-                    critical_level=critical,
-                    shadow=shadow,
-                ),
-            )
-        )
+        made = _model_score(job, "forecast", name, levels, value, errors, outside[b], shadow, pending.attention_steps)
+        keyed.append((i, 1, made))
     return dropped, judged

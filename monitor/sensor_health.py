@@ -154,9 +154,9 @@ class _Params:
     limit_hi: F64
     far_lo: F64  # [S] envelope bounds widened by envelope_range_k, NaN: none
     far_hi: F64
-    stuck_limit: F64  # [S] std under which the sensor is stuck; 0: never (flat in training); NaN: no envelope
+    stuck_limit: F64  # [S] std under which the sensor is stuck; 0: never (flat in training, or the rule off)
     constant_rule: npt.NDArray[np.bool_]  # [S] exact-constant rule applies
-    step_scale: F64  # [S] training's robust step spread (the spike rule's unit); NaN or 0: no spike test
+    spike_step: F64  # [S] spike_k x training's step scale: both steps of a spike exceed it; NaN or 0: no test
 
 
 def _params(sensors: tuple[str, ...], spec: HealthSpec, envelope: Mapping[str, Any] | None) -> _Params:
@@ -167,8 +167,11 @@ def _params(sensors: tuple[str, ...], spec: HealthSpec, envelope: Mapping[str, A
             limit_lo[j], limit_hi[j] = spec.limits[s]
     far_lo, far_hi = envelope_bounds(envelope, sensors, spec.envelope_range_k)
     min_std = np.array([_stat(envelope, s, "min_window_std") for s in sensors])
-    stuck_limit = spec.stuck_std_ratio * min_std  # 0 stays 0: never stuck; NaN stays NaN
-    constant_rule = np.isnan(min_std) & spec.stuck_constant
+    # A rule that is off is a limit nothing reaches: the batch code then needs no per-unit switches.
+    stuck_limit = spec.stuck_std_ratio * min_std if spec.stuck else np.zeros(n)  # NaN (no envelope): not stuck
+    constant_rule = np.isnan(min_std) & spec.stuck_constant & spec.stuck
+    step_scale = np.array([_stat(envelope, s, "step_scale") for s in sensors])
+    spike_step = spec.spike_k * step_scale if spec.spikes else np.full(n, math.nan)
     return _Params(
         sensors,
         {s: j for j, s in enumerate(sensors)},
@@ -179,7 +182,7 @@ def _params(sensors: tuple[str, ...], spec: HealthSpec, envelope: Mapping[str, A
         far_hi,
         stuck_limit,
         constant_rule,
-        np.array([_stat(envelope, s, "step_scale") for s in sensors]),
+        spike_step,
     )
 
 
@@ -213,14 +216,14 @@ def _envelope_badness(values: F64, lo: F64, hi: F64, k: F64) -> F64:
     return np.nan_to_num(bad, nan=0.0)
 
 
-def _spike_badness(tails: F64, scale: F64, k: F64) -> F64:
-    """[B, S] badness of the out-and-back spikes in ``tails`` [B, R, S] (R >= 3); ``scale`` [B, S] the training
-    step scale (NaN or 0: no test), ``k`` [B, 1] the spike size in step scales (see the module docstring)."""
+def _spike_badness(tails: F64, spike_step: F64) -> F64:
+    """[B, S] badness of the out-and-back spikes in ``tails`` [B, R, S] (R >= 3); ``spike_step`` [B, S] the step
+    both sides of a spike exceed (NaN or 0: no test; see the module docstring)."""
     steps = np.diff(tails, axis=1)  # [B, R-1, S]
     into, out = steps[:, :-1, :], steps[:, 1:, :]  # the steps into and out of each interior row
     with np.errstate(invalid="ignore"):
-        big = np.minimum(np.abs(into), np.abs(out)) > (k * scale)[:, None, :]  # NaN scale: False
-        spike = big & (np.sign(into) == -np.sign(out)) & (scale > 0)[:, None, :]
+        big = np.minimum(np.abs(into), np.abs(out)) > spike_step[:, None, :]  # NaN: False
+        spike = big & (np.sign(into) == -np.sign(out)) & (spike_step > 0)[:, None, :]
     count = spike.sum(axis=1)  # [B, S]
     return np.where(count > 0, np.minimum(SPIKE_BADNESS + SPIKE_STEP * (count - 1), RANGE_CAP), 0.0)
 
@@ -279,9 +282,8 @@ class SensorHealth:
 
         if rows >= 2:  # valid windows of units with the stuck or the spike rule
             tails = np.stack([jobs[i].window[-rows:] for i in indices])  # [B, R, S], finite (valid windows)
-            stuck_on = np.array([p.spec.stuck for p in params])[:, None]  # [B, 1]
-            limit = np.where(stuck_on, np.stack([p.stuck_limit for p in params]), 0.0)  # [B, S]
-            rule = np.stack([p.constant_rule for p in params]) & stuck_on
+            limit = np.stack([p.stuck_limit for p in params])  # [B, S]
+            rule = np.stack([p.constant_rule for p in params])
             if (limit > 0).any():  # the envelope's rule: std under a share of training's smallest window std
                 std = tails.std(axis=1, dtype=np.float64)
                 with np.errstate(divide="ignore", invalid="ignore"):
@@ -290,13 +292,8 @@ class SensorHealth:
             if rule.any():  # no envelope for the sensor: exactly constant
                 constant = tails.max(axis=1) == tails.min(axis=1)
                 bad[1] = np.where(rule, np.where(constant, STUCK_BADNESS, 0.0), bad[1])
-
-        spiky = [r for r, p in enumerate(params) if p.spec.spikes]
-        if rows >= 3 and spiky:
-            sel = np.array(spiky, dtype=np.intp)
-            scale = np.stack([params[r].step_scale for r in spiky])
-            k = np.array([params[r].spec.spike_k for r in spiky])[:, None]
-            bad[3, sel] = _spike_badness(tails[sel].astype(np.float64), scale, k)
+            if rows >= 3:
+                bad[3] = _spike_badness(tails.astype(np.float64), np.stack([p.spike_step for p in params]))
 
         ranged = [r for r, p in enumerate(params) if p.spec.out_of_range]
         if ranged:
