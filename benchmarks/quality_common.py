@@ -2,8 +2,7 @@
 
 Every figure goes through the service's own backtest path: ``monitor.backtest.run_backtest`` (buffers ->
 ScoringEngine -> AlertBoard, event time only, causal) and ``monitor.evaluation.judge.evaluate``. This module only
-builds what those take: detectors fitted per unit, a ``PlantwatchConfig`` naming them, and the evaluation of
-one detector stream.
+builds what those take: detectors fitted per unit and a ``PlantwatchConfig`` naming them.
 
 Detectors (``DetectorSpec.kind``):
 
@@ -26,14 +25,9 @@ import numpy as np
 import numpy.typing as npt
 
 from monitor.alerts.policy import AlertPolicy
-from monitor.backtest import BacktestResult, run_backtest
 from monitor.config import PlantwatchConfig
-from monitor.evaluation.episodes import episodes_from_events
-from monitor.evaluation.judge import evaluate
 from monitor.evaluation.points import PointMetrics
-from monitor.evaluation.results import Evaluation
 from monitor.wire.csvfile import CsvData
-from monitor.wire.labels import Label
 
 NEURAL_KINDS = ("lstm_ae", "bilstm", "lstm")
 
@@ -202,21 +196,6 @@ def make_config(
         unit_cfgs.append(entry)
     cfg = PlantwatchConfig.model_validate({"units": unit_cfgs, "scheduler": {"device": "cpu"}})
     return cfg, models
-
-
-def run_and_evaluate(
-    cfg: PlantwatchConfig,
-    models: Mapping[str, Any],
-    data: CsvData,
-    labels: Sequence[Label],
-    timelines: Mapping[str, npt.ArrayLike],
-    stream: str,
-    tolerance_s: float,
-) -> tuple[Evaluation, BacktestResult]:
-    """Backtest ``data`` and evaluate the events of one detector stream against ``labels`` over ``timelines``."""
-    result = run_backtest(cfg, models, data, out_dir=None, batch_size=1024)
-    events = [e for e in result.events if e.detector == stream]
-    return evaluate(episodes_from_events(events), labels, timelines, tolerance_s=tolerance_s), result
 
 
 def csv_data(ts: npt.NDArray[np.float64], per_unit: Mapping[str, npt.NDArray[np.float64]]) -> CsvData:

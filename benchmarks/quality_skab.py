@@ -1,7 +1,8 @@
 """SKAB under its published protocol, through the service's backtest path: point-wise F1, FAR and MAR.
 
     .venv/bin/python -m benchmarks.quality_skab                      # full: every detector on the 34 files
-    .venv/bin/python -m benchmarks.quality_skab --quick              # 6 files, PCA and a tiny LSTM-AE
+    .venv/bin/python -m benchmarks.quality_skab --quick              # 6 files, 5 epochs
+    .venv/bin/python -m benchmarks.quality_skab --detectors service  # the default deployment, and its sensor detector
     .venv/bin/python -m benchmarks.quality_skab --detectors pca --validate   # the training-part validation only
 
 Protocol (the data sets' README, ../shared/datasets/README.md beside the repository): for each of the 34
@@ -10,8 +11,9 @@ its test part; metrics are pooled over the 34 test parts. FAR = FP / (FP + TN), 
 
 How a file is scored: the whole file (training rows included, so the first test row has its full window of
 earlier rows) is fed row by row through ``monitor.backtest.run_backtest`` with one unit whose detector was
-fitted on the file's first 400 rows; a test row is predicted anomalous while an alert episode of that unit is
-active (``monitor.evaluation``: from the first ``firing`` event to the ``resolved`` event). Every decision at
+fitted on the file's first 400 rows; a test row is predicted anomalous while an alert episode of that unit's
+detector is active (``monitor.evaluation``: from the first ``firing`` event to the ``resolved`` event; the
+``service`` row: while any of its three detectors' episodes is, as the operator sees it). Every decision at
 row t uses rows up to t only: the buffers, the scorer and the alert state machine are causal, and nothing looks
 back to relabel earlier rows (unlike the leaderboard's post-processing).
 
@@ -33,16 +35,14 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.quality_common import (
-    DetectorSpec,
-    add_points,
-    fit_detector,
-    machine,
-    make_config,
-    run_and_evaluate,
-)
+from benchmarks.quality_common import DetectorSpec, add_points, fit_detector, machine, make_config
 from monitor.alerts.policy import AlertPolicy
+from monitor.backtest import run_backtest
+from monitor.evaluation.episodes import ANY, episodes_from_events
+from monitor.evaluation.judge import evaluate_by_detector
 from monitor.evaluation.points import PointMetrics
+from monitor.evaluation.results import Evaluation
+from monitor.messages import DETECTORS as DETECTOR_STREAMS
 from monitor.wire.csvfile import CsvData, read_csv, read_table
 from monitor.wire.labels import Label
 
@@ -101,7 +101,12 @@ DETECTORS: dict[str, DetectorSpec] = {
         "BiLSTM (seed)", "bilstm", window=10, score_steps=1, hidden_size=16, num_layers=1, **_NEURAL
     ),
     "lstm": DetectorSpec("LSTM forecast residual", "lstm", window=10, hidden_size=16, num_layers=1, **_NEURAL),
+    # The default deployment: the two rows above on one unit beside the sensor detector (its default rules, on the
+    # LSTM-AE's training envelope), judged on any of their alerts; its run also gives the sensor detector's row.
+    "service": DetectorSpec("service: LSTM-AE + LSTM forecast + sensor health, any detector", "service"),
 }
+SERVICE_PARTS = ("lstm_ae", "lstm")
+SENSOR_ROW = "sensor health (in the service run)"
 QUICK_FILES = ("valve1/0.csv", "valve1/5.csv", "valve2/0.csv", "other/1.csv", "other/9.csv", "other/13.csv")
 
 
@@ -146,8 +151,11 @@ def score_file(
     sensors: tuple[str, ...] = SENSORS,
     shift_sensor: int = 0,
     seed: int = 0,
-) -> tuple[PointMetrics, dict[str, int]]:
-    """One file under the protocol, or with ``validate`` its training-part validation (module docstring)."""
+    parts: tuple[DetectorSpec, ...] = (),
+) -> tuple[dict[str, Evaluation], dict[str, int]]:
+    """One file under the protocol, or with ``validate`` its training-part validation (module docstring): the
+    evaluation per row label (one row; the ``service`` spec, fitted from its ``parts``: its own and the sensor
+    detector's) and the buffers' counts."""
     unit = unit_name(path)
     full = read_csv(path, {unit: SENSORS}, default_unit=unit)
     everything = full.values[unit].copy()  # [N, 8] every sensor, so a synthetic shift can hit any of them
@@ -169,17 +177,24 @@ def score_file(
         labels = label_runs(unit, ts, anomaly)
         fit_rows, timeline = TRAIN_ROWS, ts[TRAIN_ROWS:]
     values = everything[:n, [SENSORS.index(s) for s in sensors]]
-    fitted = fit_detector(spec, values[:fit_rows], sensors, f"{spec.kind}-{unit}", workdir, seed=seed)
+
+    def fit(one: DetectorSpec) -> dict[str, Any]:
+        return fit_detector(one, values[:fit_rows], sensors, f"{one.kind}-{unit}", workdir, seed=seed)
+
+    if spec.kind == "service":
+        detector, forecaster = (fit(part) for part in parts)
+        fitted = {"detector": detector["detector"], "forecaster": forecaster["forecaster"]}
+        streams = {spec.label: ANY, SENSOR_ROW: "sensor"}
+    else:
+        fitted, streams = fit(spec), {spec.label: spec.stream}
     cfg, models = make_config({unit: sensors}, {unit: fitted}, policy)
     feed = CsvData(ts, full.units[:n], {unit: values}, {unit: np.arange(n)}, 0)
-    evaluation, result = run_and_evaluate(cfg, models, feed, labels, {unit: timeline}, spec.stream, tolerance_s=0.0)
-    counts = {
-        "rows": result.rows,
-        "skipped": sum(result.skipped.values()),
-        "rejected": sum(result.rejected.values()),
-        "episodes": evaluation.episodes,
-    }
-    return evaluation.points, counts
+    result = run_backtest(cfg, models, feed, out_dir=None, batch_size=1024)
+    by_stream = evaluate_by_detector(
+        episodes_from_events(result.events), labels, {unit: timeline}, tolerance_s=0.0, detectors=DETECTOR_STREAMS
+    )
+    counts = {"rows": result.rows, "skipped": sum(result.skipped.values()), "rejected": sum(result.rejected.values())}
+    return {label: by_stream[stream] for label, stream in streams.items()}, counts
 
 
 def run(
@@ -194,28 +209,37 @@ def run(
     files = experiment_files(root)
     if quick:
         files = [root / f for f in QUICK_FILES]
+
+    def quick_spec(spec: DetectorSpec) -> DetectorSpec:
+        return replace(spec, epochs=5) if quick and spec.kind != "pca" else spec
+
     rows = []
     for name in names:
-        spec = DETECTORS[name]
-        if quick and spec.kind != "pca":
-            spec = replace(spec, epochs=5)
-        total = PointMetrics(0, 0, 0, 0)
-        counts = {"rows": 0, "skipped": 0, "rejected": 0, "episodes": 0}
+        spec = quick_spec(DETECTORS[name])
+        parts = tuple(quick_spec(DETECTORS[p]) for p in SERVICE_PARTS) if spec.kind == "service" else ()
+        totals: dict[str, PointMetrics] = {}
+        counts = {"rows": 0, "skipped": 0, "rejected": 0}
+        episodes: dict[str, int] = {}
         started = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="skab-") as tmp:
             for i, path in enumerate(files):
-                points, c = score_file(path, spec, policy, Path(tmp), validate, sensors, shift_sensor=i, seed=seed)
-                total = add_points(total, points)
+                evaluations, c = score_file(
+                    path, spec, policy, Path(tmp), validate, sensors, shift_sensor=i, seed=seed, parts=parts
+                )
+                for label, ev in evaluations.items():
+                    totals[label] = add_points(totals.get(label, PointMetrics(0, 0, 0, 0)), ev.points)
+                    episodes[label] = episodes.get(label, 0) + ev.episodes
                 for k, v in c.items():
                     counts[k] += v
-        rows.append((spec.label, total, counts, time.perf_counter() - started))
-        p = total
-        print(
-            f"# {spec.label}: F1 {p.f1:.3f} FAR {p.far_pct:.2f} % MAR {p.mar_pct:.2f} % "
-            f"({len(files)} files, {time.perf_counter() - started:.0f} s)",
-            file=sys.stderr,
-            flush=True,
-        )
+        seconds = time.perf_counter() - started
+        for label, p in totals.items():
+            rows.append((label, p, {**counts, "episodes": episodes[label]}, seconds))
+            print(
+                f"# {label}: F1 {p.f1:.3f} FAR {p.far_pct:.2f} % MAR {p.mar_pct:.2f} % "
+                f"({len(files)} files, {seconds:.0f} s)",
+                file=sys.stderr,
+                flush=True,
+            )
     return rows
 
 

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from benchmarks.quality_common import DetectorSpec, csv_data, fit_detector, make_config, run_and_evaluate
+from benchmarks.quality_common import DetectorSpec, csv_data, fit_detector, make_config
 from models.pca import PcaDetector
 from monitor.alerts.policy import AlertPolicy
+from monitor.backtest import run_backtest
+from monitor.evaluation.episodes import episodes_from_events
+from monitor.evaluation.judge import evaluate
 from monitor.wire.labels import Label
 
 SENSORS = ("a", "b", "c", "d")
@@ -98,7 +102,9 @@ def test_backtest_plumbing_detects_a_shift_and_counts_points() -> None:
     policy = AlertPolicy(fire_hits=3, fire_window=5, resolve_hits=5, min_duration_s=0.0)
     cfg, models = make_config({"u1": SENSORS}, {"u1": fitted}, policy)
     label = Label("u1", "bias", float(ts[300]), float(ts[399]), ("c",))
-    ev, result = run_and_evaluate(cfg, models, csv_data(ts, {"u1": test}), [label], {"u1": ts}, "reconstruction", 0.0)
+    result = run_backtest(cfg, models, csv_data(ts, {"u1": test}), out_dir=None)
+    model_events = [e for e in result.events if e.detector == "reconstruction"]
+    ev = evaluate(episodes_from_events(model_events), [label], {"u1": ts})
     assert result.rows == 600 and result.jobs == 596  # the first 4 rows only fill the window
     assert ev.detected == 1 and ev.false_alarms == 0
     assert ev.delays_s[0] <= 5.0
@@ -139,18 +145,32 @@ def test_skab_protocol_plumbing_on_a_tiny_file(tmp_path: Path) -> None:
 
     spec = DetectorSpec("PCA", "pca", window=5, calibration="pot", target_far=1e-4)
     policy = AlertPolicy(fire_hits=3, fire_window=5, resolve_hits=5, min_duration_s=0.0)
-    points, counts = skab.score_file(path, spec, policy, tmp_path, validate=False)
+    rows, counts = skab.score_file(path, spec, policy, tmp_path, validate=False)
+    points = rows["PCA"].points
     assert points.tp + points.fp + points.tn + points.fn == n - skab.TRAIN_ROWS  # the test part only
     assert points.tp + points.fn == 100
     # The episode ends a few rows late: the window (5) still holds shifted rows, then 5 quiet scores resolve it.
     assert points.fp <= 10 and points.fn <= 5
     assert points.f1 > 0.9 and points.far_pct == pytest.approx(100.0 * points.fp / 200)
-    assert counts["rows"] == n and counts["episodes"] == 1
+    assert counts["rows"] == n and rows["PCA"].episodes == 1
     # Validation reads the training part only: rows 0-199 fit, rows 200-399 judged, a synthetic shift on 300-399.
-    val_points, _ = skab.score_file(path, spec, policy, tmp_path, validate=True, shift_sensor=3)
+    val_rows, _ = skab.score_file(path, spec, policy, tmp_path, validate=True, shift_sensor=3)
+    val_points = val_rows["PCA"].points
     assert val_points.tp + val_points.fp + val_points.tn + val_points.fn == 200
     assert val_points.tp + val_points.fn == 100
     assert val_points.recall > 0.9
+    # The default deployment: both networks on one unit beside the sensor detector, a row for it and one for the
+    # sensor detector from the same backtest, each over the same test rows.
+    service = skab.DETECTORS["service"]
+    parts = tuple(replace(skab.DETECTORS[name], epochs=2) for name in skab.SERVICE_PARTS)
+    rows, counts = skab.score_file(path, service, policy, tmp_path, validate=False, parts=parts)
+    assert set(rows) == {service.label, skab.SENSOR_ROW}
+    for ev in rows.values():
+        p = ev.points
+        assert p.tp + p.fp + p.tn + p.fn == n - skab.TRAIN_ROWS and p.tp + p.fn == 100
+    # Any detector: every row the sensor detector flags, and the models' too.
+    assert rows[service.label].points.tp >= rows[skab.SENSOR_ROW].points.tp
+    assert counts["rows"] == n
 
 
 def test_sim_plan_deals_every_fault_kind_equally() -> None:
