@@ -285,7 +285,6 @@ class MqttLink:
             self._metrics.mqtt_connected.set(0)
         return ok
 
-
     def _flush(self, deadline: float) -> bool:
         """Wait until paho holds no unacknowledged QoS 1 message (the last batches' alerts), or the deadline."""
         while self.connected.is_set() and time.monotonic() < deadline:
