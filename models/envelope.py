@@ -3,7 +3,7 @@
 Stored in the manifest under ``envelope`` (models.train, models.pca) for the stages that judge live data
 against the history rather than against a model's score, e.g. a sensor-health check::
 
-    {"sensors": {name: {"min", "max", "mean", "std", "p001", "p999", "min_window_std", "step_scale"}},
+    {"sensors": {name: {"min", "max", "mean", "std", "p001", "p999", "min_window_std", "step_scale", "max_step"}},
      "window": W, "first_ts", "last_ts", "span_s", "period_s", "rows", "warnings": [...]}
 
 ``span_s``: last_ts - first_ts + period_s (rows x period_s without timestamps). Data in several ``segments``
@@ -17,6 +17,9 @@ within a window. A stuck sensor's window std is 0; one below this level varies l
 ever did. ``step_scale``: the robust spread of the sensor's row-to-row steps inside one segment, 1.4826 x their
 median absolute deviation (the standard deviation of normal steps, untouched by rare jumps): the sensor detector's
 spike rule measures an out-and-back against it; 0 for a sensor whose steps are mostly 0 (quantised, or flat).
+``max_step``: the largest row-to-row change inside one segment (absolute): the spike rule's floor, so a change the
+history already holds is never a spike. A quantised sensor with some jitter (SKAB's flow rate: steps of 1.0 with
+0.001 jitter, half of them 0) has a step scale of its jitter, and every flip by one quantum would be a spike.
 ``p001`` / ``p999``: the 0.1 % / 99.9 % quantiles. Numbers are finite or null (no values).
 
 ``data_warnings`` says what the history lacks: less than a day (daily ambient and shift cycles), a
@@ -64,11 +67,11 @@ def window_std(column: npt.NDArray[np.float64], window: int, chunk: int = 65_536
 def sensor_envelope(
     column: npt.NDArray[np.float64], window: int, segments: Sequence[slice] | None = None
 ) -> dict[str, float | None]:
-    """``{"min", "max", "mean", "std", "p001", "p999", "min_window_std", "step_scale"}`` of one sensor's raw values;
-    windows and steps are taken inside each of ``segments`` (default: the whole column), never across two."""
+    """``{"min", "max", "mean", "std", "p001", "p999", "min_window_std", "step_scale", "max_step"}`` of one sensor's raw
+    values; windows and steps are taken inside each of ``segments`` (default: the whole column), never across two."""
     values = column[np.isfinite(column)]
     if values.size == 0:
-        return dict.fromkeys(("min", "max", "mean", "std", "p001", "p999", "min_window_std", "step_scale"))
+        return dict.fromkeys(("min", "max", "mean", "std", "p001", "p999", "min_window_std", "step_scale", "max_step"))
     pieces = segments if segments is not None else [slice(0, column.size)]
     stds = np.concatenate([window_std(column[piece], window) for piece in pieces])
     stds = stds[np.isfinite(stds)]
@@ -83,6 +86,7 @@ def sensor_envelope(
         "p999": float(np.quantile(values, 0.999)),
         "min_window_std": float(np.quantile(stds, MIN_WINDOW_STD_QUANTILE)) if stds.size else None,
         "step_scale": _robust_spread(steps) if steps.size else None,
+        "max_step": float(np.abs(steps).max()) if steps.size else None,
     }
 
 

@@ -237,7 +237,7 @@ def _validate_calibration(threshold: dict[str, Any], value: float, directory: Pa
         raise _invalid("threshold.holdout.far must be a number in [0, 1] or null", directory)
 
 
-_ENVELOPE_SPREADS = ("std", "min_window_std", "step_scale")  # never negative
+_ENVELOPE_SPREADS = ("std", "min_window_std", "step_scale", "max_step")  # never negative
 _ENVELOPE_ORDER = (("min", "max"), ("p001", "p999"), ("min", "mean"), ("mean", "max"))
 
 

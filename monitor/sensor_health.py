@@ -22,7 +22,9 @@ Rules, each giving every sensor a badness (1.0 is the line: above it the sensor 
   Health-only records carry one row: no stuck test.
 - ``spikes``: over the same rows, a value that leaves and comes back: the steps into and out of row t have
   opposite signs and both exceed ``spike_k`` times the envelope's ``step_scale`` (the robust spread of the
-  sensor's row-to-row steps in training, models/envelope.py). A step change (one big step) is not a spike; a
+  sensor's row-to-row steps in training, models/envelope.py) and its ``max_step`` (the largest step in training,
+  where the envelope has one): a quantised sensor flipping by one quantum, as it did in training, is no spike
+  however small its jitter makes the step scale. A step change (one big step) is not a spike; a
   single out-and-back is, so the badness is ``SPIKE_BADNESS`` for one spike in the rows and ``SPIKE_STEP`` more
   for each further one (critical at three), capped at ``RANGE_CAP``; a spike stays in view while it is in the
   rows, so the alert resolves once they are clean. No spike test for a sensor without a positive ``step_scale``
@@ -156,7 +158,7 @@ class _Params:
     far_hi: F64
     stuck_limit: F64  # [S] std under which the sensor is stuck; 0: never (flat in training, or the rule off)
     constant_rule: npt.NDArray[np.bool_]  # [S] exact-constant rule applies
-    spike_step: F64  # [S] spike_k x training's step scale: both steps of a spike exceed it; NaN or 0: no test
+    spike_step: F64  # [S] both steps of a spike exceed it (spike_k x step scale, >= max step); NaN or 0: no test
 
 
 def _params(sensors: tuple[str, ...], spec: HealthSpec, envelope: Mapping[str, Any] | None) -> _Params:
@@ -171,7 +173,9 @@ def _params(sensors: tuple[str, ...], spec: HealthSpec, envelope: Mapping[str, A
     stuck_limit = spec.stuck_std_ratio * min_std if spec.stuck else np.zeros(n)  # NaN (no envelope): not stuck
     constant_rule = np.isnan(min_std) & spec.stuck_constant & spec.stuck
     step_scale = np.array([_stat(envelope, s, "step_scale") for s in sensors])
-    spike_step = spec.spike_k * step_scale if spec.spikes else np.full(n, math.nan)
+    max_step = np.array([_stat(envelope, s, "max_step") for s in sensors])  # NaN (envelopes before it): no floor
+    spike_step = np.where(np.isnan(max_step), spec.spike_k * step_scale, np.fmax(spec.spike_k * step_scale, max_step))
+    spike_step = np.where(step_scale > 0, spike_step, 0.0) if spec.spikes else np.full(n, math.nan)
     return _Params(
         sensors,
         {s: j for j, s in enumerate(sensors)},

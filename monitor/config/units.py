@@ -137,7 +137,8 @@ class SensorHealthConfig(Strict):
         default=6.0,
         gt=0,
         description="A spike: both the step into the row and the step out of it, in opposite directions, exceed this "
-        "many training step scales (the robust spread of the sensor's row-to-row steps in the artifact's envelope).",
+        "many training step scales (the robust spread of the sensor's row-to-row steps in the artifact's envelope) "
+        "and the largest step in training.",
     )
     out_of_range: bool = Field(
         default=True, description="Alert on a value outside the unit's `limits` or far outside the training range."

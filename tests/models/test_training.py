@@ -157,6 +157,7 @@ def test_envelope_of_noisy_and_constant_sensors(normal_data: np.ndarray, tmp_pat
     # The spike rule's unit: the robust spread of the row-to-row steps (0 for a flat sensor).
     steps = np.diff(data[:, 0])
     assert 0 < s0["step_scale"] <= 1.2 * steps.std() and s3["step_scale"] == 0.0
+    assert s0["max_step"] == pytest.approx(np.abs(steps).max()) and s3["max_step"] == 0.0  # the spike rule's floor
     assert envelope["rows"] == 3000 and envelope["window"] == 16 and envelope["span_s"] == 3000.0
     assert envelope["first_ts"] == stamps[0] and envelope["last_ts"] == stamps[-1]
     warnings = model.manifest["training"]["warnings"]

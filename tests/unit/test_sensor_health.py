@@ -434,6 +434,30 @@ def test_healthy_stream_raises_no_spike_alert_with_the_step_scale(training: np.n
     assert sensor_envelope(training[:, 0], WINDOW)["step_scale"] > 0
 
 
+def quantised(n: int, rng: np.random.Generator) -> np.ndarray:
+    """A flow read in steps of 1.0 with 0.001 of jitter, holding its value about half the time (SKAB's flow rate)."""
+    level = 10.0 + np.cumsum(rng.choice([-1.0, 0.0, 0.0, 1.0], n))
+    level = np.clip(level, 8.0, 12.0)
+    return level + rng.normal(0.0, 0.001, n) * (rng.random(n) < 0.6)
+
+
+def test_a_quantised_flip_seen_in_training_is_no_spike(training: np.ndarray) -> None:
+    """The step scale of such a sensor is its jitter: a one-quantum flip and back is hundreds of scales, yet the
+    history is full of them. The largest training step is the floor, so only an out-and-back beyond it is a spike."""
+    rng = np.random.default_rng(5)
+    history = training.copy()
+    history[:, 1] = quantised(history.shape[0], rng)
+    model = spiky_detector(history)
+    stats = model.manifest["envelope"]["sensors"]["flow"]
+    assert stats["step_scale"] < 0.01 and stats["max_step"] >= 1.0  # a jitter-sized scale, a quantum-sized floor
+    values = stream(15)
+    values[:, 1] = quantised(values.shape[0], rng)
+    assert [e for e in sensor_events(backtest(values, model)) if e.reason == "spikes"] == []
+    values[SPIKE_ROWS[0], 1] += 5.0  # beyond anything the history did, and straight back
+    firing = [e for e in sensor_events(backtest(values, model)) if e.state == "firing"]
+    assert [(e.reason, e.sensors[0][0]) for e in firing] == [("spikes", "flow")]
+
+
 def test_spike_k_must_be_positive() -> None:
     with pytest.raises(ValueError, match="spike_k"):
         HealthSpec(spike_k=0.0)
