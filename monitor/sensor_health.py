@@ -174,8 +174,9 @@ def _params(sensors: tuple[str, ...], spec: HealthSpec, envelope: Mapping[str, A
     constant_rule = np.isnan(min_std) & spec.stuck_constant & spec.stuck
     step_scale = np.array([_stat(envelope, s, "step_scale") for s in sensors])
     max_step = np.array([_stat(envelope, s, "max_step") for s in sensors])  # NaN (envelopes before it): no floor
-    spike_step = np.where(np.isnan(max_step), spec.spike_k * step_scale, np.fmax(spec.spike_k * step_scale, max_step))
-    spike_step = np.where(step_scale > 0, spike_step, 0.0) if spec.spikes else np.full(n, math.nan)
+    with np.errstate(invalid="ignore"):  # fmax skips a NaN floor; no positive step scale: no test
+        spike_step = np.where(step_scale > 0, np.fmax(spec.spike_k * step_scale, max_step), 0.0)
+    spike_step = spike_step if spec.spikes else np.full(n, math.nan)
     return _Params(
         sensors,
         {s: j for j, s in enumerate(sensors)},
