@@ -158,7 +158,7 @@ class _Params:
     far_hi: F64
     stuck_limit: F64  # [S] std under which the sensor is stuck; 0: never (flat in training, or the rule off)
     constant_rule: npt.NDArray[np.bool_]  # [S] exact-constant rule applies
-    spike_step: F64  # [S] both steps of a spike exceed it (spike_k x step scale, >= max step); NaN or 0: no test
+    spike_step: F64  # [S] both steps of a spike exceed it (spike_k x step scale, >= max step); 0: no test
 
 
 def _params(sensors: tuple[str, ...], spec: HealthSpec, envelope: Mapping[str, Any] | None) -> _Params:
@@ -174,9 +174,9 @@ def _params(sensors: tuple[str, ...], spec: HealthSpec, envelope: Mapping[str, A
     constant_rule = np.isnan(min_std) & spec.stuck_constant & spec.stuck
     step_scale = np.array([_stat(envelope, s, "step_scale") for s in sensors])
     max_step = np.array([_stat(envelope, s, "max_step") for s in sensors])  # NaN (envelopes before it): no floor
-    with np.errstate(invalid="ignore"):  # fmax skips a NaN floor; no positive step scale: no test
-        spike_step = np.where(step_scale > 0, np.fmax(spec.spike_k * step_scale, max_step), 0.0)
-    spike_step = spike_step if spec.spikes else np.full(n, math.nan)
+    # fmax skips a NaN floor; no positive step scale (NaN, 0) or the rule off: 0, no test.
+    spike_step = np.where(step_scale > 0, np.fmax(spec.spike_k * step_scale, max_step), 0.0)
+    spike_step = spike_step if spec.spikes else np.zeros(n)
     return _Params(
         sensors,
         {s: j for j, s in enumerate(sensors)},
@@ -223,12 +223,11 @@ def _envelope_badness(values: F64, lo: F64, hi: F64, k: F64) -> F64:
 
 def _spike_badness(tails: F64, spike_step: F64) -> F64:
     """[B, S] badness of the out-and-back spikes in ``tails`` [B, R, S] (R >= 3); ``spike_step`` [B, S] the step
-    both sides of a spike exceed (NaN or 0: no test; see the module docstring)."""
+    both sides of a spike exceed (0: no test; see the module docstring)."""
     steps = np.diff(tails, axis=1)  # [B, R-1, S]
     into, out = steps[:, :-1, :], steps[:, 1:, :]  # the steps into and out of each interior row
-    with np.errstate(invalid="ignore"):
-        big = np.minimum(np.abs(into), np.abs(out)) > spike_step[:, None, :]  # NaN: False
-        spike = big & (np.sign(into) == -np.sign(out)) & (spike_step > 0)[:, None, :]
+    big = np.minimum(np.abs(into), np.abs(out)) > spike_step[:, None, :]
+    spike = big & (np.sign(into) == -np.sign(out)) & (spike_step > 0)[:, None, :]
     count = spike.sum(axis=1)  # [B, S]
     return np.where(count > 0, np.minimum(SPIKE_BADNESS + SPIKE_STEP * (count - 1), RANGE_CAP), 0.0)
 
